@@ -1,0 +1,44 @@
+//! The executor-neutral API of ginkgo-rs.
+//!
+//! Everything here is generic over a [`Runtime`], the backend contract. Applications use the
+//! `ginkgo` facade, which fixes the runtime at build time with a Cargo feature, so they never
+//! name a runtime; the conformance suite and other generic code use this crate directly.
+//!
+//! - [`task`]: [`spawn`], [`spawn_blocking`], [`JoinHandle`], [`JoinError`], and the entry
+//!   point [`block_on`].
+//! - [`time`]: `sleep`, `sleep_until`, `timeout`, `interval`, [`time::Instant`].
+//! - [`net`]: TCP, UDP and Unix-domain sockets with futures-io I/O.
+//! - [`signal`]: SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT as an async stream.
+//! - [`sync`]: channels, events and locks, re-exported from async-channel, event-listener and
+//!   async-lock.
+//! - [`runtime`]: the traits a backend implements; [`backend`]: helpers for implementing them.
+//!
+//! This crate depends on no executor: it compiles without tokio, async-std or smol.
+//!
+//! # Examples
+//!
+//! A function written once that runs on any backend:
+//!
+//! ```
+//! use std::time::Duration;
+//! use ginkgo_api::Runtime;
+//!
+//! async fn double_later<R: Runtime>(x: u32) -> u32 {
+//!     ginkgo_api::time::sleep::<R>(Duration::from_millis(1)).await;
+//!     ginkgo_api::spawn::<R, _>(async move { x * 2 }).await.unwrap()
+//! }
+//! # fn demo<R: Runtime>() { assert_eq!(ginkgo_api::block_on::<R, _>(double_later::<R>(21)), 42); }
+//! ```
+
+pub mod backend;
+pub mod io;
+pub mod net;
+pub mod runtime;
+#[cfg(unix)]
+pub mod signal;
+pub mod sync;
+pub mod task;
+pub mod time;
+
+pub use runtime::Runtime;
+pub use task::{AbortHandle, JoinError, JoinHandle, block_on, spawn, spawn_blocking};
