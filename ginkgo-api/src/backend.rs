@@ -103,7 +103,12 @@ impl<F: Future> Future for TaskFuture<F> {
 }
 
 /// Wraps a blocking closure: it is skipped if aborted before it starts, and its panic is caught.
-pub fn blocking<F, T>(f: F) -> (impl FnOnce() -> Result<T, JoinError> + Send + 'static, AbortFlag)
+pub fn blocking<F, T>(
+    f: F,
+) -> (
+    impl FnOnce() -> Result<T, JoinError> + Send + 'static,
+    AbortFlag,
+)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -118,4 +123,103 @@ where
         catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panicked)
     };
     (call, flag)
+}
+
+/// Implements futures-io `AsyncRead` for a newtype by forwarding to one of its fields.
+///
+/// `forward_async_read!(MyStream, 0)` forwards to `self.0`.
+#[macro_export]
+macro_rules! forward_async_read {
+    ($ty:ty, $field:tt) => {
+        impl $crate::io::AsyncRead for $ty {
+            #[inline]
+            fn poll_read(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_read(cx, buf)
+            }
+
+            #[inline]
+            fn poll_read_vectored(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_read_vectored(cx, bufs)
+            }
+        }
+    };
+}
+
+/// Implements futures-io `AsyncWrite` for a newtype by forwarding to one of its fields.
+///
+/// `forward_async_write!(MyStream, 0)` forwards to `self.0`.
+#[macro_export]
+macro_rules! forward_async_write {
+    ($ty:ty, $field:tt) => {
+        impl $crate::io::AsyncWrite for $ty {
+            #[inline]
+            fn poll_write(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_write(cx, buf)
+            }
+
+            #[inline]
+            fn poll_write_vectored(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_write_vectored(cx, bufs)
+            }
+
+            #[inline]
+            fn poll_flush(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_flush(cx)
+            }
+
+            #[inline]
+            fn poll_close(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_close(cx)
+            }
+        }
+    };
+}
+
+/// How many executor worker threads a backend runs: `GINKGO_WORKERS` if it is set, otherwise
+/// one per available core. An unusable `GINKGO_WORKERS` is reported on standard error, not
+/// silently ignored.
+pub fn worker_count() -> usize {
+    let default = || std::thread::available_parallelism().map_or(1, usize::from);
+    match std::env::var("GINKGO_WORKERS") {
+        Err(std::env::VarError::NotPresent) => default(),
+        Ok(value) => match value.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                let n = default();
+                eprintln!(
+                    "ginkgo: GINKGO_WORKERS={value:?} is not a positive whole number; using {n} (one per core)"
+                );
+                n
+            }
+        },
+        Err(std::env::VarError::NotUnicode(value)) => {
+            let n = default();
+            eprintln!(
+                "ginkgo: GINKGO_WORKERS={value:?} is not valid text; using {n} (one per core)"
+            );
+            n
+        }
+    }
 }

@@ -148,11 +148,16 @@ pub trait RawUdpSocket: Sized + Send + Sync + 'static {
     /// Sets the default peer for [`RawUdpSocket::send`] and filters [`RawUdpSocket::recv`].
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<()>> + Send;
     /// Sends a datagram to `target`.
-    fn send_to(&self, buf: &[u8], target: SocketAddr)
-    -> impl Future<Output = io::Result<usize>> + Send;
+    fn send_to(
+        &self,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send;
     /// Receives a datagram and its sender.
-    fn recv_from(&self, buf: &mut [u8])
-    -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
     /// Sends to the connected peer.
     fn send(&self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send;
     /// Receives from the connected peer.

@@ -82,9 +82,15 @@ impl Signal {
         let pid = i32::try_from(pid)
             .ok()
             .and_then(rustix::process::Pid::from_raw)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}")))?;
-        rustix::process::kill_process(pid, self.to_rustix())
-            .map_err(|err| io::Error::new(io::Error::from(err).kind(), format!("send {} to pid {pid:?}: {err}", self.name())))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}"))
+            })?;
+        rustix::process::kill_process(pid, self.to_rustix()).map_err(|err| {
+            io::Error::new(
+                io::Error::from(err).kind(),
+                format!("send {} to pid {pid:?}: {err}", self.name()),
+            )
+        })
     }
 
     /// Sends this signal to the current process.

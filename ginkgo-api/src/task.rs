@@ -19,7 +19,6 @@ use std::task::{Context, Poll};
 
 use crate::runtime::{RawAbortHandle, RawJoinHandle, Runtime};
 
-
 /// Spawns a future onto the runtime `R` and returns a handle to await its output.
 ///
 /// Must be called from within [`crate::block_on`] (or a task it spawned).

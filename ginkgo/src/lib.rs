@@ -1,1 +1,261 @@
-//! placeholder
+//! ginkgo-rs: build network daemons out of services, on the runtime of your choice.
+//!
+//! This is the facade applications depend on. The runtime is chosen at build time with one
+//! Cargo feature, and code written against this crate never names it:
+//!
+//! | feature | runtime | notes |
+//! |---|---|---|
+//! | `tokio` (default) | tokio, multi-threaded | |
+//! | `smol` | async-executor + async-io | recommended outside tokio |
+//! | `async-std` | async-std | discontinued upstream; kept working, prefer `smol` |
+//! | `threads` | one OS thread per task + async-io reactor | no executor at all |
+//!
+//! With several features enabled (as `--all-features` does), the first in the order
+//! **tokio, smol, async-std, threads** wins, so to pick smol write
+//! `ginkgo = { version = "0.1", default-features = false, features = ["smol"] }`.
+//! [`BACKEND`] names the one in use.
+//!
+//! - [`run`] starts the runtime and runs the program's main future.
+//! - [`spawn`], [`spawn_blocking`], [`JoinHandle`], [`JoinError`]: tasks with one contract on
+//!   every backend (drop detaches, `abort()` cancels, panics are reported, never propagated).
+//! - [`time`], [`net`], [`signal`], [`sync`], [`io`].
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fn main() {
+//!     let sum = ginkgo::run(async {
+//!         let a = ginkgo::spawn(async { 20 });
+//!         let b = ginkgo::spawn(async {
+//!             ginkgo::time::sleep(Duration::from_millis(1)).await;
+//!             22
+//!         });
+//!         a.await.unwrap() + b.await.unwrap()
+//!     });
+//!     assert_eq!(sum, 42);
+//! }
+//! ```
+
+#[cfg(not(any(
+    feature = "tokio",
+    feature = "smol",
+    feature = "async-std",
+    feature = "threads"
+)))]
+compile_error!(
+    "ginkgo needs a runtime: enable one of the features `tokio` (default), `smol`, `async-std` or `threads`"
+);
+
+use std::future::Future;
+
+/// The runtime chosen at build time. Generic code (such as the service layer) is written over
+/// [`ginkgo_api::Runtime`]; this alias is how the facade fixes it.
+#[cfg(feature = "tokio")]
+pub type Backend = ginkgo_backend_tokio::Tokio;
+/// The runtime chosen at build time.
+#[cfg(all(feature = "smol", not(feature = "tokio")))]
+pub type Backend = ginkgo_backend_smol::Smol;
+/// The runtime chosen at build time.
+#[cfg(all(feature = "async-std", not(any(feature = "tokio", feature = "smol"))))]
+pub type Backend = ginkgo_backend_async_std::AsyncStd;
+/// The runtime chosen at build time.
+#[cfg(all(
+    feature = "threads",
+    not(any(feature = "tokio", feature = "smol", feature = "async-std"))
+))]
+pub type Backend = ginkgo_backend_threads::Threads;
+
+pub use ginkgo_api::Runtime;
+pub use ginkgo_api::task::JoinError;
+pub use ginkgo_api::{io, sync};
+
+/// The name of the runtime chosen at build time: `"tokio"`, `"smol"`, `"async-std"` or
+/// `"threads"`.
+pub const BACKEND: &str = <Backend as Runtime>::NAME;
+
+/// A handle to a spawned task; see [`ginkgo_api::task`] for the contract.
+pub type JoinHandle<T> = ginkgo_api::JoinHandle<T, Backend>;
+
+/// A cloneable handle that aborts a task.
+pub type AbortHandle = ginkgo_api::AbortHandle<Backend>;
+
+/// Starts the runtime, runs `future` to completion and returns its output: what `main` calls.
+///
+/// # Examples
+///
+/// ```
+/// let answer = ginkgo::run(async { 42 });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<F: Future>(future: F) -> F::Output {
+    ginkgo_api::block_on::<Backend, F>(future)
+}
+
+/// Spawns a task. Dropping the handle detaches it; [`JoinHandle::abort`] cancels it.
+///
+/// # Examples
+///
+/// ```
+/// ginkgo::run(async {
+///     let task = ginkgo::spawn(async { "done" });
+///     assert_eq!(task.await.unwrap(), "done");
+/// });
+/// ```
+#[inline]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    ginkgo_api::spawn::<Backend, F>(future)
+}
+
+/// Runs a blocking closure where blocking is allowed.
+///
+/// # Examples
+///
+/// ```
+/// ginkgo::run(async {
+///     let text = ginkgo::spawn_blocking(|| std::fs::read_to_string("Cargo.toml"));
+///     assert!(text.await.unwrap().is_ok());
+/// });
+/// ```
+#[inline]
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    ginkgo_api::spawn_blocking::<Backend, F, T>(f)
+}
+
+pub mod time {
+    //! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`] and [`Instant`].
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! ginkgo::run(async {
+    //!     let slow = ginkgo::time::sleep(Duration::from_secs(60));
+    //!     assert!(ginkgo::time::timeout(Duration::from_millis(5), slow).await.is_err());
+    //! });
+    //! ```
+
+    use std::future::Future;
+    use std::time::Duration;
+
+    use super::Backend;
+    pub use ginkgo_api::time::{Elapsed, Instant};
+
+    /// The future of [`sleep`] and [`sleep_until`].
+    pub type Sleep = ginkgo_api::time::Sleep<Backend>;
+    /// The future of [`timeout`] and [`timeout_at`].
+    pub type Timeout<F> = ginkgo_api::time::Timeout<Backend, F>;
+    /// The ticker of [`interval`].
+    pub type Interval = ginkgo_api::time::Interval<Backend>;
+
+    /// Waits until `duration` has passed; never completes early.
+    pub fn sleep(duration: Duration) -> Sleep {
+        ginkgo_api::time::sleep::<Backend>(duration)
+    }
+
+    /// Waits until `deadline`.
+    pub fn sleep_until(deadline: Instant) -> Sleep {
+        ginkgo_api::time::sleep_until::<Backend>(deadline)
+    }
+
+    /// Runs `future`, giving up with [`Elapsed`] after `duration`.
+    pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+        ginkgo_api::time::timeout::<Backend, F>(duration, future)
+    }
+
+    /// Runs `future`, giving up with [`Elapsed`] at `deadline`.
+    pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+        ginkgo_api::time::timeout_at::<Backend, F>(deadline, future)
+    }
+
+    /// Ticks every `period`, the first tick at once; missed ticks are skipped.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `period` is zero.
+    pub fn interval(period: Duration) -> Interval {
+        ginkgo_api::time::interval::<Backend>(period)
+    }
+
+    /// Ticks every `period`, the first tick at `start`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `period` is zero.
+    pub fn interval_at(start: Instant, period: Duration) -> Interval {
+        ginkgo_api::time::interval_at::<Backend>(start, period)
+    }
+}
+
+pub mod net {
+    //! TCP, UDP and Unix-domain sockets with futures-io I/O.
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use ginkgo::io::{AsyncReadExt, AsyncWriteExt};
+    //! use ginkgo::net::{TcpListener, TcpStream};
+    //!
+    //! ginkgo::run(async {
+    //!     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    //!     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+    //!     let (mut server, _) = listener.accept().await?;
+    //!     client.write_all(b"ping").await?;
+    //!     let mut buf = [0; 4];
+    //!     server.read_exact(&mut buf).await?;
+    //!     assert_eq!(&buf, b"ping");
+    //!     std::io::Result::Ok(())
+    //! }).unwrap();
+    //! ```
+
+    use super::Backend;
+    pub use ginkgo_api::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, ToSocketAddrs};
+
+    /// A TCP server socket.
+    pub type TcpListener = ginkgo_api::net::TcpListener<Backend>;
+    /// A TCP connection.
+    pub type TcpStream = ginkgo_api::net::TcpStream<Backend>;
+    /// The read half of a [`TcpStream`].
+    pub type OwnedReadHalf = ginkgo_api::net::OwnedReadHalf<Backend>;
+    /// The write half of a [`TcpStream`].
+    pub type OwnedWriteHalf = ginkgo_api::net::OwnedWriteHalf<Backend>;
+    /// A UDP socket.
+    pub type UdpSocket = ginkgo_api::net::UdpSocket<Backend>;
+    /// A Unix-domain stream listener.
+    #[cfg(unix)]
+    pub type UnixListener = ginkgo_api::net::UnixListener<Backend>;
+    /// A Unix-domain stream connection.
+    #[cfg(unix)]
+    pub type UnixStream = ginkgo_api::net::UnixStream<Backend>;
+}
+
+#[cfg(unix)]
+pub mod signal {
+    //! Unix signals as an async stream.
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use ginkgo::signal::{Signal, Signals};
+    //! ginkgo::run(async {
+    //!     let mut signals = Signals::new(&[Signal::Usr2])?;
+    //!     Signal::Usr2.raise()?;
+    //!     assert_eq!(signals.recv().await, Some(Signal::Usr2));
+    //!     std::io::Result::Ok(())
+    //! }).unwrap();
+    //! ```
+
+    pub use ginkgo_api::signal::Signal;
+
+    /// A stream of registered signals.
+    pub type Signals = ginkgo_api::signal::Signals<super::Backend>;
+}

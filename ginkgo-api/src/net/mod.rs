@@ -89,6 +89,10 @@ macro_rules! delegate_async_write {
 pub(crate) use {delegate_async_read, delegate_async_write};
 
 /// Adds `what` and `target` to an I/O error, keeping its kind, so the message says what failed.
-pub(crate) fn context(err: std::io::Error, what: &str, target: impl std::fmt::Display) -> std::io::Error {
+pub(crate) fn context(
+    err: std::io::Error,
+    what: &str,
+    target: impl std::fmt::Display,
+) -> std::io::Error {
     std::io::Error::new(err.kind(), format!("{what} {target}: {err}"))
 }

@@ -42,8 +42,8 @@ impl<R: Runtime> UnixListener<R> {
     /// writable; the message names the path.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let raw = R::UnixListener::bind(path)
-            .map_err(|err| context(err, "bind", path.display()))?;
+        let raw =
+            R::UnixListener::bind(path).map_err(|err| context(err, "bind", path.display()))?;
         Ok(Self { raw })
     }
 

@@ -1,0 +1,182 @@
+//! [`async_net`] sockets behind the ginkgo socket contract.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::unix::net::SocketAddr as UnixSocketAddr;
+use std::path::Path;
+
+use ginkgo_api::runtime::{
+    RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener, RawUnixStream,
+};
+use ginkgo_api::{forward_async_read, forward_async_write};
+
+/// A TCP listener on the async-io reactor.
+#[derive(Debug)]
+pub struct TcpListener(async_net::TcpListener);
+
+impl RawTcpListener for TcpListener {
+    type Stream = TcpStream;
+
+    async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        async_net::TcpListener::bind(addr).await.map(Self)
+    }
+
+    fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        // `Async::new` switches the socket to non-blocking mode.
+        async_net::TcpListener::try_from(listener).map(Self)
+    }
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
+        Ok((TcpStream(stream), peer))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A TCP connection on the async-io reactor.
+#[derive(Debug)]
+pub struct TcpStream(async_net::TcpStream);
+
+forward_async_read!(TcpStream, 0);
+forward_async_write!(TcpStream, 0);
+
+/// The read half of a [`TcpStream`]: a second handle to the same socket.
+#[derive(Debug)]
+pub struct TcpReadHalf(async_net::TcpStream);
+
+forward_async_read!(TcpReadHalf, 0);
+
+/// The write half of a [`TcpStream`]; shuts down the write direction when dropped.
+#[derive(Debug)]
+pub struct TcpWriteHalf(async_net::TcpStream);
+
+forward_async_write!(TcpWriteHalf, 0);
+
+impl Drop for TcpWriteHalf {
+    fn drop(&mut self) {
+        // Same as tokio's owned write half: the peer sees end-of-file. The socket may already be
+        // gone, which is fine.
+        let _ = self.0.shutdown(Shutdown::Write);
+    }
+}
+
+impl RawTcpStream for TcpStream {
+    type ReadHalf = TcpReadHalf;
+    type WriteHalf = TcpWriteHalf;
+
+    async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        async_net::TcpStream::connect(addr).await.map(Self)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+
+    fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.0.set_nodelay(nodelay)
+    }
+
+    fn nodelay(&self) -> io::Result<bool> {
+        self.0.nodelay()
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.shutdown(how)
+    }
+
+    fn into_split(self) -> (TcpReadHalf, TcpWriteHalf) {
+        (TcpReadHalf(self.0.clone()), TcpWriteHalf(self.0))
+    }
+}
+
+/// A UDP socket on the async-io reactor.
+#[derive(Debug)]
+pub struct UdpSocket(async_net::UdpSocket);
+
+impl RawUdpSocket for UdpSocket {
+    async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        async_net::UdpSocket::bind(addr).await.map(Self)
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        self.0.connect(addr).await
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.0.send_to(buf, target).await
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.recv_from(buf).await
+    }
+
+    async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf).await
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.recv(buf).await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+/// A Unix-domain listener on the async-io reactor.
+#[derive(Debug)]
+pub struct UnixListener(async_net::unix::UnixListener);
+
+impl RawUnixListener for UnixListener {
+    type Stream = UnixStream;
+
+    fn bind(path: &Path) -> io::Result<Self> {
+        async_net::unix::UnixListener::bind(path).map(Self)
+    }
+
+    fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<Self> {
+        async_net::unix::UnixListener::try_from(listener).map(Self)
+    }
+
+    async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
+        let (stream, addr) = self.0.accept().await?;
+        Ok((UnixStream(stream), addr))
+    }
+
+    fn local_addr(&self) -> io::Result<UnixSocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A Unix-domain connection on the async-io reactor.
+#[derive(Debug)]
+pub struct UnixStream(async_net::unix::UnixStream);
+
+forward_async_read!(UnixStream, 0);
+forward_async_write!(UnixStream, 0);
+
+impl RawUnixStream for UnixStream {
+    async fn connect(path: &Path) -> io::Result<Self> {
+        async_net::unix::UnixStream::connect(path).await.map(Self)
+    }
+
+    fn pair() -> io::Result<(Self, Self)> {
+        let (a, b) = async_net::unix::UnixStream::pair()?;
+        Ok((Self(a), Self(b)))
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.shutdown(how)
+    }
+}

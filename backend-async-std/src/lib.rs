@@ -1,0 +1,295 @@
+//! The async-std backend of ginkgo-rs.
+//!
+//! **async-std is discontinued upstream** (its 1.13 release notes say "use smol instead"). This
+//! backend keeps working on async-std's own APIs (its global executor, `spawn_blocking` and
+//! `async_std::net`) for programs that already depend on it, and it will receive no new
+//! features of its own. New programs should choose the `smol` backend, which runs on the same
+//! reactor.
+//!
+//! async-std has no signal API and no nameable, resettable timer type; both come from the
+//! async-io reactor that async-std itself runs on (its `task::sleep` is an async-io timer).
+//!
+//! # Examples
+//!
+//! ```
+//! use ginkgo_backend_async_std::AsyncStd;
+//! let v = ginkgo_api::block_on::<AsyncStd, _>(async {
+//!     ginkgo_api::spawn::<AsyncStd, _>(async { 7 }).await.unwrap()
+//! });
+//! assert_eq!(v, 7);
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::unix::net::SocketAddr as UnixSocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use ginkgo_api::Runtime;
+use ginkgo_api::backend::{self, AbortFlag};
+use ginkgo_api::runtime::{
+    RawAbortHandle, RawJoinHandle, RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener,
+    RawUnixStream,
+};
+use ginkgo_api::task::JoinError;
+use ginkgo_api::{forward_async_read, forward_async_write};
+use ginkgo_backend_async_io::{Signals, Sleep};
+
+/// The async-std runtime marker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStd;
+
+/// A task handle; async-std's own handle already detaches on drop.
+pub struct JoinHandle<T> {
+    handle: async_std::task::JoinHandle<Result<T, JoinError>>,
+    flag: AbortFlag,
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.handle).poll(cx)
+    }
+}
+
+impl<T: Send + 'static> RawJoinHandle<T> for JoinHandle<T> {
+    type AbortHandle = AbortFlag;
+
+    fn abort(&self) {
+        self.flag.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.flag.is_finished()
+    }
+
+    fn abort_handle(&self) -> AbortFlag {
+        self.flag.clone()
+    }
+}
+
+impl Runtime for AsyncStd {
+    const NAME: &'static str = "async-std";
+
+    type JoinHandle<T: Send + 'static> = JoinHandle<T>;
+    type AbortHandle = AbortFlag;
+    type Sleep = Sleep;
+    type TcpListener = TcpListener;
+    type TcpStream = TcpStream;
+    type UdpSocket = UdpSocket;
+    type UnixListener = UnixListener;
+    type UnixStream = UnixStream;
+    type Signals = Signals;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        async_std::task::block_on(future)
+    }
+
+    #[inline]
+    fn spawn<F>(future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (future, flag) = backend::task(future);
+        JoinHandle {
+            handle: async_std::task::spawn(future),
+            flag,
+        }
+    }
+
+    fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (call, flag) = backend::blocking(f);
+        JoinHandle {
+            handle: async_std::task::spawn_blocking(call),
+            flag,
+        }
+    }
+
+    fn sleep_until(deadline: Instant) -> Sleep {
+        Sleep::until(deadline)
+    }
+}
+
+/// A TCP listener (`async_std::net::TcpListener`).
+#[derive(Debug)]
+pub struct TcpListener(async_std::net::TcpListener);
+
+impl RawTcpListener for TcpListener {
+    type Stream = TcpStream;
+
+    async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        async_std::net::TcpListener::bind(addr).await.map(Self)
+    }
+
+    fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self(listener.into()))
+    }
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
+        Ok((TcpStream(stream), peer))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A TCP connection (`async_std::net::TcpStream`).
+#[derive(Debug)]
+pub struct TcpStream(async_std::net::TcpStream);
+
+forward_async_read!(TcpStream, 0);
+forward_async_write!(TcpStream, 0);
+
+/// The read half of a [`TcpStream`]: a second handle to the same socket.
+#[derive(Debug)]
+pub struct TcpReadHalf(async_std::net::TcpStream);
+
+forward_async_read!(TcpReadHalf, 0);
+
+/// The write half of a [`TcpStream`]; shuts down the write direction when dropped.
+#[derive(Debug)]
+pub struct TcpWriteHalf(async_std::net::TcpStream);
+
+forward_async_write!(TcpWriteHalf, 0);
+
+impl Drop for TcpWriteHalf {
+    fn drop(&mut self) {
+        // Same as tokio's owned write half; the socket may already be gone, which is fine.
+        let _ = self.0.shutdown(Shutdown::Write);
+    }
+}
+
+impl RawTcpStream for TcpStream {
+    type ReadHalf = TcpReadHalf;
+    type WriteHalf = TcpWriteHalf;
+
+    async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        async_std::net::TcpStream::connect(addr).await.map(Self)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+
+    fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.0.set_nodelay(nodelay)
+    }
+
+    fn nodelay(&self) -> io::Result<bool> {
+        self.0.nodelay()
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.shutdown(how)
+    }
+
+    fn into_split(self) -> (TcpReadHalf, TcpWriteHalf) {
+        (TcpReadHalf(self.0.clone()), TcpWriteHalf(self.0))
+    }
+}
+
+/// A UDP socket (`async_std::net::UdpSocket`).
+#[derive(Debug)]
+pub struct UdpSocket(async_std::net::UdpSocket);
+
+impl RawUdpSocket for UdpSocket {
+    async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        async_std::net::UdpSocket::bind(addr).await.map(Self)
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        self.0.connect(addr).await
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.0.send_to(buf, target).await
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.recv_from(buf).await
+    }
+
+    async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf).await
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.recv(buf).await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+/// A Unix-domain listener (`async_std::os::unix::net::UnixListener`).
+#[derive(Debug)]
+pub struct UnixListener(async_std::os::unix::net::UnixListener);
+
+impl RawUnixListener for UnixListener {
+    type Stream = UnixStream;
+
+    fn bind(path: &Path) -> io::Result<Self> {
+        // async-std's `bind` is async only to look like the rest; binding never blocks.
+        Self::from_std(std::os::unix::net::UnixListener::bind(path)?)
+    }
+
+    fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self(listener.into()))
+    }
+
+    async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
+        let (stream, addr) = self.0.accept().await?;
+        Ok((UnixStream(stream), addr))
+    }
+
+    fn local_addr(&self) -> io::Result<UnixSocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A Unix-domain connection (`async_std::os::unix::net::UnixStream`).
+#[derive(Debug)]
+pub struct UnixStream(async_std::os::unix::net::UnixStream);
+
+forward_async_read!(UnixStream, 0);
+forward_async_write!(UnixStream, 0);
+
+impl RawUnixStream for UnixStream {
+    async fn connect(path: &Path) -> io::Result<Self> {
+        async_std::os::unix::net::UnixStream::connect(path)
+            .await
+            .map(Self)
+    }
+
+    fn pair() -> io::Result<(Self, Self)> {
+        let (a, b) = async_std::os::unix::net::UnixStream::pair()?;
+        Ok((Self(a), Self(b)))
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.shutdown(how)
+    }
+}

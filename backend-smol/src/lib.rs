@@ -1,0 +1,150 @@
+//! The smol backend of ginkgo-rs.
+//!
+//! Tasks run on one [`async_executor::Executor`] shared by the process and driven by one worker
+//! thread per available core (set `GINKGO_WORKERS` to change that), started when the first task
+//! is spawned. Timers, sockets and signals come from the async-io reactor through
+//! [`ginkgo_backend_async_io`]; blocking closures run on the `blocking` crate's thread pool,
+//! exactly as `smol::unblock` does.
+//!
+//! Applications select it with the `smol` feature of the `ginkgo` facade instead of naming
+//! [`Smol`] themselves.
+//!
+//! # Examples
+//!
+//! ```
+//! use ginkgo_backend_smol::Smol;
+//! let v = ginkgo_api::block_on::<Smol, _>(async {
+//!     ginkgo_api::spawn::<Smol, _>(async { 7 }).await.unwrap()
+//! });
+//! assert_eq!(v, 7);
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_executor::Executor;
+use ginkgo_api::Runtime;
+use ginkgo_api::backend::{self, AbortFlag};
+use ginkgo_api::runtime::{RawAbortHandle, RawJoinHandle};
+use ginkgo_api::task::JoinError;
+use ginkgo_backend_async_io::{Signals, Sleep, net};
+
+/// The smol runtime marker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smol;
+
+/// The process-wide executor, with its worker threads started on first use.
+fn executor() -> &'static Executor<'static> {
+    static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
+    static WORKERS: OnceLock<()> = OnceLock::new();
+    let executor = EXECUTOR.get_or_init(Executor::new);
+    WORKERS.get_or_init(|| {
+        for index in 0..backend::worker_count() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("ginkgo-smol-{index}"))
+                .spawn(move || {
+                    async_io::block_on(executor.run(std::future::pending::<()>()));
+                });
+            // Running with fewer workers beats failing: at least one thread (the first) is
+            // needed, and if even that fails the OS is out of threads for everything else too.
+            if let Err(err) = spawned {
+                assert!(index > 0, "could not start a smol worker thread: {err}");
+            }
+        }
+    });
+    executor
+}
+
+/// A task handle that detaches on drop (smol's own `Task` cancels on drop).
+pub struct JoinHandle<T> {
+    task: Option<async_task::Task<Result<T, JoinError>>>,
+    flag: AbortFlag,
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.task.as_mut() {
+            Some(task) => Pin::new(task).poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T: Send + 'static> RawJoinHandle<T> for JoinHandle<T> {
+    type AbortHandle = AbortFlag;
+
+    fn abort(&self) {
+        self.flag.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(async_task::Task::is_finished)
+    }
+
+    fn abort_handle(&self) -> AbortFlag {
+        self.flag.clone()
+    }
+}
+
+impl Runtime for Smol {
+    const NAME: &'static str = "smol";
+
+    type JoinHandle<T: Send + 'static> = JoinHandle<T>;
+    type AbortHandle = AbortFlag;
+    type Sleep = Sleep;
+    type TcpListener = net::TcpListener;
+    type TcpStream = net::TcpStream;
+    type UdpSocket = net::UdpSocket;
+    type UnixListener = net::UnixListener;
+    type UnixStream = net::UnixStream;
+    type Signals = Signals;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        // Start the workers now so that tasks spawned by `future` run at once.
+        executor();
+        async_io::block_on(future)
+    }
+
+    #[inline]
+    fn spawn<F>(future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (future, flag) = backend::task(future);
+        JoinHandle {
+            task: Some(executor().spawn(future)),
+            flag,
+        }
+    }
+
+    fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (call, flag) = backend::blocking(f);
+        JoinHandle {
+            task: Some(blocking::unblock(call)),
+            flag,
+        }
+    }
+
+    fn sleep_until(deadline: Instant) -> Sleep {
+        Sleep::until(deadline)
+    }
+}
