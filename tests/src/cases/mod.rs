@@ -1,0 +1,8 @@
+//! The conformance cases, one module per area. Each case is `async fn name<R: Runtime>()` and
+//! panics on failure.
+
+pub mod net;
+pub mod signal;
+pub mod sync;
+pub mod task;
+pub mod time;

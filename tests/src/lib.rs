@@ -1,0 +1,83 @@
+//! The ginkgo-rs conformance suite.
+//!
+//! Every case is an `async fn case<R: Runtime>()` written once in [`cases`], grouped by area.
+//! [`conformance_suite!`] turns the whole list into `#[test]` functions for one runtime; the
+//! test files instantiate it once per backend inside a module named after the backend, so the
+//! tests are listed as `tokio::tcp_echo_1mib_split`, `smol::tcp_echo_1mib_split`, and so on.
+
+pub mod cases;
+pub mod support;
+
+/// Expands to one `#[test]` per conformance case for the runtime type `$rt`.
+///
+/// This is the single list of cases: adding a case here adds it to every backend.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($rt:ty) => {
+        $crate::conformance_tests!($rt;
+            // tasks
+            task::join_value,
+            task::join_many,
+            task::panic_reports_message,
+            task::abort_cancels,
+            task::abort_handle_cancels,
+            task::dropped_handle_task_completes,
+            task::is_finished_tracks_completion,
+            task::spawn_blocking_value,
+            task::spawn_blocking_panic,
+            task::spawn_blocking_abort_while_running,
+            task::nested_spawn,
+            task::entry_point_returns_value,
+            // time
+            time::sleep_never_early,
+            time::sleep_until_deadline,
+            time::sleep_reset_moves_deadline,
+            time::timeout_fires,
+            time::timeout_passes_value,
+            time::timeout_drops_future,
+            time::interval_ticks,
+            time::sleeps_run_concurrently,
+            // net
+            net::tcp_echo_1mib_split,
+            net::tcp_1000_connections,
+            net::accept_cancelled_by_timeout,
+            net::connect_closed_port_errors,
+            net::tcp_addresses_and_nodelay,
+            net::tcp_shutdown_write_gives_eof,
+            net::listener_from_std,
+            net::bind_in_use_errors,
+            net::connect_by_host_name,
+            net::udp_round_trip,
+            net::udp_connected,
+            net::unix_round_trip,
+            net::unix_pair_and_from_std,
+            net::unix_bind_existing_path_errors,
+            // signals
+            signal::sigusr1_raised_to_self_is_received,
+            signal::several_signals_on_one_stream,
+            // sync primitives
+            sync::channel_across_tasks,
+            sync::event_wakes_waiters,
+            sync::mutex_across_tasks,
+            sync::semaphore_limits_concurrency,
+            sync::rwlock_readers_share,
+        );
+    };
+}
+
+/// Implementation detail of [`conformance_suite!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_tests {
+    ($rt:ty; $($area:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::support::run::<$rt, _>(
+                    concat!(stringify!($area), "::", stringify!($case)),
+                    $crate::cases::$area::$case::<$rt>(),
+                );
+            }
+        )*
+    };
+}

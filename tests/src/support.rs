@@ -1,0 +1,78 @@
+//! Helpers shared by the cases: the test driver with its watchdog, drop probes, polling.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ginkgo_api::Runtime;
+
+/// How long one case may run before the whole test process is aborted. A hung case would
+/// otherwise hang CI; aborting names the case and fails loudly.
+pub const CASE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs one case on runtime `R` under a watchdog.
+pub fn run<R: Runtime, F: Future<Output = ()>>(name: &str, case: F) {
+    raise_fd_limit();
+    let (done, finished) = mpsc::channel::<()>();
+    let label = format!("{}::{name}", R::NAME);
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(CASE_LIMIT) {
+            eprintln!("conformance case {label} did not finish within {CASE_LIMIT:?}; aborting");
+            std::process::abort();
+        }
+    });
+    ginkgo_api::block_on::<R, _>(case);
+    drop(done);
+    let _ = watchdog.join();
+}
+
+/// Lifts the soft open-file limit to the hard limit: the 1,000-connection case needs about
+/// 2,000 descriptors and some machines start with a soft limit of 1,024.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        // Best effort: if it fails, the case that needs it reports its own error.
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
+/// A flag that is set when the probe is dropped: proves that a future was really dropped.
+#[derive(Debug)]
+pub struct DropProbe(Arc<AtomicBool>);
+
+impl DropProbe {
+    /// A probe and the flag it sets when dropped.
+    pub fn new() -> (Self, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Self(flag.clone()), flag)
+    }
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Polls `condition` every millisecond until it holds; panics after `limit`.
+pub async fn eventually<R: Runtime>(what: &str, limit: Duration, condition: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "{what}: still false after {limit:?}");
+        ginkgo_api::time::sleep::<R>(Duration::from_millis(1)).await;
+    }
+}
+
+/// A unique path for a Unix socket in the temporary directory.
+pub fn socket_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("ginkgo-{}-{tag}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
