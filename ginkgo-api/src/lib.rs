@@ -9,6 +9,7 @@
 //! - [`time`]: `sleep`, `sleep_until`, `timeout`, `interval`, [`time::Instant`].
 //! - [`net`]: TCP, UDP and Unix-domain sockets with futures-io I/O.
 //! - [`signal`]: SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT as an async stream.
+//! - [`future`]: combinators such as [`future::or`] and [`future::zip`] (from futures-lite).
 //! - [`sync`]: channels, events and locks, re-exported from async-channel, event-listener and
 //!   async-lock.
 //! - [`runtime`]: the traits a backend implements; [`backend`]: helpers for implementing them.
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod backend;
+pub mod future;
 pub mod io;
 pub mod net;
 pub mod runtime;

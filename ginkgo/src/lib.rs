@@ -18,7 +18,7 @@
 //! - [`run`] starts the runtime and runs the program's main future.
 //! - [`spawn`], [`spawn_blocking`], [`JoinHandle`], [`JoinError`]: tasks with one contract on
 //!   every backend (drop detaches, `abort()` cancels, panics are reported, never propagated).
-//! - [`time`], [`net`], [`signal`], [`sync`], [`io`].
+//! - [`time`], [`net`], [`signal`], [`sync`], [`io`], [`future`].
 //!
 //! # Examples
 //!
@@ -69,7 +69,7 @@ pub type Backend = ginkgo_backend_threads::Threads;
 
 pub use ginkgo_api::Runtime;
 pub use ginkgo_api::task::JoinError;
-pub use ginkgo_api::{io, sync};
+pub use ginkgo_api::{future, io, sync};
 
 /// The name of the runtime chosen at build time: `"tokio"`, `"smol"`, `"async-std"` or
 /// `"threads"`.

@@ -62,7 +62,10 @@ impl Drop for DropProbe {
 pub async fn eventually<R: Runtime>(what: &str, limit: Duration, condition: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !condition() {
-        assert!(start.elapsed() < limit, "{what}: still false after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what}: still false after {limit:?}"
+        );
         ginkgo_api::time::sleep::<R>(Duration::from_millis(1)).await;
     }
 }

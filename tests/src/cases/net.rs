@@ -50,7 +50,10 @@ pub async fn tcp_echo_1mib_split<R: Runtime>() {
         .expect("echo finished in time")
         .expect("read echo");
     writer.await.expect("writer task").expect("write");
-    assert_eq!(server.await.expect("server task").expect("server io"), 1 << 20);
+    assert_eq!(
+        server.await.expect("server task").expect("server io"),
+        1 << 20
+    );
     assert_eq!(echoed.len(), data.len());
     assert!(echoed == data, "echoed bytes differ from the sent ones");
 }
@@ -93,7 +96,11 @@ pub async fn tcp_1000_connections<R: Runtime>() {
                 stream.write_all(&i.to_be_bytes()).await?;
                 let mut buf = [0u8; 8];
                 stream.read_exact(&mut buf).await?;
-                assert_eq!(u64::from_be_bytes(buf), i, "connection {i} got another's echo");
+                assert_eq!(
+                    u64::from_be_bytes(buf),
+                    i,
+                    "connection {i} got another's echo"
+                );
                 std::io::Result::Ok(())
             })
         })
@@ -135,7 +142,10 @@ pub async fn connect_closed_port_errors<R: Runtime>() {
         .expect("refusal is immediate on loopback")
         .expect_err("nothing listens there");
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
-    assert!(err.to_string().contains(&addr.to_string()), "message {err} names {addr}");
+    assert!(
+        err.to_string().contains(&addr.to_string()),
+        "message {err} names {addr}"
+    );
 }
 
 /// Local and peer addresses agree from both ends; `TCP_NODELAY` can be set and read back.
@@ -195,9 +205,14 @@ pub async fn listener_from_std<R: Runtime>() {
 pub async fn bind_in_use_errors<R: Runtime>() {
     let first = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
     let addr = first.local_addr().expect("local addr");
-    let err = TcpListener::<R>::bind(addr).await.expect_err("address in use");
+    let err = TcpListener::<R>::bind(addr)
+        .await
+        .expect_err("address in use");
     assert_eq!(err.kind(), ErrorKind::AddrInUse);
-    assert!(err.to_string().contains(&addr.to_string()), "message {err} names {addr}");
+    assert!(
+        err.to_string().contains(&addr.to_string()),
+        "message {err} names {addr}"
+    );
 }
 
 /// A host name resolves (off the executor) and each address is tried in turn: `localhost` may
@@ -212,7 +227,10 @@ pub async fn connect_by_host_name<R: Runtime>() {
     let err = TcpStream::<R>::connect("host.invalid:80")
         .await
         .expect_err("the .invalid domain never resolves");
-    assert!(err.to_string().contains("host.invalid"), "message {err} names the host");
+    assert!(
+        err.to_string().contains("host.invalid"),
+        "message {err} names the host"
+    );
 }
 
 /// Datagrams travel both ways with the right sender addresses.
@@ -240,7 +258,9 @@ pub async fn udp_connected<R: Runtime>() {
     assert!(a.peer_addr().is_err(), "not connected yet");
     a.connect(b_addr).await.expect("connect");
     assert_eq!(a.peer_addr().expect("peer"), b_addr);
-    b.connect(a.local_addr().expect("a")).await.expect("connect back");
+    b.connect(a.local_addr().expect("a"))
+        .await
+        .expect("connect back");
     a.send(b"hello").await.expect("send");
     let mut buf = [0u8; 16];
     let n = timeout::<R, _>(LIMIT, b.recv(&mut buf))

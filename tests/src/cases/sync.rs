@@ -115,7 +115,10 @@ pub async fn semaphore_limits_concurrency<R: Runtime>() {
         task.await.expect("worker");
     }
     let most = most.load(Ordering::SeqCst);
-    assert!((1..=3).contains(&most), "{most} tasks held a permit at once");
+    assert!(
+        (1..=3).contains(&most),
+        "{most} tasks held a permit at once"
+    );
 }
 
 /// Readers share an RwLock; a writer waits for them and then sees exclusive access.

@@ -17,7 +17,9 @@ pub async fn join_value<R: Runtime>() {
 
 /// A thousand tasks all run and all join.
 pub async fn join_many<R: Runtime>() {
-    let handles: Vec<_> = (0..1000u64).map(|i| spawn::<R, _>(async move { i })).collect();
+    let handles: Vec<_> = (0..1000u64)
+        .map(|i| spawn::<R, _>(async move { i }))
+        .collect();
     let mut sum = 0;
     for handle in handles {
         sum += handle.await.expect("task returned");
@@ -117,7 +119,10 @@ pub async fn spawn_blocking_value<R: Runtime>() {
     .await
     .expect("closure returned");
     assert_eq!(value, 9);
-    assert_ne!(thread, caller, "blocking work must not run on the awaiting thread");
+    assert_ne!(
+        thread, caller,
+        "blocking work must not run on the awaiting thread"
+    );
 }
 
 /// A panic in a blocking closure is reported like a task panic.

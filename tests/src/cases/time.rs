@@ -30,7 +30,10 @@ pub async fn sleep_until_deadline<R: Runtime>() {
     let past = Instant::now() - Duration::from_millis(5);
     let start = Instant::now();
     sleep_until::<R>(past).await;
-    assert!(start.elapsed() < Duration::from_secs(1), "a past deadline waits for nothing");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "a past deadline waits for nothing"
+    );
 }
 
 /// Resetting a sleep moves its deadline, earlier or later.
@@ -41,7 +44,10 @@ pub async fn sleep_reset_moves_deadline<R: Runtime>() {
     timer.as_mut().await;
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(10));
-    assert!(took < Duration::from_secs(60), "reset to an earlier deadline took {took:?}");
+    assert!(
+        took < Duration::from_secs(60),
+        "reset to an earlier deadline took {took:?}"
+    );
     assert!(timer.is_elapsed());
 
     let later = Instant::now() + Duration::from_millis(20);
@@ -58,7 +64,10 @@ pub async fn timeout_fires<R: Runtime>() {
     let err = result.expect_err("pending never finishes");
     assert!(start.elapsed() >= Duration::from_millis(20));
     assert_eq!(err.to_string(), "deadline has elapsed");
-    assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::TimedOut
+    );
 }
 
 /// A timeout passes the value through when the future is fast enough, without waiting for the
@@ -82,7 +91,11 @@ pub async fn timeout_drops_future<R: Runtime>() {
         let _probe = probe;
         std::future::pending::<()>().await;
     };
-    assert!(timeout::<R, _>(Duration::from_millis(5), inner).await.is_err());
+    assert!(
+        timeout::<R, _>(Duration::from_millis(5), inner)
+            .await
+            .is_err()
+    );
     assert!(dropped.load(Ordering::SeqCst));
 }
 
@@ -99,7 +112,11 @@ pub async fn interval_ticks<R: Runtime>() {
         assert!(Instant::now() >= at, "a tick fired before its instant");
         let gap = at - previous;
         assert!(gap >= period, "ticks {gap:?} apart, period {period:?}");
-        assert_eq!(gap.as_nanos() % period.as_nanos(), 0, "ticks stay on the schedule");
+        assert_eq!(
+            gap.as_nanos() % period.as_nanos(),
+            0,
+            "ticks stay on the schedule"
+        );
         previous = at;
     }
     assert!(start.elapsed() >= period * 5);
@@ -117,5 +134,8 @@ pub async fn sleeps_run_concurrently<R: Runtime>() {
     }
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(100));
-    assert!(took < Duration::from_secs(5), "100 concurrent 100 ms sleeps took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "100 concurrent 100 ms sleeps took {took:?}"
+    );
 }
