@@ -12,6 +12,7 @@
 //! - [`future`]: combinators such as [`future::or`] and [`future::zip`] (from futures-lite).
 //! - [`sync`]: channels, events and locks, re-exported from async-channel, event-listener and
 //!   async-lock.
+//! - [`service`]: services with lifecycle, owned tasks and supervision.
 //! - [`runtime`]: the traits a backend implements; [`backend`]: helpers for implementing them.
 //!
 //! This crate depends on no executor: it compiles without tokio, async-std or smol.
@@ -36,6 +37,7 @@ pub mod future;
 pub mod io;
 pub mod net;
 pub mod runtime;
+pub mod service;
 #[cfg(unix)]
 pub mod signal;
 pub mod sync;

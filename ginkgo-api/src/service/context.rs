@@ -1,0 +1,288 @@
+//! What a service's hooks and tasks use: [`Context`] and the [`Shutdown`] signal.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use event_listener::Event;
+use futures_lite::FutureExt;
+
+use super::failure::Cause;
+use super::handle::ServiceHandle;
+use super::node::{Node, Readiness};
+use super::{Restart, Service, TaskResult};
+
+/// A service's view of itself, handed to its hooks; cheap to clone into its tasks.
+///
+/// Through it a service spawns tasks it owns, adds and removes children, reports readiness and
+/// watches for its own shutdown.
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+}
+
+impl Context {
+    pub(crate) fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// The service's path from the root, such as `app/db`.
+    pub fn path(&self) -> &str {
+        &self.node.path
+    }
+
+    /// A handle to this service.
+    pub fn handle(&self) -> ServiceHandle {
+        ServiceHandle::new(self.node.clone())
+    }
+
+    /// Spawns a task owned by this service, named for logs and stop reports.
+    ///
+    /// The task is told to stop through [`Context::shutdown`] when the service stops and is
+    /// aborted after the service's stop timeout. If it panics or returns an `Err`, the service
+    /// fails (and its parent may restart it); if it returns `()` or `Ok(())`, it simply ends.
+    pub fn spawn<F>(&self, name: impl Into<Cow<'static, str>>, future: F)
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskResult,
+    {
+        let name = name.into();
+        let node = Arc::downgrade(&self.node);
+        let task = name.to_string();
+        let watched = async move {
+            let cause = match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(output) => match output.into_result() {
+                    Ok(()) => return,
+                    Err(err) => Cause::TaskError {
+                        task,
+                        message: err.to_string(),
+                    },
+                },
+                Err(payload) => Cause::TaskPanic {
+                    task,
+                    message: panic_text(payload.as_ref()),
+                },
+            };
+            if let Some(node) = node.upgrade() {
+                node.task_failed(cause);
+            }
+        };
+        let handle = self.node.tree.exec.spawn(Box::pin(watched));
+        self.node.own_task(name, handle);
+    }
+
+    /// Spawns an owned task that starts after `delay` (Ginkgo's `spawn_later`).
+    pub fn spawn_later<F>(&self, name: impl Into<Cow<'static, str>>, delay: Duration, future: F)
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskResult,
+    {
+        let timer = self.node.tree.exec.sleep(delay);
+        self.spawn(name, async move {
+            timer.await;
+            future.await
+        });
+    }
+
+    /// Runs a blocking closure on a thread of its own, owned by this service. If it is still
+    /// running when the service stops, the stop report names it (it cannot be aborted).
+    pub fn spawn_blocking<F, T>(&self, name: impl Into<Cow<'static, str>>, f: F)
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: TaskResult,
+    {
+        let name = name.into();
+        let node = Arc::downgrade(&self.node);
+        let task = name.to_string();
+        let call = move || {
+            let cause = match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(output) => match output.into_result() {
+                    Ok(()) => return,
+                    Err(err) => Cause::TaskError {
+                        task,
+                        message: err.to_string(),
+                    },
+                },
+                Err(payload) => Cause::TaskPanic {
+                    task,
+                    message: panic_text(payload.as_ref()),
+                },
+            };
+            if let Some(node) = node.upgrade() {
+                node.task_failed(cause);
+            }
+        };
+        let handle = self.node.tree.exec.spawn_blocking(Box::new(call));
+        self.node.own_task(name, handle);
+    }
+
+    /// Sleeps on the tree's runtime; for services written without naming a runtime.
+    pub fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
+        self.node.tree.exec.sleep(duration)
+    }
+
+    /// The signal this service's tasks get when it stops. A fresh signal is made at each start.
+    pub fn shutdown(&self) -> Shutdown {
+        self.node.shutdown()
+    }
+
+    /// Declares, during `start`, that the service is not ready when the hook returns; it must
+    /// call [`Context::set_ready`] within its start timeout.
+    pub fn not_ready(&self) {
+        self.node.set_readiness(Readiness::Pending);
+    }
+
+    /// Declares the service ready; its start completes.
+    pub fn set_ready(&self) {
+        self.node.set_readiness(Readiness::Ready);
+    }
+
+    /// Adds a child that is not restarted if it fails ([`Restart::Temporary`]). Before the
+    /// service starts (in [`Service::init`]) the child starts with it; at run time, start it
+    /// with [`ServiceHandle::start`], or use [`Context::start_child`].
+    pub fn add_child(&self, service: impl Service) -> ServiceHandle {
+        let child = Node::create(
+            self.node.tree.clone(),
+            Some(&self.node),
+            Box::new(service),
+            None,
+            Restart::Temporary,
+        );
+        self.node.push_child(child.clone());
+        ServiceHandle::new(child)
+    }
+
+    /// Adds a supervised child, built by `factory` now and again for each restart, so its
+    /// arguments need not be `Clone`. This service restarts it according to `restart` and its
+    /// own [`Options`](super::Options).
+    pub fn supervise<S, F>(&self, restart: Restart, factory: F) -> ServiceHandle
+    where
+        S: Service,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let factory: super::node::Factory = Box::new(move || Box::new(factory()));
+        let first = factory();
+        let child = Node::create(
+            self.node.tree.clone(),
+            Some(&self.node),
+            first,
+            Some(factory),
+            restart,
+        );
+        self.node.push_child(child.clone());
+        ServiceHandle::new(child)
+    }
+
+    /// Adds a child and starts it now: the way to grow a running tree.
+    ///
+    /// # Errors
+    ///
+    /// Returns the child's start failure; the failed child stays listed, in state
+    /// [`State::Failed`](super::State::Failed).
+    pub async fn start_child(&self, service: impl Service) -> Result<ServiceHandle, super::Failure> {
+        let handle = self.add_child(service);
+        handle.start().await?;
+        Ok(handle)
+    }
+
+    /// Removes a child and stops it. Returns `None` if it is not a child of this service.
+    pub async fn remove_child(&self, child: &ServiceHandle) -> Option<super::StopReport> {
+        let node = self.node.take_child(child.node())?;
+        Some(node.stop().await)
+    }
+
+    /// Ends this service normally, as if its work were done: it is stopped, and its parent
+    /// restarts it only if it is [`Restart::Permanent`]. Safe to call from the service's own
+    /// tasks (the stop runs in a task of its own).
+    pub fn exit(&self) {
+        let node = self.node.clone();
+        drop(self.node.tree.exec.spawn(Box::pin(super::supervise::exit(node))));
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("path", &self.path()).finish()
+    }
+}
+
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    crate::task::payload_message(payload)
+        .unwrap_or("non-string panic payload")
+        .to_owned()
+}
+
+/// A service's stop signal, cloned into its tasks so they can finish on their own before
+/// being aborted.
+///
+/// # Examples
+///
+/// ```
+/// # async fn work() {}
+/// # fn demo(shutdown: ginkgo_api::service::Shutdown) -> impl std::future::Future<Output = ()> {
+/// async move {
+///     // Work until the service stops.
+///     while shutdown.run(work()).await.is_some() {}
+/// }
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<ShutdownState>);
+
+#[derive(Default)]
+struct ShutdownState {
+    triggered: AtomicBool,
+    event: Event,
+}
+
+impl Shutdown {
+    pub(crate) fn trigger(&self) {
+        self.0.triggered.store(true, Ordering::SeqCst);
+        self.0.event.notify(usize::MAX);
+    }
+
+    /// Whether the service has begun stopping.
+    pub fn is_triggered(&self) -> bool {
+        self.0.triggered.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the service begins stopping.
+    pub async fn wait(&self) {
+        loop {
+            if self.is_triggered() {
+                return;
+            }
+            let listener = self.0.event.listen();
+            if self.is_triggered() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Runs `future` until it completes (`Some`) or the service begins stopping (`None`, and
+    /// the future is dropped).
+    pub async fn run<F: Future>(&self, future: F) -> Option<F::Output> {
+        futures_lite::future::or(async { Some(future.await) }, async {
+            self.wait().await;
+            None
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .finish()
+    }
+}

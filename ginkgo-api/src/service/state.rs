@@ -1,0 +1,101 @@
+//! States, transitions and snapshots.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The lifecycle state of a service (Ginkgo's state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Created, never started.
+    Init,
+    /// Its children and its `start` hook are running, or it is waiting to become ready.
+    Starting,
+    /// Started and ready.
+    Ready,
+    /// Its children, its `stop` hook and its tasks are being stopped.
+    Stopping,
+    /// Stopped; may be started again.
+    Stopped,
+    /// A hook or owned task failed, or its start failed; its tasks and children are stopped.
+    Failed,
+}
+
+impl State {
+    /// The lowercase name, as shown by `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Init => "init",
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
+        }
+    }
+
+    /// Whether the service is starting or ready (its tasks may be running).
+    pub fn is_running(self) -> bool {
+        matches!(self, State::Starting | State::Ready)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change of state, as delivered to [`ServiceHandle::subscribe`](super::ServiceHandle::subscribe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The service's path, such as `app/db`.
+    pub path: Arc<str>,
+    /// The state before.
+    pub from: State,
+    /// The state after.
+    pub to: State,
+    /// When it happened (wall clock).
+    pub at: SystemTime,
+}
+
+/// A picture of a service and its subtree at one moment, for `status`, `/status` and metrics.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// The service's name.
+    pub name: String,
+    /// Its path from the root, names joined by `/`.
+    pub path: String,
+    /// Its state.
+    pub state: State,
+    /// When it entered that state.
+    pub since: SystemTime,
+    /// How many times its parent has restarted it.
+    pub restarts: u32,
+    /// How many of its owned tasks are still running.
+    pub tasks: usize,
+    /// How long its last start took (children, hook and readiness).
+    pub start_duration: Option<Duration>,
+    /// How long its last stop took.
+    pub stop_duration: Option<Duration>,
+    /// Why it last failed, if it did.
+    pub last_failure: Option<String>,
+    /// Its children, in start order.
+    pub children: Vec<Snapshot>,
+}
+
+impl Snapshot {
+    /// The number of services in this subtree, itself included.
+    pub fn count(&self) -> usize {
+        1 + self.children.iter().map(Snapshot::count).sum::<usize>()
+    }
+
+    /// Finds a service in this subtree by its path.
+    pub fn find(&self, path: &str) -> Option<&Snapshot> {
+        if self.path == path {
+            return Some(self);
+        }
+        self.children.iter().find_map(|child| child.find(path))
+    }
+}
