@@ -259,3 +259,72 @@ pub mod signal {
     /// A stream of registered signals.
     pub type Signals = ginkgo_api::signal::Signals<super::Backend>;
 }
+
+pub mod service {
+    //! Services: components with a lifecycle, owned tasks and supervision.
+    //!
+    //! See [`ginkgo_api::service`] for the model; this module fixes the runtime to
+    //! [`Backend`](super::Backend).
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use ginkgo::service::{Context, Error, Service, State};
+    //!
+    //! struct HelloWorld;
+    //!
+    //! #[ginkgo::async_trait]
+    //! impl Service for HelloWorld {
+    //!     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+    //!         println!("hello from {}", ctx.path());
+    //!         Ok(())
+    //!     }
+    //! }
+    //!
+    //! ginkgo::run(async {
+    //!     let hello = ginkgo::service::tree(HelloWorld);
+    //!     hello.start().await.unwrap();
+    //!     assert_eq!(hello.state(), State::Ready);
+    //!     assert!(hello.stop().await.is_clean());
+    //! });
+    //! ```
+
+    pub use ginkgo_api::service::{
+        Cause, Context, Error, Failure, Options, Restart, Service, ServiceHandle, Shutdown,
+        Snapshot, State, StopReport, Strategy, StuckTask, TaskResult, Transition, serve,
+    };
+
+    /// Makes `root` the root of a new service tree and returns its handle.
+    pub fn tree(root: impl Service) -> ServiceHandle {
+        ginkgo_api::service::tree::<super::Backend>(root)
+    }
+}
+
+pub use ginkgo_api::service::async_trait;
+
+/// Starts `root` and runs it until it stops or fails: a daemon's `main` in a few lines.
+///
+/// # Errors
+///
+/// Returns the root's failure, if it failed to start or failed while running.
+///
+/// # Examples
+///
+/// ```
+/// use ginkgo::service::{Context, Error, Service};
+///
+/// struct OneShot;
+///
+/// #[ginkgo::async_trait]
+/// impl Service for OneShot {
+///     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+///         ctx.exit(); // done at once: serve_forever returns
+///         Ok(())
+///     }
+/// }
+///
+/// ginkgo::run(ginkgo::serve_forever(OneShot)).unwrap();
+/// ```
+pub async fn serve_forever(root: impl service::Service) -> Result<(), service::Failure> {
+    ginkgo_api::service::serve_forever::<Backend>(root).await
+}

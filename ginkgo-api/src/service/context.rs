@@ -187,7 +187,10 @@ impl Context {
     ///
     /// Returns the child's start failure; the failed child stays listed, in state
     /// [`State::Failed`](super::State::Failed).
-    pub async fn start_child(&self, service: impl Service) -> Result<ServiceHandle, super::Failure> {
+    pub async fn start_child(
+        &self,
+        service: impl Service,
+    ) -> Result<ServiceHandle, super::Failure> {
         let handle = self.add_child(service);
         handle.start().await?;
         Ok(handle)
@@ -204,13 +207,20 @@ impl Context {
     /// tasks (the stop runs in a task of its own).
     pub fn exit(&self) {
         let node = self.node.clone();
-        drop(self.node.tree.exec.spawn(Box::pin(super::supervise::exit(node))));
+        drop(
+            self.node
+                .tree
+                .exec
+                .spawn(Box::pin(super::supervise::exit(node))),
+        );
     }
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("path", &self.path()).finish()
+        f.debug_struct("Context")
+            .field("path", &self.path())
+            .finish()
     }
 }
 

@@ -110,7 +110,10 @@ impl fmt::Display for Failure {
                 "not ready within its start timeout of {limit:?} (raise Options::start_timeout if it needs longer)"
             ),
             Cause::HookTimeout { hook, limit } => {
-                write!(f, "{hook} did not finish within {limit:?} and was cancelled")
+                write!(
+                    f,
+                    "{hook} did not finish within {limit:?} and was cancelled"
+                )
             }
             Cause::Child(child) => write!(f, "a child failed to start: {child}"),
             Cause::RestartIntensity {

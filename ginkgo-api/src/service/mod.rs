@@ -319,3 +319,24 @@ impl<E: Into<Error> + Send + 'static> TaskResult for Result<(), E> {
         self.map_err(Into::into)
     }
 }
+
+/// Names the never type `!` on stable Rust, so that a task that loops forever (whose output
+/// is `!` under edition 2024) is accepted by [`Context::spawn`].
+mod never {
+    pub trait FnOutput {
+        type Output;
+    }
+
+    impl<T> FnOutput for fn() -> T {
+        type Output = T;
+    }
+
+    #[allow(unreachable_pub)] // Why: public only so the sealed impl below may name it.
+    pub type Never = <fn() -> ! as FnOutput>::Output;
+}
+
+impl TaskResult for never::Never {
+    fn into_result(self) -> Result<(), Error> {
+        self
+    }
+}

@@ -420,7 +420,10 @@ impl Node {
                 }
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() || within(&*self.tree.exec, remaining, listener).await.is_none()
+            if remaining.is_zero()
+                || within(&*self.tree.exec, remaining, listener)
+                    .await
+                    .is_none()
             {
                 return Err(self.failure(Cause::StartTimeout(options.start_timeout)));
             }
@@ -491,7 +494,10 @@ impl Node {
         }
         let exec = &*self.tree.exec;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if within(exec, remaining, join_all(&mut tasks)).await.is_none() {
+        if within(exec, remaining, join_all(&mut tasks))
+            .await
+            .is_none()
+        {
             for task in &tasks {
                 task.handle.abort();
             }
@@ -596,7 +602,10 @@ impl Node {
     }
 }
 
-async fn start_children(children: &[Arc<Node>], started: &mut Vec<Arc<Node>>) -> Result<(), Failure> {
+async fn start_children(
+    children: &[Arc<Node>],
+    started: &mut Vec<Arc<Node>>,
+) -> Result<(), Failure> {
     for child in children {
         child.clone().start().await?;
         started.push(child.clone());

@@ -1,4 +1,7 @@
-//! Helpers shared by the cases: the test driver with its watchdog, drop probes, polling.
+//! Helpers shared by the cases: the test driver with its watchdog, drop probes, polling, and
+//! the recording service [`probe::Probe`].
+
+pub mod probe;
 
 use std::future::Future;
 use std::sync::Arc;
