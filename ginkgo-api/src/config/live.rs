@@ -205,7 +205,10 @@ impl Config {
     /// every declared group.
     pub fn get<S: Settings>(&self) -> Result<Live<S>, ConfigError> {
         let mut slots = lock(&self.shared.slots);
-        if let Some(slot) = slots.iter().find(|slot| slot.settings_type() == TypeId::of::<S>()) {
+        if let Some(slot) = slots
+            .iter()
+            .find(|slot| slot.settings_type() == TypeId::of::<S>())
+        {
             let slot: Arc<dyn Any + Send + Sync> = slot.clone().as_any();
             if let Ok(typed) = slot.downcast::<TypedSlot<S>>() {
                 let seen = typed.version.load(Ordering::Acquire);

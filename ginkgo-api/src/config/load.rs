@@ -65,7 +65,14 @@ pub(crate) fn load(sources: &Sources) -> Result<Values, ConfigError> {
             .collect::<Vec<_>>()
             .join(".");
         let source = Source::Env { var: var.clone() };
-        assign(&registry, &path, Raw::Text(&raw), source, &mut values, &mut problems);
+        assign(
+            &registry,
+            &path,
+            Raw::Text(&raw),
+            source,
+            &mut values,
+            &mut problems,
+        );
     }
     for argument in &sources.cli {
         match argument.split_once('=') {
@@ -152,7 +159,12 @@ fn assign(
     values.entries.insert(path.to_owned(), (value, source));
 }
 
-fn read_file(file: &PathBuf, registry: &Registry, values: &mut Values, problems: &mut Vec<Problem>) {
+fn read_file(
+    file: &PathBuf,
+    registry: &Registry,
+    values: &mut Values,
+    problems: &mut Vec<Problem>,
+) {
     let name: Arc<str> = file.display().to_string().into();
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
@@ -185,6 +197,7 @@ fn read_file(file: &PathBuf, registry: &Registry, values: &mut Values, problems:
         text: &text,
         file: &name,
     };
+    let first = problems.len();
     flatten(
         registry,
         &table,
@@ -194,6 +207,18 @@ fn read_file(file: &PathBuf, registry: &Registry, values: &mut Values, problems:
         values,
         problems,
     );
+    // Report in the order of the file, not of the keys.
+    problems[first..].sort_by_key(|problem| match problem {
+        Problem::Unknown {
+            source: Source::File { line, column, .. },
+            ..
+        }
+        | Problem::Type {
+            source: Source::File { line, column, .. },
+            ..
+        } => (*line, *column),
+        _ => (usize::MAX, usize::MAX),
+    });
 }
 
 struct Place<'a> {

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 
+use super::Settings;
 use super::error::{ConfigError, Problem};
 use super::source::Source;
-use super::Settings;
 
 /// One declared setting, as listed by `config` and written by the template.
 #[derive(Debug, Clone, PartialEq)]

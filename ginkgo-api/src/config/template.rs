@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use super::registry::{Registry, SettingInfo};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::registry::{Group, SettingInfo};
 
 /// A commented TOML file of every declared setting at its default, grouped in tables. Loading
 /// it back gives the default values; settings without a default are written commented out.
@@ -14,11 +16,16 @@ use super::registry::{Registry, SettingInfo};
 /// assert!(text.starts_with('#'));
 /// ```
 pub fn template() -> String {
-    let registry = Registry::collect();
-    let mut by_group: std::collections::BTreeMap<&str, Vec<&SettingInfo>> = Default::default();
-    for info in registry.settings.values() {
-        let group = info.path.rsplit_once('.').map_or("", |(group, _)| group);
-        by_group.entry(group).or_default().push(info);
+    // Groups sorted by path, settings in the order they are declared.
+    let mut by_group: BTreeMap<&str, Vec<SettingInfo>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for group in inventory::iter::<Group> {
+        let settings = by_group.entry(group.path).or_default();
+        for info in (group.settings)() {
+            if seen.insert(info.path.clone()) {
+                settings.push(info);
+            }
+        }
     }
     let mut out = String::from(
         "# Configuration of every declared setting, at its default.\n\
