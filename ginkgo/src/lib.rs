@@ -18,6 +18,9 @@
 //! - [`run`] starts the runtime and runs the program's main future.
 //! - [`spawn`], [`spawn_blocking`], [`JoinHandle`], [`JoinError`]: tasks with one contract on
 //!   every backend (drop detaches, `abort()` cancels, panics are reported, never propagated).
+//! - [`service`]: services with a lifecycle, owned tasks and supervision; [`serve_forever`].
+//! - [`config`] and [`Settings`]: declared, layered, live settings.
+//! - [`runner::Runner`]: the command line of a daemon (`run`, `config`, `check`).
 //! - [`time`], [`net`], [`signal`], [`sync`], [`io`], [`future`].
 //!
 //! # Examples
@@ -50,6 +53,11 @@ compile_error!(
 
 use std::future::Future;
 
+// Lets `#[derive(Settings)]`, which names `::ginkgo`, work inside this crate too.
+extern crate self as ginkgo;
+
+pub mod runner;
+
 /// The runtime chosen at build time. Generic code (such as the service layer) is written over
 /// [`ginkgo_api::Runtime`]; this alias is how the facade fixes it.
 #[cfg(feature = "tokio")]
@@ -69,7 +77,10 @@ pub type Backend = ginkgo_backend_threads::Threads;
 
 pub use ginkgo_api::Runtime;
 pub use ginkgo_api::task::JoinError;
-pub use ginkgo_api::{future, io, sync};
+pub use ginkgo_api::{config, future, io, sync};
+
+/// Declares a group of settings; see [`config`].
+pub use ginkgo_macros::Settings;
 
 /// The name of the runtime chosen at build time: `"tokio"`, `"smol"`, `"async-std"` or
 /// `"threads"`.

@@ -221,10 +221,10 @@ fn unknown_keys_are_errors_with_a_suggestion() {
         messages(&err),
         [
             format!(
-                "{shown}:2:18: unknown setting numbers.rate_per_minut (did you mean numbers.rate_per_minute?)"
+                "{shown}:2:1: unknown setting numbers.rate_per_minut (did you mean numbers.rate_per_minute?)"
             ),
-            format!("{shown}:3:1: unknown setting nubmers (did you mean numbers?)"),
-            format!("{shown}:5:1: unknown setting zzz (`config` lists every setting)"),
+            format!("{shown}:3:2: unknown setting nubmers (did you mean numbers?)"),
+            format!("{shown}:5:2: unknown setting zzz (`config` lists every setting)"),
         ]
     );
     let err = Config::builder("testprog")

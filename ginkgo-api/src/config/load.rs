@@ -250,7 +250,8 @@ fn flatten(
 ) {
     for (key, value) in table {
         let path = super::registry::join(prefix, key);
-        let spanned = spans.and_then(|spans| spans.get(key.as_str()));
+        let entry = spans.and_then(|spans| spans.iter().find(|(k, _)| k.get_ref() == key));
+        let spanned = entry.map(|(_, value)| value);
         let source = place.source(spanned.map(Spanned::span));
         if registry.settings.contains_key(&path) {
             values.entries.insert(path, (value.clone(), source));
@@ -271,6 +272,8 @@ fn flatten(
                 }),
             }
         } else {
+            // Point at the key, where the typo is.
+            let source = place.source(entry.map(|(key, _)| key.span()));
             problems.push(Problem::Unknown {
                 suggestion: registry.suggest(&path),
                 path,

@@ -1,0 +1,82 @@
+//! Logging through tracing-subscriber, with a filter and format that a reload can change.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+use super::RunnerSettings;
+
+/// The validator of `loglevel`.
+pub(super) fn check_filter(directive: &String) -> Result<(), String> {
+    EnvFilter::builder()
+        .parse(directive)
+        .map(drop)
+        .map_err(|err| {
+            format!("not a valid log filter ({err}); try \"info\" or \"warn,my_crate=debug\"")
+        })
+}
+
+/// The validator of `logformat`.
+pub(super) fn check_format(format: &String) -> Result<(), String> {
+    match format.as_str() {
+        "text" | "json" => Ok(()),
+        _ => Err(format!("must be \"text\" or \"json\", not {format:?}")),
+    }
+}
+
+/// The installed subscriber's handle for changing the filter on reload.
+pub(super) struct Logs {
+    filter: reload::Handle<EnvFilter, Registry>,
+    format: String,
+}
+
+/// Installs the process-wide subscriber writing to standard error.
+pub(super) fn install(settings: &RunnerSettings) -> Result<Logs, String> {
+    let filter = EnvFilter::builder()
+        .parse(&settings.loglevel)
+        .map_err(|err| err.to_string())?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = if settings.logformat == "json" {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
+    installed.map_err(|err| err.to_string())?;
+    Ok(Logs {
+        filter: handle,
+        format: settings.logformat.clone(),
+    })
+}
+
+impl Logs {
+    /// Applies reloaded settings: the filter changes at once; the format needs a restart.
+    pub(super) fn apply(&self, settings: &RunnerSettings) -> Result<(), String> {
+        let filter = EnvFilter::builder()
+            .parse(&settings.loglevel)
+            .map_err(|err| err.to_string())?;
+        self.filter.reload(filter).map_err(|err| err.to_string())?;
+        if settings.logformat != self.format {
+            tracing::warn!(
+                from = %self.format,
+                to = %settings.logformat,
+                "logformat changes take effect at the next start"
+            );
+        }
+        Ok(())
+    }
+}
