@@ -1,0 +1,273 @@
+//! The command-line face of a ginkgo program, exercised on the real `hello` example as a child
+//! process: `config`, `config --template`, `check` (with a typo, a type error and a syntax
+//! error), `run`, and SIGHUP reloads with a good and a broken file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ginkgo_api::signal::Signal;
+
+/// Builds the example (a no-op when `cargo test` already did) and returns its path.
+fn hello() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test path");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps/<test>");
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.args(["build", "--quiet", "-p", "ginkgo", "--example", "hello"]);
+            if profile_dir.ends_with("release") {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().expect("run cargo");
+            assert!(status.success(), "building the hello example failed");
+            profile_dir.join("examples").join("hello")
+        })
+        .clone()
+}
+
+fn file(text: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("ginkgo-hello-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(hello())
+        .args(args)
+        .env_remove("HELLO_HELLO__MESSAGE")
+        .output()
+        .expect("run hello")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn config_lists_every_setting_with_value_and_source() {
+    let path = file("[hello]\nrate_per_minute = 30\n");
+    let out = run(&[
+        "-c",
+        path.to_str().expect("utf-8"),
+        "-s",
+        "hello.message=Hi",
+        "config",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(listing.contains(
+        "hello.message = \"Hi\"\n    type: String    default: \"Hello World\"    source: command line --set\n    The message to log.\n"
+    ), "{listing}");
+    assert!(listing.contains(&format!(
+        "hello.rate_per_minute = 30\n    type: u32    default: 60    source: {}:2:19\n    How many times a minute to log it.\n",
+        path.display()
+    )), "{listing}");
+    assert!(listing.contains("loglevel = \"info\""), "{listing}");
+}
+
+#[test]
+fn template_is_commented_and_loads_back() {
+    let out = run(&["config", "--template"]);
+    assert!(out.status.success());
+    let template = text(&out.stdout);
+    assert!(
+        template.contains(
+            "[hello]\n# The message to log.\n# type: String\nmessage = \"Hello World\"\n"
+        ),
+        "{template}"
+    );
+    let path = file(&template);
+    let check = run(&["-c", path.to_str().expect("utf-8"), "check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let listed = run(&["-c", path.to_str().expect("utf-8"), "config"]);
+    let defaults = run(&["config"]);
+    let values = |out: &Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(' '))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        values(&listed),
+        values(&defaults),
+        "the template holds the defaults"
+    );
+}
+
+#[test]
+fn check_reports_typo_type_error_and_syntax_error_with_exit_78() {
+    let typo = file("[hello]\nmesage = \"hi\"\n");
+    let out = run(&["-c", typo.to_str().expect("utf-8"), "check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "hello: configuration error:\n{}:2:1: unknown setting hello.mesage (did you mean hello.message?)\n",
+            typo.display()
+        )
+    );
+
+    let wrong_type = file("[hello]\nrate_per_minute = \"fast\"\n");
+    let out = run(&["-c", wrong_type.to_str().expect("utf-8"), "check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{}:2:19: hello.rate_per_minute: expected u32, found string \"fast\"",
+            wrong_type.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let broken = file("[hello\nmessage = 1\n");
+    let out = run(&["-c", broken.to_str().expect("utf-8"), "check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr).contains(&format!("{}:1:7: invalid TOML: ", broken.display())),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let invalid = file("[hello]\nrate_per_minute = 0\n");
+    let out = run(&["-c", invalid.to_str().expect("utf-8"), "check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains("hello.rate_per_minute: must be at least 1"));
+
+    let good = file("[hello]\nmessage = \"ok\"\n");
+    let out = run(&["-c", good.to_str().expect("utf-8"), "check"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("hello: configuration in {} is valid\n", good.display())
+    );
+    let out = run(&["--set", "nonsense"]);
+    assert_eq!(out.status.code(), Some(78));
+}
+
+/// A running `hello` whose log lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(hello());
+        command
+            .args(args)
+            .env_remove("HELLO_HELLO__MESSAGE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn hello");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits (up to 20 s) for a line containing `needle`; returns it.
+    fn expect_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    fn signal(&self, signal: Signal) {
+        signal.send_to(self.child.id()).expect("send signal");
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("hello did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn run_logs_at_the_rate_and_stops_on_sigterm() {
+    let running = Running::start(
+        &["-s", "hello.rate_per_minute=1200"],
+        &[("HELLO_HELLO__MESSAGE", "from the environment")],
+    );
+    running.expect_line("ready");
+    let first = Instant::now();
+    for _ in 0..3 {
+        running.expect_line("from the environment");
+    }
+    assert!(first.elapsed() < Duration::from_secs(10));
+    running.signal(Signal::Term);
+    running.expect_line("stopping");
+    assert!(running.wait().success(), "a clean stop exits 0");
+}
+
+#[test]
+fn sighup_reloads_a_good_file_and_rejects_a_broken_one() {
+    let path = file("[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n");
+    let running = Running::start(&["-c", path.to_str().expect("utf-8")], &[]);
+    running.expect_line("first");
+
+    std::fs::write(
+        &path,
+        "[hello]\nmessage = \"second\"\nrate_per_minute = 1200\n",
+    )
+    .expect("edit");
+    running.signal(Signal::Hup);
+    running.expect_line("configuration reloaded");
+    running.expect_line("second");
+
+    std::fs::write(
+        &path,
+        "[hello]\nmessage = \"third\"\nrate_per_minute = \"fast\"\n",
+    )
+    .expect("break");
+    running.signal(Signal::Hup);
+    let rejected = running.expect_line("configuration rejected");
+    assert!(
+        rejected.contains("expected u32, found string"),
+        "{rejected}"
+    );
+    // The old configuration stays in force, whole: still "second", never "third".
+    for _ in 0..3 {
+        let line = running.expect_line("INFO");
+        assert!(!line.contains("third"), "half-applied: {line}");
+    }
+    running.expect_line("second");
+    running.signal(Signal::Int);
+    assert!(running.wait().success());
+}
