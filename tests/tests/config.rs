@@ -133,7 +133,7 @@ fn layers_override_in_order_and_remember_their_source() {
         Some("from env"),
         "text for strings"
     );
-    assert_eq!(config.get::<Top>().expect("top").get().verbose, true);
+    assert!(config.get::<Top>().expect("top").get().verbose);
 
     let source = |p: &str| config.value(p).expect("a value").1;
     assert_eq!(source("numbers.rate_per_minute"), Source::CommandLine);
@@ -325,7 +325,7 @@ fn failed_reload_keeps_every_old_value() {
         assert!(!err.problems().is_empty());
         assert_eq!(config.entries(), before, "nothing applied after: {err}");
         assert_eq!(numbers.get().rate_per_minute, 10);
-        assert_eq!(config.get::<Top>().expect("top").get().verbose, true);
+        assert!(config.get::<Top>().expect("top").get().verbose);
     }
     std::fs::write(&path, "[numbers]\nrate_per_minute = 12\n").expect("fix");
     config.reload().expect("a fixed file reloads");

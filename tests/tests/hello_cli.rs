@@ -163,9 +163,14 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        // Each run gets its own directory for its pid file and control socket.
+        let rundir = file("").with_extension("run");
+        std::fs::create_dir_all(&rundir).expect("rundir");
         let mut command = Command::new(hello());
         command
             .args(args)
+            .arg("-s")
+            .arg(format!("rundir={}", rundir.display()))
             .env_remove("HELLO_HELLO__MESSAGE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

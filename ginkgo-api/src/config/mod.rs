@@ -45,6 +45,7 @@
 //! # Ok::<(), ginkgo_api::config::ConfigError>(())
 //! ```
 
+mod duration;
 mod error;
 mod live;
 mod load;
@@ -52,6 +53,7 @@ mod registry;
 mod source;
 mod template;
 
+pub use duration::Duration;
 pub use error::{ConfigError, Problem};
 pub use live::{Config, ConfigBuilder, Entry, Live, env_prefix};
 pub use registry::{SettingInfo, Values, settings};
@@ -77,7 +79,7 @@ pub trait Settings: Sized + Send + Sync + 'static {
 /// What `#[derive(Settings)]` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use super::registry::{Group, SettingInfo, Values, read, to_value};
+    pub use super::registry::{Group, SettingInfo, Validator, Values, read, to_value};
     pub use inventory;
 
     /// Wraps the problems found in one group.

@@ -162,12 +162,15 @@ pub fn settings() -> Vec<SettingInfo> {
     Registry::collect().settings.into_values().collect()
 }
 
+/// A setting's validator: `Err` holds the reason.
+pub type Validator<T> = fn(&T) -> Result<(), String>;
+
 /// Reads one field for the derive: deserializes, validates, records problems.
 pub fn read<T: DeserializeOwned>(
     values: &Values,
     group: &str,
     key: &str,
-    validate: Option<fn(&T) -> Result<(), String>>,
+    validate: Option<Validator<T>>,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     let path = join(group, key);
@@ -193,15 +196,15 @@ pub fn read<T: DeserializeOwned>(
     };
     match T::deserialize(value.clone()) {
         Ok(typed) => {
-            if let Some(check) = validate {
-                if let Err(reason) = check(&typed) {
-                    problems.push(Problem::Invalid {
-                        path,
-                        reason,
-                        source: source.clone(),
-                    });
-                    return None;
-                }
+            if let Some(check) = validate
+                && let Err(reason) = check(&typed)
+            {
+                problems.push(Problem::Invalid {
+                    path,
+                    reason,
+                    source: source.clone(),
+                });
+                return None;
             }
             Some(typed)
         }

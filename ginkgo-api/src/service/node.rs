@@ -346,19 +346,19 @@ impl Node {
         let mut started: Vec<Arc<Node>> = Vec::with_capacity(children.len());
         let mut own_started = false;
         let outcome = 'start: {
-            if !options.start_before {
-                if let Err(child) = start_children(&children, &mut started).await {
-                    break 'start Err(self.failure(Cause::Child(Box::new(child))));
-                }
+            if !options.start_before
+                && let Err(child) = start_children(&children, &mut started).await
+            {
+                break 'start Err(self.failure(Cause::Child(Box::new(child))));
             }
             if let Err(failure) = self.start_own(&options).await {
                 break 'start Err(failure);
             }
             own_started = true;
-            if options.start_before {
-                if let Err(child) = start_children(&children, &mut started).await {
-                    break 'start Err(self.failure(Cause::Child(Box::new(child))));
-                }
+            if options.start_before
+                && let Err(child) = start_children(&children, &mut started).await
+            {
+                break 'start Err(self.failure(Cause::Child(Box::new(child))));
             }
             self.finish_start(began)
         };

@@ -1,12 +1,14 @@
-//! Logging through tracing-subscriber, with a filter and format that a reload can change.
+//! Logging through tracing-subscriber: standard error, which is the log file for a daemon;
+//! the filter is reloadable and the file can be reopened after logrotate.
 
 use std::io::IsTerminal;
+use std::path::Path;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
-use super::RunnerSettings;
+use super::settings::RunnerSettings;
 
 /// The validator of `loglevel`.
 pub(super) fn check_filter(directive: &String) -> Result<(), String> {
@@ -79,4 +81,23 @@ impl Logs {
         }
         Ok(())
     }
+}
+
+/// Opens the log file for appending (mode 0640).
+pub(super) fn open_logfile(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// SIGUSR1: reopens the log file and points standard output and error at it, so that after
+/// logrotate moved the old file, new lines go to a new one.
+pub(super) fn reopen(path: &Path) -> std::io::Result<()> {
+    let file = open_logfile(path)?;
+    rustix::stdio::dup2_stdout(&file)?;
+    rustix::stdio::dup2_stderr(&file)?;
+    Ok(())
 }

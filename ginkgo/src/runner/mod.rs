@@ -1,24 +1,39 @@
 //! The runner: `main` hands its root service to [`Runner::run`] and gets the whole command
-//! line.
+//! line of a well-behaved Unix daemon.
 //!
 //! ```text
 //! PROGRAM [-c FILE] [-s PATH=VALUE]... [COMMAND]
 //!
-//!   run              run in the foreground (the default)
-//!   config           print every setting: path, type, default, value, source, help
-//!   config --template
-//!                    print a commented TOML file of every setting at its default
-//!   check            check the configuration; exit 0, or 78 (EX_CONFIG) with the errors
+//!   run        run in the foreground (the default)
+//!   start      start as a daemon; returns once the services are ready (0) or failed (1)
+//!   stop       stop gracefully and wait for the process to exit (0 also if not running)
+//!   restart    stop, wait for the old process to exit, then start
+//!   reload     reload the configuration and the services; non-zero if it was rejected
+//!   status     print the live service tree (0), or exit 3 when not running
+//!   log        print the log file;  logtail: print its end and follow it
+//!   config     print every setting (--template: a commented TOML file of the defaults)
+//!   check      check the configuration; exit 0, or 78 (EX_CONFIG) with the errors
 //! ```
 //!
-//! In the foreground, SIGTERM and SIGINT stop the tree gracefully, and SIGHUP reloads the
-//! configuration (whole, or not at all) and then runs the reload hooks in start order.
+//! - The pid file is created without following symlinks and locked for the life of the
+//!   process, so two starts can never both run; a stale one is recovered.
+//! - A daemon is detached by re-executing the program twice with `setsid` in between; its
+//!   umask is `umask` (0o027), it runs in `rundir`, and it logs to `logfile`. `start` waits for
+//!   its start-up report, so start-up errors are printed, never lost.
+//! - Privileges (`user`, `group`, `chroot`) are dropped after the tree has started, so
+//!   privileged ports can be bound first; then it is checked that root cannot be regained.
+//! - SIGTERM and SIGINT stop gracefully within `stop_timeout` (a second SIGINT exits at
+//!   once); SIGHUP reloads the configuration, whole or not at all, then the services' reload
+//!   hooks; SIGUSR1 reopens the log file (for logrotate).
+//! - A control socket beside the pid file (mode 0600) answers `status`, `reload` and `stop`.
+//! - Under systemd: `READY=1`, `RELOADING=1` with `MONOTONIC_USEC`, `STOPPING=1`, `STATUS=`,
+//!   `WATCHDOG=1` keep-alives; listening sockets from socket activation via [`ListenFds`].
 //!
 //! # Examples
 //!
 //! ```no_run
 //! use ginkgo::runner::Runner;
-//! use ginkgo::service::{Context, Error, Service};
+//! use ginkgo::service::Service;
 //!
 //! struct App;
 //!
@@ -30,33 +45,34 @@
 //! }
 //! ```
 
+mod control;
+mod daemon;
 mod logging;
+mod notify;
+pub mod pidfile;
+mod privileges;
+mod serve;
+mod settings;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use notify::{ListenFds, Notifier};
+pub use settings::{Paths, RunnerSettings};
+
 use crate::config::{Config, ConfigError};
-use crate::service::{Service, ServiceHandle, State};
-use crate::signal::{Signal, Signals};
+use crate::service::Service;
 
 /// Exit status for a configuration error (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: u8 = 78;
-/// Exit status when the service tree failed.
+/// Exit status for a failure: the tree failed, or a command could not do its work.
 pub const EXIT_FAILURE: u8 = 1;
-
-/// Settings every ginkgo program has, at the top level.
-#[derive(crate::Settings)]
-pub struct RunnerSettings {
-    /// Which log lines to keep: a tracing filter directive such as "info" or
-    /// "warn,my_crate=debug". Reloaded on SIGHUP.
-    #[setting(default = "info", validate = logging::check_filter)]
-    pub loglevel: String,
-    /// How log lines are written: "text" or "json".
-    #[setting(default = "text", validate = logging::check_format)]
-    pub logformat: String,
-}
+/// Exit status of `status` when the program is not running (LSB).
+pub const EXIT_NOT_RUNNING: u8 = 3;
 
 #[derive(Parser, Debug)]
 struct Cli {
@@ -70,10 +86,24 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 enum Command {
     /// Run in the foreground (the default).
     Run,
+    /// Start as a daemon; return once the services are ready, or print why they failed.
+    Start,
+    /// Stop gracefully and wait until the process has exited.
+    Stop,
+    /// Stop, wait for the old process to exit, then start.
+    Restart,
+    /// Reload the configuration and the services; fail if the configuration was rejected.
+    Reload,
+    /// Print the live service tree; exit 3 when not running.
+    Status,
+    /// Print the log file.
+    Log,
+    /// Print the end of the log file and follow it.
+    Logtail,
     /// Print every setting with its type, default, current value, source and help.
     Config {
         /// Print a commented TOML file of every setting at its default instead.
@@ -82,6 +112,10 @@ enum Command {
     },
     /// Check the configuration: exit 0 if it is valid, 78 with the errors if not.
     Check,
+    #[command(name = daemon::DETACH, hide = true)]
+    Detach,
+    #[command(name = daemon::DAEMON, hide = true)]
+    Daemon,
 }
 
 /// Runs a ginkgo program: parses the command line, loads the configuration, and runs the
@@ -94,7 +128,8 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner for `program` (its name also sets the environment prefix of its settings).
+    /// A runner for `program` (its name also sets the environment prefix of its settings and
+    /// the default pid and log file names).
     pub fn new(program: &str) -> Self {
         Self {
             program: program.to_owned(),
@@ -133,7 +168,7 @@ impl Runner {
         S: Service,
         F: FnOnce(&Config) -> Result<S, crate::service::Error>,
         I: IntoIterator<Item = A>,
-        A: Into<std::ffi::OsString> + Clone,
+        A: Into<OsString> + Clone,
     {
         let mut command = <Cli as clap::CommandFactory>::command().name(self.program.clone());
         if let Some(version) = &self.version {
@@ -153,8 +188,8 @@ impl Runner {
                 return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
             }
         };
-
-        if let Some(Command::Config { template: true }) = cli.command {
+        let command = cli.command.clone().unwrap_or(Command::Run);
+        if command == (Command::Config { template: true }) {
             print!("{}", crate::config::template());
             return ExitCode::SUCCESS;
         }
@@ -165,43 +200,6 @@ impl Runner {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        match cli.command.unwrap_or(Command::Run) {
-            Command::Config { .. } => {
-                print_settings(&config);
-                ExitCode::SUCCESS
-            }
-            Command::Check => {
-                match config.file() {
-                    Some(file) => println!(
-                        "{}: configuration in {} is valid",
-                        self.program,
-                        file.display()
-                    ),
-                    None => println!("{}: configuration is valid", self.program),
-                }
-                ExitCode::SUCCESS
-            }
-            Command::Run => self.foreground(&config, build),
-        }
-    }
-
-    fn load(&self, cli: &Cli) -> Result<Config, ConfigError> {
-        let mut builder = Config::builder(&self.program);
-        if let Some(file) = &cli.config {
-            builder = builder.file(file);
-        }
-        for assignment in &cli.set {
-            builder = builder.set(assignment.clone());
-        }
-        builder.load()
-    }
-
-    /// `run`: the tree in the foreground until a signal stops it or it fails.
-    fn foreground<S, F>(&self, config: &Config, build: F) -> ExitCode
-    where
-        S: Service,
-        F: FnOnce(&Config) -> Result<S, crate::service::Error>,
-    {
         let settings = match config.get::<RunnerSettings>() {
             Ok(settings) => settings,
             Err(err) => {
@@ -209,6 +207,67 @@ impl Runner {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
+        let paths = Paths::resolve(&self.program, &settings.get());
+        let program = self.program.as_str();
+        match command {
+            Command::Config { .. } => {
+                print_settings(&config);
+                ExitCode::SUCCESS
+            }
+            Command::Check => {
+                match config.file() {
+                    Some(file) => {
+                        println!("{program}: configuration in {} is valid", file.display());
+                    }
+                    None => println!("{program}: configuration is valid"),
+                }
+                ExitCode::SUCCESS
+            }
+            Command::Run => self.serve(&config, settings, paths, false, build),
+            Command::Daemon => {
+                daemon::set_umask(settings.get().umask);
+                self.serve(&config, settings, paths, true, build)
+            }
+            Command::Start => daemon::start(program, &paths, &forwarded(&cli)),
+            Command::Detach => daemon::detach(&paths, &forwarded(&cli)),
+            Command::Stop => stop(program, &paths, settings.get().stop_timeout.0),
+            Command::Restart => {
+                let stopped = stop(program, &paths, settings.get().stop_timeout.0);
+                if stopped != ExitCode::SUCCESS {
+                    return stopped;
+                }
+                daemon::start(program, &paths, &forwarded(&cli))
+            }
+            Command::Reload => reload(program, &paths),
+            Command::Status => status(program, &paths),
+            Command::Log => log(program, &paths),
+            Command::Logtail => logtail(program, &paths),
+        }
+    }
+
+    fn load(&self, cli: &Cli) -> Result<Config, ConfigError> {
+        let mut builder = Config::builder(&self.program);
+        if let Some(file) = &cli.config {
+            builder = builder.file(origin().join(file));
+        }
+        for assignment in &cli.set {
+            builder = builder.set(assignment.clone());
+        }
+        builder.load()
+    }
+
+    fn serve<S, F>(
+        &self,
+        config: &Config,
+        settings: crate::config::Live<RunnerSettings>,
+        paths: Paths,
+        daemon: bool,
+        build: F,
+    ) -> ExitCode
+    where
+        S: Service,
+        F: FnOnce(&Config) -> Result<S, crate::service::Error>,
+    {
         let logs = match logging::install(&settings.get()) {
             Ok(logs) => logs,
             Err(err) => {
@@ -223,99 +282,194 @@ impl Runner {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let program = self.program.clone();
-        crate::run(async move {
-            let tree = crate::service::tree(root);
-            let status = supervise(&program, config, &tree, &settings, &logs).await;
-            ExitCode::from(status)
-        })
+        let serving = serve::Serving {
+            program: &self.program,
+            config,
+            settings,
+            paths,
+            logs,
+            daemon,
+        };
+        ExitCode::from(serving.run(root))
     }
 }
 
-/// Starts the tree, answers signals until it stops or fails, and returns the exit status.
-async fn supervise(
-    program: &str,
-    config: &Config,
-    tree: &ServiceHandle,
-    settings: &crate::config::Live<RunnerSettings>,
-    logs: &logging::Logs,
-) -> u8 {
-    let mut signals = match Signals::new(&[Signal::Term, Signal::Int, Signal::Hup]) {
-        Ok(signals) => signals,
+/// The directory relative paths are resolved against: where the user ran the command, also
+/// in the daemon's children (which run in `rundir`).
+fn origin() -> PathBuf {
+    std::env::var_os(daemon::ORIGIN)
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The global options, for the daemon's children, with the config file made absolute.
+fn forwarded(cli: &Cli) -> Vec<OsString> {
+    let mut args = Vec::new();
+    if let Some(file) = &cli.config {
+        args.push(OsString::from("--config"));
+        args.push(origin().join(file).into_os_string());
+    }
+    for assignment in &cli.set {
+        args.push(OsString::from("--set"));
+        args.push(OsString::from(assignment));
+    }
+    args
+}
+
+/// `stop`: through the control socket, or SIGTERM; then waits for the process to exit.
+fn stop(program: &str, paths: &Paths, stop_timeout: Duration) -> ExitCode {
+    let pid = match pidfile::running(&paths.pidfile) {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            println!("{program} is not running");
+            return ExitCode::SUCCESS;
+        }
         Err(err) => {
-            tracing::error!(%err, "cannot listen for signals");
-            return EXIT_FAILURE;
+            eprintln!("{program}: {err}");
+            return ExitCode::from(EXIT_FAILURE);
         }
     };
-    if let Err(failure) = tree.start().await {
-        tracing::error!(%failure, "start failed");
-        eprintln!("{program}: {failure}");
-        return EXIT_FAILURE;
+    let asked = control::request(&paths.socket, "stop", Duration::from_secs(10));
+    if !matches!(asked, Ok((true, _)))
+        && let Err(err) = crate::signal::Signal::Term.send_to(pid)
+    {
+        eprintln!("{program}: cannot stop pid {pid}: {err}");
+        return ExitCode::from(EXIT_FAILURE);
     }
-    tracing::info!(service = tree.path(), "ready");
-    let ended = tree.wait_until(|state| matches!(state, State::Stopped | State::Failed));
-    let mut ended = std::pin::pin!(ended);
-    loop {
-        let event = crate::future::or(async { Event::Ended(ended.as_mut().await) }, async {
-            Event::Signal(signals.recv().await)
-        })
-        .await;
-        match event {
-            Event::Ended(State::Failed) => {
-                let failure = tree
-                    .last_failure()
-                    .map(|f| f.to_string())
-                    .unwrap_or_default();
-                tracing::error!(%failure, "the service tree failed");
-                eprintln!("{program}: {failure}");
-                return EXIT_FAILURE;
-            }
-            Event::Ended(_) => return 0,
-            Event::Signal(Some(Signal::Hup)) => {
-                reload(config, tree, settings, logs).await;
-            }
-            Event::Signal(Some(signal)) => {
-                tracing::info!(%signal, "stopping");
-                let report = tree.stop().await;
-                if !report.is_clean() {
-                    tracing::warn!(%report, "stopped, not cleanly");
-                }
-                return 0;
-            }
-            Event::Signal(None) => {
-                tracing::error!("the signal stream ended; stopping");
-                tree.stop().await;
-                return EXIT_FAILURE;
-            }
+    // The daemon bounds its own stop by stop_timeout; allow a margin for exiting.
+    if daemon::wait_exit(&paths.pidfile, stop_timeout + Duration::from_secs(5)) {
+        println!("{program} stopped (pid {pid})");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{program}: pid {pid} did not exit within {stop_timeout:?} and a margin");
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `reload`: through the control socket (with the real outcome), or SIGHUP.
+fn reload(program: &str, paths: &Paths) -> ExitCode {
+    let pid = match pidfile::running(&paths.pidfile) {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            eprintln!("{program} is not running");
+            return ExitCode::from(EXIT_FAILURE);
         }
-    }
-}
-
-enum Event {
-    Ended(State),
-    Signal(Option<Signal>),
-}
-
-/// SIGHUP: the configuration first (whole or not at all), then the tree's reload hooks.
-async fn reload(
-    config: &Config,
-    tree: &ServiceHandle,
-    settings: &crate::config::Live<RunnerSettings>,
-    logs: &logging::Logs,
-) {
-    match config.reload() {
-        Ok(changed) => tracing::info!(?changed, "configuration reloaded"),
         Err(err) => {
-            tracing::error!(error = %err, "configuration rejected; the old one stays in force");
-            return;
+            eprintln!("{program}: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match control::request(&paths.socket, "reload", Duration::from_secs(60)) {
+        Ok((true, text)) => {
+            print!("{program}: {text}");
+            ExitCode::SUCCESS
+        }
+        Ok((false, text)) => {
+            eprint!("{program}: {text}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(err) => match crate::signal::Signal::Hup.send_to(pid) {
+            Ok(()) => {
+                println!(
+                    "{program}: no control socket ({err}); sent SIGHUP to pid {pid}, the outcome is in the log"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{program}: cannot reload pid {pid}: {err}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
+    }
+}
+
+/// `status`: the live tree (0), or 3 when not running.
+fn status(program: &str, paths: &Paths) -> ExitCode {
+    match pidfile::running(&paths.pidfile) {
+        Ok(Some(pid)) => {
+            match control::request(&paths.socket, "status", Duration::from_secs(10)) {
+                Ok((_, text)) => print!("{text}"),
+                Err(err) => println!("{program} is running (pid {pid}); no control socket: {err}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("{program} is not running");
+            ExitCode::from(EXIT_NOT_RUNNING)
+        }
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            ExitCode::from(EXIT_NOT_RUNNING)
         }
     }
-    if let Err(err) = logs.apply(&settings.get()) {
-        tracing::error!(%err, "log settings not applied");
+}
+
+/// `log`: the whole log file.
+fn log(program: &str, paths: &Paths) -> ExitCode {
+    let file = match std::fs::File::open(&paths.logfile) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("{program}: cannot read {}: {err}", paths.logfile.display());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match std::io::copy(&mut std::io::BufReader::new(file), &mut out) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A closed pipe (`log | head`) is not an error worth reporting.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
-    match tree.reload().await {
-        Ok(()) => tracing::info!("services reloaded"),
-        Err(failure) => tracing::error!(%failure, "a service failed to reload"),
+}
+
+/// `logtail`: the last lines, then new ones as they come, across rotations, until killed.
+fn logtail(program: &str, paths: &Paths) -> ExitCode {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+    const TAIL: usize = 20;
+    let open = || std::fs::File::open(&paths.logfile);
+    let mut file = match open() {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("{program}: cannot read {}: {err}", paths.logfile.display());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = std::io::stdout();
+    for line in &lines[lines.len().saturating_sub(TAIL)..] {
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let mut inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+    let mut buf = Vec::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        // Rotated (a new file at the path) or truncated: start over at the new beginning.
+        if let Ok(meta) = std::fs::metadata(&paths.logfile) {
+            let position = file.stream_position().unwrap_or(0);
+            if (meta.ino() != inode || meta.len() < position)
+                && let Ok(new) = open()
+            {
+                file = new;
+                inode = meta.ino();
+                let _ = file.seek(SeekFrom::Start(0));
+            }
+        }
+        buf.clear();
+        if file.read_to_end(&mut buf).is_ok()
+            && !buf.is_empty()
+            && out.write_all(&buf).and_then(|()| out.flush()).is_err()
+        {
+            return ExitCode::SUCCESS;
+        }
     }
 }
 

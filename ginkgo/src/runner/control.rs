@@ -1,0 +1,144 @@
+//! The control socket: a Unix socket beside the pid file (mode 0600) through which `status`,
+//! `reload` and `stop` get real answers instead of fire-and-forget signals.
+//!
+//! Protocol: the client sends one line (`status`, `reload` or `stop`); the server answers with
+//! a first line `ok` or `error`, then free text, and closes the connection.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use crate::net::UnixListener;
+use crate::service::{ServiceHandle, Snapshot};
+use crate::sync::channel;
+
+/// A request the control socket hands to the serving loop.
+pub(super) enum Request {
+    /// Reload; the answer (Ok: changed paths, Err: why) goes back on the channel.
+    Reload(channel::Sender<Result<String, String>>),
+    /// Stop the tree.
+    Stop,
+}
+
+/// Binds the control socket, replacing a leftover file (the caller holds the pid file lock,
+/// so no live process uses it), and makes it private to its owner.
+pub(super) fn bind(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale control socket"),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    UnixListener::from_std(listener)
+}
+
+/// Serves control requests until the task is aborted.
+pub(super) async fn serve(
+    listener: UnixListener,
+    tree: ServiceHandle,
+    requests: channel::Sender<Request>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "control socket accept failed");
+                crate::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let tree = tree.clone();
+        let requests = requests.clone();
+        // Each client is answered in its own task, so a slow one cannot block the others.
+        drop(crate::spawn(async move {
+            if let Err(err) = answer(stream, &tree, &requests).await {
+                tracing::debug!(%err, "control client went away");
+            }
+        }));
+    }
+}
+
+async fn answer(
+    stream: crate::net::UnixStream,
+    tree: &ServiceHandle,
+    requests: &channel::Sender<Request>,
+) -> io::Result<()> {
+    let mut reader = AsyncBufReader::new(stream);
+    let mut line = String::new();
+    crate::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await??;
+    let mut stream = reader.into_inner();
+    let reply = match line.trim() {
+        "status" => format!("ok\n{}", render(&tree.snapshot(), SystemTime::now())),
+        "reload" => {
+            let (tx, rx) = channel::bounded(1);
+            let _ = requests.send(Request::Reload(tx)).await;
+            match rx.recv().await {
+                Ok(Ok(changed)) => format!("ok\n{changed}\n"),
+                Ok(Err(error)) => format!("error\n{error}\n"),
+                Err(_) => "error\nthe daemon is stopping\n".to_owned(),
+            }
+        }
+        "stop" => {
+            let _ = requests.send(Request::Stop).await;
+            "ok\nstopping\n".to_owned()
+        }
+        other => format!("error\nunknown command {other:?}; expected status, reload or stop\n"),
+    };
+    stream.write_all(reply.as_bytes()).await?;
+    stream.close().await
+}
+
+/// The tree as `status` prints it: one line per service, indented by depth.
+pub(super) fn render(snapshot: &Snapshot, now: SystemTime) -> String {
+    fn walk(out: &mut String, node: &Snapshot, depth: usize, now: SystemTime) {
+        let since = now
+            .duration_since(node.since)
+            .map_or_else(|_| "-".to_owned(), |d| format!("{}s", d.as_secs()));
+        let name = format!("{}{}", "  ".repeat(depth), node.name);
+        out.push_str(&format!(
+            "{name:<28} {:<9} for {since:<8} restarts {:<3} tasks {}\n",
+            node.state.as_str(),
+            node.restarts,
+            node.tasks
+        ));
+        if let Some(failure) = &node.last_failure {
+            out.push_str(&format!(
+                "{}  last failure: {failure}\n",
+                "  ".repeat(depth)
+            ));
+        }
+        for child in &node.children {
+            walk(out, child, depth + 1, now);
+        }
+    }
+    let mut out = format!("pid {}\n", std::process::id());
+    walk(&mut out, snapshot, 0, now);
+    out
+}
+
+/// Sends `command` to the control socket at `path` and returns (success, text).
+///
+/// # Errors
+///
+/// Fails if nothing listens there or the answer is malformed.
+pub(super) fn request(path: &Path, command: &str, wait: Duration) -> io::Result<(bool, String)> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(wait))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{command}\n").as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest)?;
+    match first.trim() {
+        "ok" => Ok((true, rest)),
+        "error" => Ok((false, rest)),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected answer {other:?} from the control socket"),
+        )),
+    }
+}

@@ -1,0 +1,94 @@
+//! The settings every ginkgo program has, and the paths derived from them.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Duration;
+
+/// Settings every ginkgo program has, at the top level (Ginkgo's built-in settings).
+#[derive(crate::Settings, Debug)]
+pub struct RunnerSettings {
+    /// The pid file, locked while the program runs. Empty: <rundir>/<program>.pid.
+    #[setting(default = "")]
+    pub pidfile: String,
+    /// Where a daemon writes its log (`log` and `logtail` read it). Empty:
+    /// <rundir>/<program>.log. In the foreground the log goes to standard error.
+    #[setting(default = "")]
+    pub logfile: String,
+    /// Which log lines to keep: a tracing filter directive such as "info" or
+    /// "warn,my_crate=debug". Reloaded on SIGHUP.
+    #[setting(default = "info", validate = super::logging::check_filter)]
+    pub loglevel: String,
+    /// How log lines are written: "text" or "json".
+    #[setting(default = "text", validate = super::logging::check_format)]
+    pub logformat: String,
+    /// The directory a daemon runs in, and where its pid file, control socket and log go by
+    /// default.
+    #[setting(default = ".")]
+    pub rundir: String,
+    /// The user to run as once the services have started (needs root to start).
+    pub user: Option<String>,
+    /// The group to run as (default: the user's primary group).
+    pub group: Option<String>,
+    /// The file mode mask of a daemon, such as 0o027.
+    #[setting(default = 0o027, validate = check_umask)]
+    pub umask: u32,
+    /// A directory to chroot into after the services have started (needs root).
+    pub chroot: Option<String>,
+    /// How long a graceful stop may take in all before the program exits anyway.
+    #[setting(default = Duration::from_secs(10))]
+    pub stop_timeout: Duration,
+}
+
+fn check_umask(mask: &u32) -> Result<(), String> {
+    if *mask <= 0o777 {
+        Ok(())
+    } else {
+        Err(format!("must be at most 0o777, got 0o{mask:o}"))
+    }
+}
+
+/// The files a program uses, as absolute paths.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The working directory of a daemon.
+    pub rundir: PathBuf,
+    /// The pid file.
+    pub pidfile: PathBuf,
+    /// The control socket, beside the pid file.
+    pub socket: PathBuf,
+    /// The daemon's log file.
+    pub logfile: PathBuf,
+}
+
+impl Paths {
+    /// Resolves the settings against the current directory.
+    pub fn resolve(program: &str, settings: &RunnerSettings) -> Self {
+        let cwd = super::origin();
+        let absolute = |p: &str| -> PathBuf {
+            let path = Path::new(p);
+            if path.is_absolute() {
+                path.to_owned()
+            } else {
+                cwd.join(path)
+            }
+        };
+        let rundir = absolute(&settings.rundir);
+        let pidfile = if settings.pidfile.is_empty() {
+            rundir.join(format!("{program}.pid"))
+        } else {
+            absolute(&settings.pidfile)
+        };
+        let socket = pidfile.with_extension("sock");
+        let logfile = if settings.logfile.is_empty() {
+            rundir.join(format!("{program}.log"))
+        } else {
+            absolute(&settings.logfile)
+        };
+        Self {
+            rundir,
+            pidfile,
+            socket,
+            logfile,
+        }
+    }
+}
