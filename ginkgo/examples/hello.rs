@@ -53,7 +53,7 @@ impl Service for Hello {
         ctx.spawn("greeter", async move {
             loop {
                 let now = settings.get();
-                tracing::info!("{}", now.message);
+                ginkgo::tracing::info!("{}", now.message);
                 let pause = Duration::from_secs(60) / now.rate_per_minute;
                 if shutdown.run(timer.sleep(pause)).await.is_none() {
                     return;

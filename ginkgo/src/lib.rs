@@ -79,6 +79,9 @@ pub use ginkgo_api::Runtime;
 pub use ginkgo_api::task::JoinError;
 pub use ginkgo_api::{config, future, io, sync};
 
+/// Logging and diagnostics: the runner installs a subscriber; services log with its macros.
+pub use tracing;
+
 /// Declares a group of settings; see [`config`].
 pub use ginkgo_macros::Settings;
 

@@ -2,44 +2,11 @@
 //! process: `config`, `config --template`, `check` (with a typo, a type error and a syntax
 //! error), `run`, and SIGHUP reloads with a good and a broken file.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
-
-/// Builds the example (a no-op when `cargo test` already did) and returns its path.
-fn hello() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test path");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>/deps/<test>");
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo.args(["build", "--quiet", "-p", "ginkgo", "--example", "hello"]);
-            if profile_dir.ends_with("release") {
-                cargo.arg("--release");
-            }
-            let status = cargo.status().expect("run cargo");
-            assert!(status.success(), "building the hello example failed");
-            profile_dir.join("examples").join("hello")
-        })
-        .clone()
-}
-
-fn file(text: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ginkgo-hello-{}-{n}.toml", std::process::id()));
-    std::fs::write(&path, text).expect("write file");
-    path
-}
+use ginkgo_tests::process::{Running, dir, file, hello};
 
 fn run(args: &[&str]) -> Output {
     Command::new(hello())
@@ -155,79 +122,17 @@ fn check_reports_typo_type_error_and_syntax_error_with_exit_78() {
     assert_eq!(out.status.code(), Some(78));
 }
 
-/// A running `hello` whose log lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        // Each run gets its own directory for its pid file and control socket.
-        let rundir = file("").with_extension("run");
-        std::fs::create_dir_all(&rundir).expect("rundir");
-        let mut command = Command::new(hello());
-        command
-            .args(args)
-            .arg("-s")
-            .arg(format!("rundir={}", rundir.display()))
-            .env_remove("HELLO_HELLO__MESSAGE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("spawn hello");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Waits (up to 20 s) for a line containing `needle`; returns it.
-    fn expect_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {needle:?}; saw:\n{}", seen.join("\n"));
-    }
-
-    fn signal(&self, signal: Signal) {
-        signal.send_to(self.child.id()).expect("send signal");
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("hello did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
 #[test]
 fn run_logs_at_the_rate_and_stops_on_sigterm() {
+    let rundir = dir();
     let running = Running::start(
-        &["-s", "hello.rate_per_minute=1200"],
+        &hello(),
+        &[
+            "-s",
+            "hello.rate_per_minute=1200",
+            "-s",
+            &format!("rundir={}", rundir.display()),
+        ],
         &[("HELLO_HELLO__MESSAGE", "from the environment")],
     );
     running.expect_line("ready");
@@ -244,7 +149,17 @@ fn run_logs_at_the_rate_and_stops_on_sigterm() {
 #[test]
 fn sighup_reloads_a_good_file_and_rejects_a_broken_one() {
     let path = file("[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n");
-    let running = Running::start(&["-c", path.to_str().expect("utf-8")], &[]);
+    let rundir = dir();
+    let running = Running::start(
+        &hello(),
+        &[
+            "-c",
+            path.to_str().expect("utf-8"),
+            "-s",
+            &format!("rundir={}", rundir.display()),
+        ],
+        &[],
+    );
     running.expect_line("first");
 
     std::fs::write(

@@ -197,7 +197,7 @@ impl Runner {
             Ok(config) => config,
             Err(err) => {
                 eprintln!("{}: configuration error:\n{err}", self.program);
-                return ExitCode::from(EXIT_CONFIG);
+                return self.without_config(&cli, &command);
             }
         };
         let settings = match config.get::<RunnerSettings>() {
@@ -242,6 +242,26 @@ impl Runner {
             Command::Status => status(program, &paths),
             Command::Log => log(program, &paths),
             Command::Logtail => logtail(program, &paths),
+        }
+    }
+
+    /// Commands that only talk to a running daemon still work when the configuration does
+    /// not load (so a typo never prevents a stop); the others exit with `EX_CONFIG`.
+    fn without_config(&self, cli: &Cli, command: &Command) -> ExitCode {
+        let program = self.program.as_str();
+        let file = cli.config.as_ref().map(|file| origin().join(file));
+        let (paths, stop_timeout) = settings::lenient(program, file.as_deref(), &cli.set);
+        match command {
+            Command::Stop => stop(program, &paths, stop_timeout),
+            Command::Status => status(program, &paths),
+            Command::Log => log(program, &paths),
+            Command::Logtail => logtail(program, &paths),
+            // The daemon checks the same files and gives its verdict; exit non-zero anyway.
+            Command::Reload => {
+                let _ = reload(program, &paths);
+                ExitCode::from(EXIT_CONFIG)
+            }
+            _ => ExitCode::from(EXIT_CONFIG),
         }
     }
 

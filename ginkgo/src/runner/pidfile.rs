@@ -110,8 +110,10 @@ impl Pidfile {
         // The lock is held, so nobody else writes; the pid goes in with one write(2), so a
         // reader sees either nothing yet or the whole pid.
         let line = format!("{}\n", std::process::id());
+        // 0644 whatever the umask: anyone may read which process runs.
         let written = file
-            .set_len(0)
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .and_then(|()| file.set_len(0))
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(line.as_bytes()))
             .and_then(|()| file.sync_all());

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use crate::config::Duration;
 
 /// Settings every ginkgo program has, at the top level (Ginkgo's built-in settings).
@@ -91,4 +93,56 @@ impl Paths {
             logfile,
         }
     }
+}
+
+/// The paths and stop timeout for commands that talk to a running daemon (`stop`, `status`,
+/// `reload`, `log`), read leniently when the configuration does not load: a typo in the file
+/// must not prevent stopping the daemon. Only `pidfile`, `rundir`, `logfile` and
+/// `stop_timeout` are read, from the file's top level, the environment and `--set`.
+pub(super) fn lenient(
+    program: &str,
+    file: Option<&Path>,
+    sets: &[String],
+) -> (Paths, std::time::Duration) {
+    let mut values: std::collections::HashMap<String, toml::Value> = Default::default();
+    if let Some(table) = file
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .and_then(|text| text.parse::<toml::Table>().ok())
+    {
+        values.extend(table);
+    }
+    let prefix = crate::config::env_prefix(program);
+    for key in ["pidfile", "rundir", "logfile", "stop_timeout"] {
+        if let Ok(value) = std::env::var(format!("{prefix}{}", key.to_uppercase())) {
+            values.insert(key.to_owned(), toml::Value::String(value));
+        }
+    }
+    for (key, value) in sets.iter().filter_map(|s| s.split_once('=')) {
+        values.insert(key.trim().to_owned(), toml::Value::String(value.to_owned()));
+    }
+    let text = |key: &str, default: &str| -> String {
+        values
+            .get(key)
+            .and_then(toml::Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let settings = RunnerSettings {
+        pidfile: text("pidfile", ""),
+        logfile: text("logfile", ""),
+        loglevel: "info".into(),
+        logformat: "text".into(),
+        rundir: text("rundir", "."),
+        user: None,
+        group: None,
+        umask: 0o027,
+        chroot: None,
+        stop_timeout: Duration::from_secs(10),
+    };
+    let stop_timeout = values
+        .get("stop_timeout")
+        .cloned()
+        .and_then(|v| Duration::deserialize(v).ok())
+        .unwrap_or(settings.stop_timeout);
+    (Paths::resolve(program, &settings), stop_timeout.0)
 }

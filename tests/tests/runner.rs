@@ -1,0 +1,459 @@
+//! The runner, tested on real child processes: the `hello` example as a daemon (start, status,
+//! reload, stop, restart, log), pid file safety (second start, stale file, symlink), privilege
+//! drop, signals (SIGTERM within stop_timeout, a second SIGINT, SIGUSR1 log reopening), and
+//! the systemd notification protocol.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use ginkgo_api::signal::Signal;
+use ginkgo_tests::process::{Running, dir, hello};
+
+/// A `hello` daemon in a directory of its own, driven through its command line.
+struct Daemon {
+    rundir: PathBuf,
+    config: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Daemon {
+    fn new(config: &str) -> Self {
+        let rundir = dir();
+        let path = rundir.join("hello.toml");
+        std::fs::write(&path, config).expect("config");
+        Self {
+            rundir,
+            config: path,
+            extra: Vec::new(),
+        }
+    }
+
+    fn with(mut self, assignment: &str) -> Self {
+        self.extra.push(assignment.to_owned());
+        self
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(hello());
+        command
+            .arg("-c")
+            .arg(&self.config)
+            .arg("-s")
+            .arg(format!("rundir={}", self.rundir.display()))
+            .env_remove("NOTIFY_SOCKET");
+        for assignment in &self.extra {
+            command.arg("-s").arg(assignment);
+        }
+        command.args(args).output().expect("run hello")
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.rundir.join("hello.pid")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.rundir.join("hello.sock")
+    }
+
+    fn logfile(&self) -> PathBuf {
+        self.rundir.join("hello.log")
+    }
+
+    fn pid(&self) -> u32 {
+        std::fs::read_to_string(self.pidfile())
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
+    /// Waits until the log file contains `needle` (after `skip` bytes).
+    fn wait_log(&self, needle: &str, skip: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = std::fs::read_to_string(self.logfile()).unwrap_or_default();
+            if log.get(skip..).is_some_and(|tail| tail.contains(needle)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "log has no {needle:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_len(&self) -> usize {
+        std::fs::read_to_string(self.logfile()).map_or(0, |log| log.len())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["stop"]);
+    }
+}
+
+fn out(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn err(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn proc_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !proc_field(pid, "State").starts_with('Z')
+}
+
+const FAST: &str = "[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n";
+
+#[test]
+fn daemon_start_status_reload_stop() {
+    let daemon = Daemon::new(FAST);
+    let started = daemon.cmd(&["start"]);
+    assert_eq!(started.status.code(), Some(0), "{}", err(&started));
+    let pid = daemon.pid();
+    assert_eq!(out(&started), format!("hello started (pid {pid})\n"));
+
+    // Files: pid file 0644 and locked, control socket 0600.
+    let mode = |p: PathBuf| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(daemon.pidfile()), 0o644);
+    assert_eq!(mode(daemon.socket()), 0o600);
+    assert!(
+        std::fs::metadata(daemon.socket())
+            .expect("socket")
+            .file_type()
+            .is_socket()
+    );
+
+    // A real daemon: its own session (not its leader), no terminal, in rundir, umask 0027.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .expect("fields")
+        .split_whitespace()
+        .collect();
+    let (session, tty) = (fields[3], fields[4]);
+    assert_ne!(session, pid.to_string(), "not a session leader");
+    assert_ne!(session, std::process::id().to_string());
+    assert_eq!(tty, "0", "no controlling terminal");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"),
+        daemon.rundir
+    );
+    assert_eq!(proc_field(pid, "Umask"), "0027");
+
+    let again = daemon.cmd(&["start"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        err(&again).contains(&format!("already running (pid {pid})")),
+        "{}",
+        err(&again)
+    );
+
+    let status = daemon.cmd(&["status"]);
+    assert_eq!(status.status.code(), Some(0));
+    let tree = out(&status);
+    assert!(tree.contains(&format!("pid {pid}")), "{tree}");
+    assert!(
+        tree.lines()
+            .any(|l| l.starts_with("Hello") && l.contains("ready")),
+        "{tree}"
+    );
+
+    daemon.wait_log("first", 0);
+    std::fs::write(&daemon.config, FAST.replace("first", "second")).expect("edit");
+    let reloaded = daemon.cmd(&["reload"]);
+    assert_eq!(reloaded.status.code(), Some(0), "{}", err(&reloaded));
+    assert_eq!(out(&reloaded), "hello: reloaded; changed: hello.message\n");
+    daemon.wait_log("second", 0);
+
+    std::fs::write(&daemon.config, FAST.replace("1200", "\"fast\"")).expect("break");
+    let rejected = daemon.cmd(&["reload"]);
+    assert_ne!(rejected.status.code(), Some(0));
+    assert!(
+        err(&rejected).contains("the old one stays in force"),
+        "{}",
+        err(&rejected)
+    );
+    assert!(err(&rejected).contains("expected u32, found string \"fast\""));
+    assert!(alive(pid));
+    let mark = daemon.log_len();
+    daemon.wait_log("second", mark);
+
+    let log = daemon.cmd(&["log"]);
+    assert!(out(&log).contains("INFO hello: second"), "{}", out(&log));
+
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", err(&stopped));
+    assert_eq!(out(&stopped), format!("hello stopped (pid {pid})\n"));
+    assert!(!alive(pid));
+    assert!(!daemon.pidfile().exists(), "pid file removed");
+    assert!(!daemon.socket().exists(), "control socket removed");
+    let status = daemon.cmd(&["status"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert_eq!(
+        daemon.cmd(&["stop"]).status.code(),
+        Some(0),
+        "stop when not running is fine"
+    );
+}
+
+#[test]
+fn restart_waits_for_the_old_process() {
+    let daemon = Daemon::new(FAST);
+    assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
+    let old = daemon.pid();
+    let restarted = daemon.cmd(&["restart"]);
+    assert_eq!(restarted.status.code(), Some(0), "{}", err(&restarted));
+    let new = daemon.pid();
+    assert_ne!(old, new);
+    assert!(!alive(old));
+    assert!(out(&restarted).contains(&format!("hello stopped (pid {old})")));
+    assert!(out(&restarted).contains(&format!("hello started (pid {new})")));
+}
+
+#[test]
+fn stale_pid_file_is_recovered() {
+    let daemon = Daemon::new(FAST);
+    std::fs::write(daemon.pidfile(), "999999\n").expect("stale pid file");
+    assert_eq!(
+        daemon.cmd(&["status"]).status.code(),
+        Some(3),
+        "a stale file is not running"
+    );
+    let started = daemon.cmd(&["start"]);
+    assert_eq!(started.status.code(), Some(0), "{}", err(&started));
+    daemon.wait_log("recovered a stale pid file", 0);
+    assert_ne!(daemon.pid(), 999_999);
+}
+
+#[test]
+fn symlinked_pid_file_is_refused() {
+    let daemon = Daemon::new(FAST);
+    let target = daemon.rundir.join("precious");
+    std::fs::write(&target, "keep me").expect("target");
+    std::os::unix::fs::symlink(&target, daemon.pidfile()).expect("symlink");
+    let started = daemon.cmd(&["start"]);
+    assert_ne!(started.status.code(), Some(0));
+    assert!(
+        err(&started).contains("is a symbolic link; refusing to follow it"),
+        "{}",
+        err(&started)
+    );
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep me");
+}
+
+#[test]
+fn privileges_are_dropped_after_start() {
+    let missing = Daemon::new(FAST).with("user=no-such-user-here");
+    let started = missing.cmd(&["start"]);
+    assert_ne!(started.status.code(), Some(0));
+    assert!(
+        err(&started).contains("user \"no-such-user-here\" does not exist"),
+        "{}",
+        err(&started)
+    );
+
+    let daemon = Daemon::new(FAST).with("user=nobody");
+    let started = daemon.cmd(&["start"]);
+    if !nix_is_root() {
+        // Not root: the drop cannot happen, and start says why instead of running as is.
+        assert_ne!(started.status.code(), Some(0));
+        assert!(err(&started).contains("needs root"), "{}", err(&started));
+        return;
+    }
+    assert_eq!(started.status.code(), Some(0), "{}", err(&started));
+    let pid = daemon.pid();
+    let nobody = "65534";
+    let uids: Vec<String> = proc_field(pid, "Uid")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        uids, [nobody; 4],
+        "real, effective, saved and filesystem uid"
+    );
+    let gids: Vec<String> = proc_field(pid, "Gid")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert!(gids.iter().all(|g| g != "0"), "no root gid left: {gids:?}");
+    assert!(
+        !proc_field(pid, "Groups")
+            .split_whitespace()
+            .any(|g| g == "0"),
+        "no root group"
+    );
+    daemon.wait_log("dropped privileges", 0);
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(
+        stopped.status.code(),
+        Some(0),
+        "root stops it through the socket: {}",
+        err(&stopped)
+    );
+    assert!(!alive(pid));
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn sigusr1_reopens_the_log_file() {
+    let daemon = Daemon::new(FAST);
+    assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
+    daemon.wait_log("first", 0);
+    let rotated = daemon.rundir.join("hello.log.1");
+    std::fs::rename(daemon.logfile(), &rotated).expect("rotate");
+    Signal::Usr1.send_to(daemon.pid()).expect("SIGUSR1");
+    daemon.wait_log("log file reopened", 0);
+    daemon.wait_log("first", 0);
+    assert!(
+        std::fs::read_to_string(&rotated)
+            .expect("old log")
+            .contains("first")
+    );
+}
+
+fn stubborn() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stubborn"))
+}
+
+#[test]
+fn sigterm_stops_within_stop_timeout() {
+    let rundir = dir();
+    let rundir = format!("rundir={}", rundir.display());
+    let running = Running::start(&stubborn(), &["-s", &rundir, "-s", "stop_timeout=1s"], &[]);
+    running.expect_line("ready");
+    let began = Instant::now();
+    running.signal(Signal::Term);
+    running.expect_line("stop hook started");
+    running.expect_line("did not stop within stop_timeout");
+    let status = running.wait();
+    let took = began.elapsed();
+    assert_eq!(status.code(), Some(1), "a stop cut short is a failure");
+    assert!(
+        took >= Duration::from_secs(1),
+        "waited for stop_timeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "bounded by stop_timeout: {took:?}"
+    );
+
+    // A stop that fits in the budget exits cleanly.
+    let running = Running::start(
+        &stubborn(),
+        &[
+            "-s",
+            &rundir,
+            "-s",
+            "stop_timeout=5s",
+            "-s",
+            "stubborn.stop_delay=100ms",
+        ],
+        &[],
+    );
+    running.expect_line("ready");
+    running.signal(Signal::Term);
+    running.expect_line("stop hook finished");
+    assert_eq!(running.wait().code(), Some(0));
+}
+
+#[test]
+fn second_sigint_exits_at_once() {
+    let rundir = format!("rundir={}", dir().display());
+    let running = Running::start(&stubborn(), &["-s", &rundir, "-s", "stop_timeout=60s"], &[]);
+    running.expect_line("ready");
+    running.signal(Signal::Int);
+    running.expect_line("stop hook started");
+    let began = Instant::now();
+    running.signal(Signal::Int);
+    running.expect_line("second SIGINT");
+    assert_eq!(running.wait().code(), Some(130));
+    assert!(began.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn notify_socket_gets_ready_reloading_stopping_in_order() {
+    let rundir = dir();
+    let socket_path = rundir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let notify = socket_path.display().to_string();
+    let running = Running::start(
+        &hello(),
+        &["-s", &format!("rundir={}", rundir.display())],
+        &[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "200000")],
+    );
+    let pid = running.child.id();
+    let mut messages: Vec<String> = Vec::new();
+    let mut watchdogs = 0;
+    let mut receive_until = |want: &str, messages: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.recv(&mut buf).expect("a notification");
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message == "WATCHDOG=1" {
+                watchdogs += 1;
+                continue;
+            }
+            let done = message.starts_with(want);
+            messages.push(message);
+            if done {
+                return;
+            }
+        }
+    };
+    receive_until("READY=1", &mut messages);
+    running.signal(Signal::Hup);
+    receive_until("READY=1", &mut messages);
+    running.signal(Signal::Term);
+    receive_until("STOPPING=1", &mut messages);
+    assert_eq!(running.wait().code(), Some(0));
+
+    let kinds: Vec<&str> = messages
+        .iter()
+        .map(|m| m.lines().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"],
+        "{messages:?}"
+    );
+    assert!(
+        messages[0].contains(&format!("MAINPID={pid}")),
+        "{}",
+        messages[0]
+    );
+    assert!(messages[0].contains("STATUS="), "{}", messages[0]);
+    let usec: u64 = messages[1]
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("RELOADING=1 carries MONOTONIC_USEC")
+        .parse()
+        .expect("a number");
+    assert!(usec > 0);
+    assert!(watchdogs >= 1, "WATCHDOG=1 keep-alives");
+}
