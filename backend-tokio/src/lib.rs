@@ -136,7 +136,11 @@ impl Runtime for Tokio {
             .enable_all()
             .build()
             .unwrap_or_else(|err| panic!("could not start the tokio runtime: {err}"));
-        runtime.block_on(future)
+        let output = runtime.block_on(future);
+        // Tasks still running when the main future is done are abandoned, as on the other
+        // backends: dropping the runtime instead would wait for blocking tasks forever.
+        runtime.shutdown_background();
+        output
     }
 
     #[inline]

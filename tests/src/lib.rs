@@ -29,6 +29,7 @@ macro_rules! conformance_suite {
             task::spawn_blocking_abort_while_running,
             task::nested_spawn,
             task::entry_point_returns_value,
+            task::entry_point_does_not_wait_for_stuck_work,
             // time
             time::sleep_never_early,
             time::sleep_until_deadline,

@@ -192,3 +192,27 @@ pub async fn entry_point_returns_value<R: Runtime>() {
     .expect("blocking waiter");
     assert_eq!(value, "inner value");
 }
+
+/// The entry point returns once its future is done, even while a blocking task is stuck: a
+/// program's exit never hangs on work that cannot be cancelled.
+pub async fn entry_point_does_not_wait_for_stuck_work<R: Runtime>() {
+    let took = spawn_blocking::<R, _, _>(|| {
+        std::thread::spawn(|| {
+            let began = std::time::Instant::now();
+            let value = ginkgo_api::block_on::<R, _>(async {
+                drop(spawn_blocking::<R, _, _>(|| {
+                    std::thread::sleep(Duration::from_secs(3));
+                }));
+                sleep::<R>(Duration::from_millis(20)).await;
+                5
+            });
+            (value, began.elapsed())
+        })
+        .join()
+        .expect("entry point thread")
+    })
+    .await
+    .expect("blocking waiter");
+    assert_eq!(took.0, 5);
+    assert!(took.1 < Duration::from_secs(2), "block_on waited {:?} for stuck work", took.1);
+}
