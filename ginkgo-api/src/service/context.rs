@@ -124,6 +124,12 @@ impl Context {
         self.node.own_task(name, handle);
     }
 
+    /// The counter `name` of this service (created at zero on first use), shown in snapshots,
+    /// `status` and `/metrics`. It keeps counting across restarts.
+    pub fn counter(&self, name: &'static str) -> super::Counter {
+        self.node.counter(name)
+    }
+
     /// Sleeps on the tree's runtime; for services written without naming a runtime.
     pub fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         self.node.tree.exec.sleep(duration)

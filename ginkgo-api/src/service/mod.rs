@@ -107,6 +107,47 @@ pub use failure::{Cause, Failure, StopReport, StuckTask};
 pub use handle::{ServiceHandle, serve, serve_forever, tree};
 pub use state::{Snapshot, State, Transition};
 
+/// A named counter of a service, shown in its [`Snapshot`] and by `/metrics`: cheap to clone
+/// and to update from any task.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo(ctx: &ginkgo_api::service::Context) {
+/// let accepted = ctx.counter("connections_accepted");
+/// accepted.inc();
+/// assert_eq!(accepted.get(), 1);
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Counter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Subtracts one, stopping at zero (for gauges such as open connections).
+    pub fn dec(&self) {
+        let _ = self.0.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| n.checked_sub(1),
+        );
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The error type of service hooks and owned tasks: any error, boxed.
 pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -17,7 +17,7 @@ use super::context::{Context, Shutdown, panic_text};
 use super::exec::{BoxFuture, Exec, TaskHandle, within};
 use super::failure::{Cause, Failure, StopReport, StuckTask};
 use super::state::{Snapshot, State, Transition};
-use super::{Options, Restart, Service};
+use super::{Counter, Options, Restart, Service};
 
 /// How long aborted tasks get to finish before they are reported as stuck.
 pub(crate) const ABORT_GRACE: Duration = Duration::from_millis(100);
@@ -65,6 +65,7 @@ pub(crate) struct Inner {
     children: Vec<Arc<Node>>,
     tasks: Vec<OwnedTask>,
     reap_at: usize,
+    counters: Vec<(&'static str, Counter)>,
     shutdown: Shutdown,
     readiness: Readiness,
     start_failure: Option<Failure>,
@@ -123,6 +124,7 @@ impl Node {
                 children: Vec::new(),
                 tasks: Vec::new(),
                 reap_at: 16,
+                counters: Vec::new(),
                 shutdown: Shutdown::default(),
                 readiness: Readiness::Immediate,
                 start_failure: None,
@@ -202,6 +204,18 @@ impl Node {
             handle,
             joined: false,
         });
+    }
+
+    /// The counter `name` of this service, created at zero on first use. Counters outlive
+    /// restarts, so they keep counting across instances.
+    pub(crate) fn counter(&self, name: &'static str) -> Counter {
+        let mut inner = self.inner();
+        if let Some((_, counter)) = inner.counters.iter().find(|(n, _)| *n == name) {
+            return counter.clone();
+        }
+        let counter = Counter::default();
+        inner.counters.push((name, counter.clone()));
+        counter
     }
 
     pub(crate) fn set_readiness(&self, readiness: Readiness) {
@@ -593,6 +607,11 @@ impl Node {
                 start_duration: inner.start_duration,
                 stop_duration: inner.stop_duration,
                 last_failure: inner.last_failure.as_ref().map(ToString::to_string),
+                counters: inner
+                    .counters
+                    .iter()
+                    .map(|(name, counter)| ((*name).to_owned(), counter.get()))
+                    .collect(),
                 children: Vec::with_capacity(inner.children.len()),
             };
             (snapshot, inner.children.clone())

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The lifecycle state of a service (Ginkgo's state machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     /// Created, never started.
     Init,
@@ -60,7 +61,10 @@ pub struct Transition {
 }
 
 /// A picture of a service and its subtree at one moment, for `status`, `/status` and metrics.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializes (for `/status`) with `since` as milliseconds since the Unix epoch and durations
+/// as seconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Snapshot {
     /// The service's name.
@@ -70,25 +74,57 @@ pub struct Snapshot {
     /// Its state.
     pub state: State,
     /// When it entered that state.
+    #[serde(rename = "since_unix_ms", serialize_with = "unix_ms")]
     pub since: SystemTime,
     /// How many times its parent has restarted it.
     pub restarts: u32,
     /// How many of its owned tasks are still running.
     pub tasks: usize,
     /// How long its last start took (children, hook and readiness).
+    #[serde(rename = "start_seconds", serialize_with = "seconds")]
     pub start_duration: Option<Duration>,
     /// How long its last stop took.
+    #[serde(rename = "stop_seconds", serialize_with = "seconds")]
     pub stop_duration: Option<Duration>,
     /// Why it last failed, if it did.
     pub last_failure: Option<String>,
+    /// Its counters ([`Context::counter`](super::Context::counter)), by name.
+    pub counters: Vec<(String, u64)>,
     /// Its children, in start order.
     pub children: Vec<Snapshot>,
+}
+
+fn unix_ms<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    s.serialize_u64(ms)
+}
+
+fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 impl Snapshot {
     /// The number of services in this subtree, itself included.
     pub fn count(&self) -> usize {
         1 + self.children.iter().map(Snapshot::count).sum::<usize>()
+    }
+
+    /// Whether every service in this subtree is ready (what `/readyz` reports).
+    pub fn all_ready(&self) -> bool {
+        self.state == State::Ready && self.children.iter().all(Snapshot::all_ready)
+    }
+
+    /// Visits every service in this subtree, parents before children.
+    pub fn walk(&self, visit: &mut impl FnMut(&Snapshot)) {
+        visit(self);
+        for child in &self.children {
+            child.walk(visit);
+        }
     }
 
     /// Finds a service in this subtree by its path.

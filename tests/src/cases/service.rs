@@ -800,6 +800,7 @@ pub async fn snapshot_shows_tree<R: Runtime>() {
         let l2 = l.clone();
         ctx.add_child(Probe::new("a", &l).children(move |ctx| {
             ctx.add_child(Probe::new("a1", &l2).after_start(|ctx| {
+                ctx.counter("things").add(2);
                 for name in ["one", "two"] {
                     let shutdown = ctx.shutdown();
                     ctx.spawn(name, async move { shutdown.wait().await });
@@ -816,6 +817,12 @@ pub async fn snapshot_shows_tree<R: Runtime>() {
     assert_eq!(a1.tasks, 2);
     assert_eq!(a1.restarts, 0);
     assert!(a1.start_duration.is_some());
+    assert_eq!(a1.counters, [("things".to_owned(), 2)]);
+    assert!(!snapshot.all_ready() || snapshot.state == State::Ready);
+    assert!(snapshot.all_ready(), "every service is ready");
+    let mut paths = Vec::new();
+    snapshot.walk(&mut |s| paths.push(s.path.clone()));
+    assert_eq!(paths, ["root", "root/a", "root/a/a1", "root/b"]);
     assert_eq!(
         snapshot
             .children
@@ -826,6 +833,7 @@ pub async fn snapshot_shows_tree<R: Runtime>() {
     );
     root.stop().await;
     let snapshot = root.snapshot();
+    assert!(!snapshot.all_ready());
     assert_eq!(snapshot.state, State::Stopped);
     assert!(snapshot.stop_duration.is_some());
     assert_eq!(snapshot.find("root/a/a1").expect("a1").tasks, 0);

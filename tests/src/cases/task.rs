@@ -214,5 +214,9 @@ pub async fn entry_point_does_not_wait_for_stuck_work<R: Runtime>() {
     .await
     .expect("blocking waiter");
     assert_eq!(took.0, 5);
-    assert!(took.1 < Duration::from_secs(2), "block_on waited {:?} for stuck work", took.1);
+    assert!(
+        took.1 < Duration::from_secs(2),
+        "block_on waited {:?} for stuck work",
+        took.1
+    );
 }
