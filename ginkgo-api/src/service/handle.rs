@@ -52,6 +52,20 @@ impl ServiceHandle {
         self.node.inner().restarts
     }
 
+    /// The parent service; `None` for the root.
+    pub fn parent(&self) -> Option<ServiceHandle> {
+        self.node.parent().map(Self::new)
+    }
+
+    /// The root of the tree this service belongs to (itself, for the root).
+    pub fn root(&self) -> ServiceHandle {
+        let mut node = self.node.clone();
+        while let Some(parent) = node.parent() {
+            node = parent;
+        }
+        Self::new(node)
+    }
+
     /// The children, in start order.
     pub fn children(&self) -> Vec<ServiceHandle> {
         self.node.children().into_iter().map(Self::new).collect()
