@@ -56,7 +56,9 @@ use std::future::Future;
 // Lets `#[derive(Settings)]`, which names `::ginkgo`, work inside this crate too.
 extern crate self as ginkgo;
 
+pub mod http;
 pub mod runner;
+pub mod server;
 
 /// The runtime chosen at build time. Generic code (such as the service layer) is written over
 /// [`ginkgo_api::Runtime`]; this alias is how the facade fixes it.

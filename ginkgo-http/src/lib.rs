@@ -1,0 +1,1 @@
+//! HTTP for ginkgo-rs: hyper on any backend, the HttpServer service and the admin endpoints.

@@ -1,0 +1,1 @@
+//! Stream servers and clients as ginkgo-rs services.
