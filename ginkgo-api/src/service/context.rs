@@ -140,13 +140,18 @@ impl Context {
         self.node.shutdown()
     }
 
-    /// Declares, during `start`, that the service is not ready when the hook returns; it must
-    /// call [`Context::set_ready`] within its start timeout.
+    /// Declares the service not ready.
+    ///
+    /// During `start`, the start then waits until [`Context::set_ready`] is called, within
+    /// the start timeout. Once started, the service keeps its state but stops counting as
+    /// ready (in snapshots and `/readyz`) until `set_ready` is called again: a client while
+    /// it has lost its connection, say.
     pub fn not_ready(&self) {
         self.node.set_readiness(Readiness::Pending);
     }
 
-    /// Declares the service ready; its start completes.
+    /// Declares the service ready: a pending start completes, a running service counts as
+    /// ready again.
     pub fn set_ready(&self) {
         self.node.set_readiness(Readiness::Ready);
     }

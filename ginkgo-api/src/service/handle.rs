@@ -42,6 +42,11 @@ impl ServiceHandle {
         self.node.state()
     }
 
+    /// Whether it counts as ready: in state ready, and not declared unready at run time.
+    pub fn is_ready(&self) -> bool {
+        self.node.is_ready()
+    }
+
     /// Why the service last failed, if it ever did.
     pub fn last_failure(&self) -> Option<Failure> {
         self.node.last_failure()

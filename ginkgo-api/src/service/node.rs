@@ -155,6 +155,13 @@ impl Node {
         self.inner().state
     }
 
+    /// Ready in state, and not declared unready at run time (a client that lost its
+    /// connection).
+    pub(crate) fn is_ready(&self) -> bool {
+        let inner = self.inner();
+        inner.state == State::Ready && inner.readiness != Readiness::Pending
+    }
+
     pub(crate) fn options(&self) -> Options {
         self.inner().options.clone()
     }
@@ -597,6 +604,7 @@ impl Node {
                 name: self.name.to_string(),
                 path: self.path.to_string(),
                 state: inner.state,
+                ready: inner.state == State::Ready && inner.readiness != Readiness::Pending,
                 since: inner.since,
                 restarts: inner.restarts,
                 tasks: inner

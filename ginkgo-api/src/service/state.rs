@@ -73,6 +73,9 @@ pub struct Snapshot {
     pub path: String,
     /// Its state.
     pub state: State,
+    /// Whether it counts as ready: in state ready, and not declared unready at run time with
+    /// [`Context::not_ready`](super::Context::not_ready) (a client while disconnected).
+    pub ready: bool,
     /// When it entered that state.
     #[serde(rename = "since_unix_ms", serialize_with = "unix_ms")]
     pub since: SystemTime,
@@ -116,7 +119,7 @@ impl Snapshot {
 
     /// Whether every service in this subtree is ready (what `/readyz` reports).
     pub fn all_ready(&self) -> bool {
-        self.state == State::Ready && self.children.iter().all(Snapshot::all_ready)
+        self.ready && self.children.iter().all(Snapshot::all_ready)
     }
 
     /// Visits every service in this subtree, parents before children.

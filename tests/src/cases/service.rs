@@ -686,6 +686,15 @@ pub async fn dynamic_children<R: Runtime>() {
     }));
     root.start().await.expect("start");
     let ctx = slot.lock().expect("slot").clone().expect("context");
+    // At run time, readiness toggles without changing the state (a client that lost its
+    // connection).
+    assert!(root.is_ready());
+    ctx.not_ready();
+    assert!(!root.is_ready());
+    assert!(!root.snapshot().all_ready());
+    assert_eq!(root.state(), State::Ready);
+    ctx.set_ready();
+    assert!(root.is_ready() && root.snapshot().all_ready());
     let late = ctx
         .start_child(Probe::new("late", &log))
         .await
