@@ -1,1 +1,42 @@
-//! Stream servers and clients on the backend chosen at build time; see [`ginkgo_server`].
+//! Stream servers and clients as services, on the backend chosen at build time; see
+//! [`ginkgo_server`] for the details.
+//!
+//! # Examples
+//!
+//! ```
+//! use ginkgo::io::{AsyncReadExt, AsyncWriteExt};
+//! use ginkgo::server::{Connection, StreamServer};
+//!
+//! let echo = StreamServer::new("echo", "127.0.0.1:0", |mut conn: Connection| async move {
+//!     let mut buf = vec![0u8; 4096];
+//!     loop {
+//!         let n = conn.stream.read(&mut buf).await?;
+//!         if n == 0 {
+//!             return std::io::Result::Ok(());
+//!         }
+//!         conn.stream.write_all(&buf[..n]).await?;
+//!     }
+//! });
+//! let address = echo.address();
+//! ginkgo::run(async {
+//!     let tree = ginkgo::service::tree(echo);
+//!     tree.start().await.unwrap();
+//!     let mut client = ginkgo::net::TcpStream::connect(address.get().unwrap()).await.unwrap();
+//!     client.write_all(b"ping").await.unwrap();
+//!     let mut reply = [0u8; 4];
+//!     client.read_exact(&mut reply).await.unwrap();
+//!     assert_eq!(&reply, b"ping");
+//!     tree.stop().await;
+//! });
+//! ```
+
+pub use ginkgo_server::{Backoff, Bind, BoundAddr, Handler};
+
+/// A TCP server as a service: one owned task per connection.
+pub type StreamServer<H> = ginkgo_server::StreamServer<crate::Backend, H>;
+/// One accepted connection.
+pub type Connection = ginkgo_server::Connection<crate::Backend>;
+/// A TCP client as a service that reconnects.
+pub type StreamClient<H> = ginkgo_server::StreamClient<crate::Backend, H>;
+/// The client's connection.
+pub type ClientConnection = ginkgo_server::ClientConnection<crate::Backend>;

@@ -76,6 +76,13 @@ macro_rules! conformance_suite {
             service::stop_idempotent_and_restartable,
             service::snapshot_shows_tree,
             service::serve_forever_returns,
+            // servers and clients
+            server::stream_echo_1000_clients,
+            server::max_connections_holds,
+            server::graceful_stop_finishes_in_flight,
+            server::client_reconnects_after_server_restart,
+            server::server_errors_are_contained,
+            server::server_on_inherited_listener,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

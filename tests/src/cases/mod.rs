@@ -2,6 +2,7 @@
 //! panics on failure.
 
 pub mod net;
+pub mod server;
 pub mod service;
 pub mod signal;
 pub mod sync;

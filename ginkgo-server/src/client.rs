@@ -1,0 +1,151 @@
+//! [`StreamClient`]: a TCP client as a service.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+use ginkgo_api::Runtime;
+use ginkgo_api::net::TcpStream;
+use ginkgo_api::service::{Context, Error, Service, Shutdown, TaskResult, async_trait};
+
+use crate::backoff::Backoff;
+
+/// The client's connection, handed to its handler.
+#[derive(Debug)]
+pub struct ClientConnection<R: Runtime> {
+    /// The connection.
+    pub stream: TcpStream<R>,
+    /// Triggered when the client stops.
+    pub shutdown: Shutdown,
+}
+
+/// A TCP client as a service: keeps one connection to `address` and runs the handler on it.
+///
+/// - It starts once connected (so a tree starts only when its clients have reached their
+///   servers), within the service's start timeout.
+/// - When the connection drops (the handler returns, with or without an error), it counts as
+///   not ready and reconnects with capped exponential backoff; ready again once connected.
+/// - Counters: `connections` (established), `connect_failures`, `disconnects`.
+pub struct StreamClient<R: Runtime, H> {
+    name: String,
+    address: String,
+    handler: H,
+    backoff: (Duration, Duration),
+    connect_timeout: Duration,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+impl<R, H, Fut> StreamClient<R, H>
+where
+    R: Runtime,
+    H: Fn(ClientConnection<R>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: TaskResult,
+{
+    /// A client named `name` for `address`, running `handler` on each connection.
+    pub fn new(name: &str, address: &str, handler: H) -> Self {
+        Self {
+            name: name.to_owned(),
+            address: address.to_owned(),
+            handler,
+            backoff: (Duration::from_millis(50), Duration::from_secs(5)),
+            connect_timeout: Duration::from_secs(5),
+            _runtime: PhantomData,
+        }
+    }
+
+    /// The reconnect backoff: first delay and cap (default 50 ms and 5 s).
+    #[must_use]
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = (initial, max);
+        self
+    }
+
+    /// How long one connection attempt may take (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+#[async_trait]
+impl<R, H, Fut> Service for StreamClient<R, H>
+where
+    R: Runtime,
+    H: Fn(ClientConnection<R>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: TaskResult,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        ctx.not_ready();
+        let connections = ctx.counter("connections");
+        let failures = ctx.counter("connect_failures");
+        let disconnects = ctx.counter("disconnects");
+        let (address, handler, timeout) = (
+            self.address.clone(),
+            self.handler.clone(),
+            self.connect_timeout,
+        );
+        let mut backoff = Backoff::new(self.backoff.0, self.backoff.1, 0.1);
+        let me = ctx.clone();
+        let shutdown = ctx.shutdown();
+        ctx.spawn("connection", async move {
+            loop {
+                let attempt = ginkgo_api::time::timeout::<R, _>(
+                    timeout,
+                    TcpStream::<R>::connect(address.as_str()),
+                );
+                let Some(attempt) = shutdown.run(attempt).await else {
+                    return;
+                };
+                match attempt {
+                    Ok(Ok(stream)) => {
+                        backoff.reset();
+                        connections.inc();
+                        me.set_ready();
+                        tracing::info!(service = me.path(), %address, "connected");
+                        let connection = ClientConnection {
+                            stream,
+                            shutdown: shutdown.clone(),
+                        };
+                        let outcome = AssertUnwindSafe(handler(connection)).catch_unwind().await;
+                        me.not_ready();
+                        disconnects.inc();
+                        match outcome {
+                            Ok(output) => {
+                                if let Err(err) = output.into_result() {
+                                    tracing::warn!(service = me.path(), %err, "connection ended with an error");
+                                }
+                            }
+                            Err(_) => tracing::warn!(service = me.path(), "connection handler panicked"),
+                        }
+                        if shutdown.is_triggered() {
+                            return;
+                        }
+                        tracing::info!(service = me.path(), %address, "disconnected; reconnecting");
+                    }
+                    Ok(Err(err)) => {
+                        failures.inc();
+                        tracing::debug!(service = me.path(), %err, "connect failed");
+                    }
+                    Err(_) => {
+                        failures.inc();
+                        tracing::debug!(service = me.path(), %address, ?timeout, "connect timed out");
+                    }
+                }
+                let delay = backoff.next_delay();
+                if shutdown.run(me.sleep(delay)).await.is_none() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+}
