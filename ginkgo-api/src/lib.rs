@@ -46,5 +46,7 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
+/// Stream combinators from futures-lite ([`stream::StreamExt`], [`stream::iter`], ...).
+pub use futures_lite::stream;
 pub use runtime::Runtime;
 pub use task::{AbortHandle, JoinError, JoinHandle, block_on, spawn, spawn_blocking};

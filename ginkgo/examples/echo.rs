@@ -1,95 +1,59 @@
-//! A TCP echo server on the ginkgo runtime API. It runs unchanged on every backend:
+//! A TCP echo server: a `StreamServer` service under the runner, so it has the whole command
+//! line (`run`, `start`, `stop`, `status`, `config`, ...). It runs unchanged on every backend:
 //!
 //! ```text
-//! cargo run --example echo                                  # tokio, 127.0.0.1:7007
-//! cargo run --example echo -- 127.0.0.1:9000                # another address
+//! cargo run --example echo                                   # tokio, on echo.bind = 127.0.0.1:7007
+//! cargo run --example echo -- -s echo.bind=127.0.0.1:9000    # another address
 //! cargo run --example echo --no-default-features --features smol
 //! ```
 //!
 //! Try it with `nc 127.0.0.1 7007`. Ctrl-C (SIGINT) or SIGTERM stops it gracefully: it stops
-//! accepting, gives open connections a second to finish, then aborts them.
+//! accepting, and open connections get `stop_timeout` to finish.
 
-use std::time::Duration;
+use std::process::ExitCode;
 
-use ginkgo::future;
+use ginkgo::Settings;
 use ginkgo::io::{AsyncReadExt, AsyncWriteExt};
-use ginkgo::net::{SocketAddr, TcpListener, TcpStream};
-use ginkgo::signal::{Signal, Signals};
+use ginkgo::runner::Runner;
+use ginkgo::server::{Connection, StreamServer};
 
-/// What the accept loop woke up for.
-enum Event {
-    Accepted(std::io::Result<(TcpStream, SocketAddr)>),
-    Stop(Option<Signal>),
+/// Settings of the echo server.
+#[derive(Settings)]
+#[settings(group = "echo")]
+struct EchoSettings {
+    /// The address to listen on.
+    #[setting(default = "127.0.0.1:7007")]
+    bind: String,
+    /// The most connections served at once.
+    #[setting(default = 10_000)]
+    max_connections: usize,
 }
 
-/// Echoes everything the peer sends until it closes the connection.
-async fn echo(mut stream: TcpStream, peer: SocketAddr) -> std::io::Result<u64> {
+/// Echoes everything the peer sends until it closes the connection, or the server stops.
+async fn echo(mut conn: Connection) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
-    let mut total = 0;
+    let mut total = 0u64;
     loop {
-        let n = stream.read(&mut buf).await?;
+        let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
+            return Ok(()); // the server is stopping: close between messages
+        };
+        let n = read?;
         if n == 0 {
-            println!("{peer} closed after {total} bytes");
-            return Ok(total);
+            ginkgo::tracing::info!(peer = %conn.peer, bytes = total, "closed");
+            return Ok(());
         }
-        stream.write_all(&buf[..n]).await?;
+        conn.stream.write_all(&buf[..n]).await?;
         total += n as u64;
     }
 }
 
-fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7007".to_owned());
-    ginkgo::run(async move {
-        let mut signals = Signals::new(&[Signal::Int, Signal::Term])?;
-        let listener = TcpListener::bind(addr.as_str()).await?;
-        println!(
-            "echo server listening on {} (backend: {}); Ctrl-C stops it",
-            listener.local_addr()?,
-            ginkgo::BACKEND
-        );
-
-        let mut connections = Vec::new();
-        let stop_signal = loop {
-            // Wait for whichever comes first: a connection or a stop signal.
-            let next = future::or(async { Event::Accepted(listener.accept().await) }, async {
-                Event::Stop(signals.recv().await)
-            })
-            .await;
-            match next {
-                Event::Accepted(Ok((stream, peer))) => {
-                    println!("{peer} connected");
-                    connections.retain(|c: &ginkgo::JoinHandle<_>| !c.is_finished());
-                    connections.push(ginkgo::spawn(echo(stream, peer)));
-                }
-                // Out of file descriptors, for example: keep serving the open connections.
-                Event::Accepted(Err(err)) => eprintln!("accept failed: {err}"),
-                Event::Stop(signal) => break signal,
-            }
-        };
-
-        let why = stop_signal.map_or("signal stream ended".to_owned(), |s| s.to_string());
-        println!(
-            "{why}: no longer accepting; waiting up to 1 s for {} connection(s)",
-            connections.len()
-        );
-        drop(listener);
-        let drain = async {
-            for connection in &mut connections {
-                let _ = connection.await;
-            }
-        };
-        if ginkgo::time::timeout(Duration::from_secs(1), drain)
-            .await
-            .is_err()
-        {
-            for connection in &connections {
-                connection.abort();
-            }
-            println!("aborted the connections still open");
-        }
-        println!("stopped");
-        Ok(())
-    })
+fn main() -> ExitCode {
+    Runner::new("echo")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A TCP echo server")
+        .run(|config| {
+            let settings = config.get::<EchoSettings>()?.get();
+            Ok(StreamServer::new("echo", settings.bind.as_str(), echo)
+                .max_connections(settings.max_connections))
+        })
 }

@@ -79,7 +79,7 @@ pub type Backend = ginkgo_backend_threads::Threads;
 
 pub use ginkgo_api::Runtime;
 pub use ginkgo_api::task::JoinError;
-pub use ginkgo_api::{config, future, io, sync};
+pub use ginkgo_api::{config, future, io, stream, sync};
 
 /// Logging and diagnostics: the runner installs a subscriber; services log with its macros.
 pub use tracing;
