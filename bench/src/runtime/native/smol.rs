@@ -1,0 +1,105 @@
+//! smol: the setup of the ginkgo smol backend written directly, a process-wide
+//! `async_executor::Executor` with one worker thread per ginkgo worker, on the async-io reactor,
+//! with `async_net` sockets.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_executor::Executor;
+use async_net::{TcpListener, TcpStream};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::runtime::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
+
+/// This baseline's own executor, started like the backend's (but separate from it).
+fn executor() -> &'static Executor<'static> {
+    static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
+    static WORKERS: OnceLock<()> = OnceLock::new();
+    let executor = EXECUTOR.get_or_init(Executor::new);
+    WORKERS.get_or_init(|| {
+        for index in 0..ginkgo_api::backend::worker_count() {
+            std::thread::Builder::new()
+                .name(format!("bench-smol-{index}"))
+                .spawn(move || async_io::block_on(executor.run(std::future::pending::<()>())))
+                .expect("could not start a smol worker thread");
+        }
+    });
+    executor
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    executor();
+    async_io::block_on(future)
+}
+
+pub(crate) fn spawn_join(tasks: usize) -> Duration {
+    block_on(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| executor().spawn(async move { i }))
+            .collect();
+        let mut sum = 0;
+        for handle in handles {
+            sum += handle.await;
+        }
+        black_box(sum);
+        start.elapsed()
+    })
+}
+
+pub(crate) fn echo() -> Duration {
+    block_on(async {
+        let start = Instant::now();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = executor().spawn(async move {
+            let mut handlers = Vec::with_capacity(ECHO_CONNS);
+            for _ in 0..ECHO_CONNS {
+                let (stream, _) = listener.accept().await?;
+                handlers.push(executor().spawn(serve(stream)));
+            }
+            for handler in handlers {
+                handler.await?;
+            }
+            io::Result::Ok(())
+        });
+        let clients: Vec<_> = (0..ECHO_CONNS)
+            .map(|_| executor().spawn(client(addr)))
+            .collect();
+        for client in clients {
+            client.await?;
+        }
+        server.await?;
+        io::Result::Ok(start.elapsed())
+    })
+    .expect("echo benchmark failed")
+}
+
+async fn serve(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = [0; ECHO_LEN];
+    loop {
+        match stream.read_exact(&mut buf).await {
+            Ok(()) => stream.write_all(&buf).await?,
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn client(addr: SocketAddr) -> io::Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let message = [7; ECHO_LEN];
+    let mut buf = [0; ECHO_LEN];
+    for _ in 0..ECHO_ROUND_TRIPS {
+        stream.write_all(&message).await?;
+        stream.read_exact(&mut buf).await?;
+    }
+    assert_eq!(buf, message, "echo mismatch");
+    Ok(())
+}
