@@ -24,17 +24,13 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::net::SocketAddr as UnixSocketAddr;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use ginkgo_api::Runtime;
-use ginkgo_api::backend::{self, AbortFlag};
+use ginkgo_api::backend::native::{NativeAbort, NativeHandle, NativeRuntime};
 use ginkgo_api::runtime::{
-    RawAbortHandle, RawJoinHandle, RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener,
-    RawUnixStream,
+    RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener, RawUnixStream,
 };
-use ginkgo_api::task::JoinError;
 use ginkgo_api::{forward_async_read, forward_async_write};
 use ginkgo_backend_async_io::{Signals, Sleep};
 
@@ -42,42 +38,33 @@ use ginkgo_backend_async_io::{Signals, Sleep};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStd;
 
-/// A task handle; async-std's own handle already detaches on drop.
-pub struct JoinHandle<T> {
-    handle: async_std::task::JoinHandle<Result<T, JoinError>>,
-    flag: AbortFlag,
-}
+impl NativeRuntime for AsyncStd {
+    type Task<T: Send + 'static> = async_std::task::JoinHandle<T>;
 
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
+    fn cancel<T: Send + 'static>(
+        task: async_std::task::JoinHandle<T>,
+    ) -> impl Future<Output = Option<T>> + Send + 'static {
+        task.cancel()
+    }
 
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.handle).poll(cx)
+    fn detach<T: Send + 'static>(task: async_std::task::JoinHandle<T>) {
+        drop(task); // async-std's handle detaches when dropped
+    }
+
+    fn spawn_detached(future: impl Future<Output = ()> + Send + 'static) {
+        drop(async_std::task::spawn(future));
     }
 }
 
-impl<T: Send + 'static> RawJoinHandle<T> for JoinHandle<T> {
-    type AbortHandle = AbortFlag;
-
-    fn abort(&self) {
-        self.flag.abort();
-    }
-
-    fn is_finished(&self) -> bool {
-        self.flag.is_finished()
-    }
-
-    fn abort_handle(&self) -> AbortFlag {
-        self.flag.clone()
-    }
-}
+/// An async-std task handle: async-std's own, with ginkgo's semantics (detach on drop, abort,
+/// panics reported) at no extra cost per task.
+pub type JoinHandle<T> = NativeHandle<AsyncStd, T>;
 
 impl Runtime for AsyncStd {
     const NAME: &'static str = "async-std";
 
     type JoinHandle<T: Send + 'static> = JoinHandle<T>;
-    type AbortHandle = AbortFlag;
+    type AbortHandle = NativeAbort;
     type Sleep = Sleep;
     type TcpListener = TcpListener;
     type TcpStream = TcpStream;
@@ -96,11 +83,7 @@ impl Runtime for AsyncStd {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (future, flag) = backend::task(future);
-        JoinHandle {
-            handle: async_std::task::spawn(future),
-            flag,
-        }
+        NativeHandle::spawned(async_std::task::spawn(future))
     }
 
     fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
@@ -108,11 +91,8 @@ impl Runtime for AsyncStd {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (call, flag) = backend::blocking(f);
-        JoinHandle {
-            handle: async_std::task::spawn_blocking(call),
-            flag,
-        }
+        let (call, flag) = ginkgo_api::backend::blocking(f);
+        NativeHandle::blocking(async_std::task::spawn_blocking(call), flag)
     }
 
     fn sleep_until(deadline: Instant) -> Sleep {

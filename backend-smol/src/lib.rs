@@ -20,16 +20,12 @@
 //! ```
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_executor::Executor;
 use ginkgo_api::Runtime;
-use ginkgo_api::backend::{self, AbortFlag};
-use ginkgo_api::runtime::{RawAbortHandle, RawJoinHandle};
-use ginkgo_api::task::JoinError;
+use ginkgo_api::backend::native::{NativeAbort, NativeHandle, NativeRuntime};
 use ginkgo_backend_async_io::{Signals, Sleep, net};
 
 /// The smol runtime marker.
@@ -42,7 +38,7 @@ fn executor() -> &'static Executor<'static> {
     static WORKERS: OnceLock<()> = OnceLock::new();
     let executor = EXECUTOR.get_or_init(Executor::new);
     WORKERS.get_or_init(|| {
-        for index in 0..backend::worker_count() {
+        for index in 0..ginkgo_api::backend::worker_count() {
             let spawned = std::thread::Builder::new()
                 .name(format!("ginkgo-smol-{index}"))
                 .spawn(move || {
@@ -58,53 +54,33 @@ fn executor() -> &'static Executor<'static> {
     executor
 }
 
-/// A task handle that detaches on drop (smol's own `Task` cancels on drop).
-pub struct JoinHandle<T> {
-    task: Option<async_task::Task<Result<T, JoinError>>>,
-    flag: AbortFlag,
-}
+impl NativeRuntime for Smol {
+    type Task<T: Send + 'static> = async_task::Task<T>;
 
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
-        }
+    fn cancel<T: Send + 'static>(
+        task: async_task::Task<T>,
+    ) -> impl Future<Output = Option<T>> + Send + 'static {
+        task.cancel()
+    }
+
+    fn detach<T: Send + 'static>(task: async_task::Task<T>) {
+        task.detach();
+    }
+
+    fn spawn_detached(future: impl Future<Output = ()> + Send + 'static) {
+        executor().spawn(future).detach();
     }
 }
 
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
-
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.task.as_mut() {
-            Some(task) => Pin::new(task).poll(cx),
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<T: Send + 'static> RawJoinHandle<T> for JoinHandle<T> {
-    type AbortHandle = AbortFlag;
-
-    fn abort(&self) {
-        self.flag.abort();
-    }
-
-    fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(async_task::Task::is_finished)
-    }
-
-    fn abort_handle(&self) -> AbortFlag {
-        self.flag.clone()
-    }
-}
+/// A smol task handle: async-task's own, with ginkgo's semantics (detach on drop, abort,
+/// panics reported) at no extra cost per task.
+pub type JoinHandle<T> = NativeHandle<Smol, T>;
 
 impl Runtime for Smol {
     const NAME: &'static str = "smol";
 
     type JoinHandle<T: Send + 'static> = JoinHandle<T>;
-    type AbortHandle = AbortFlag;
+    type AbortHandle = NativeAbort;
     type Sleep = Sleep;
     type TcpListener = net::TcpListener;
     type TcpStream = net::TcpStream;
@@ -125,11 +101,7 @@ impl Runtime for Smol {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (future, flag) = backend::task(future);
-        JoinHandle {
-            task: Some(executor().spawn(future)),
-            flag,
-        }
+        NativeHandle::spawned(executor().spawn(future))
     }
 
     fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
@@ -137,11 +109,8 @@ impl Runtime for Smol {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (call, flag) = backend::blocking(f);
-        JoinHandle {
-            task: Some(blocking::unblock(call)),
-            flag,
-        }
+        let (call, flag) = ginkgo_api::backend::blocking(f);
+        NativeHandle::blocking(blocking::unblock(call), flag)
     }
 
     fn sleep_until(deadline: Instant) -> Sleep {

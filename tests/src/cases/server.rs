@@ -17,11 +17,15 @@ use crate::support::eventually;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// An echo handler: everything read is written back until the peer closes.
+/// An echo handler: everything read is written back until the peer closes or the server
+/// stops.
 async fn echo<R: Runtime>(mut conn: Connection<R>) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     loop {
-        let n = conn.stream.read(&mut buf).await?;
+        let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
+            return Ok(());
+        };
+        let n = read?;
         if n == 0 {
             return Ok(());
         }
@@ -199,9 +203,9 @@ pub async fn client_reconnects_after_server_restart<R: Runtime>() {
                 conn.stream.write_all(b"hi").await?;
                 let mut buf = [0u8; 2];
                 conn.stream.read_exact(&mut buf).await?;
-                // Stay connected until the server goes away.
+                // Stay connected until the server goes away or the client stops.
                 let mut rest = [0u8; 1];
-                let _ = conn.stream.read(&mut rest).await;
+                let _ = conn.shutdown.run(conn.stream.read(&mut rest)).await;
                 std::io::Result::Ok(())
             }
         })

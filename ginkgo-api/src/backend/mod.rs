@@ -1,9 +1,13 @@
 //! Building blocks for backends whose native task handles do not already follow the ginkgo
 //! contract (smol, async-std, threads). Users do not need this module.
 //!
-//! [`task`] wraps a future so that it catches panics and can be aborted through an
-//! [`AbortFlag`]; [`blocking`] does the same for a blocking closure. The backend then spawns
-//! the wrapped future natively and only has to make its handle detach on drop.
+//! - [`native::NativeHandle`] gives a runtime's own cancellable handle (async-task's `Task`,
+//!   async-std's `JoinHandle`) the ginkgo semantics at no per-task cost.
+//! - [`task`] wraps a future so that it catches panics and can be aborted through an
+//!   [`AbortFlag`]; [`blocking`] does the same for a blocking closure. For runtimes without a
+//!   cancellable handle of their own (plain threads).
+
+pub mod native;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

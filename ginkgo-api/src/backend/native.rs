@@ -1,0 +1,318 @@
+//! [`NativeHandle`]: the ginkgo task contract on top of a runtime's own cancellable task
+//! handle (async-task's `Task`, async-std's `JoinHandle`), with no allocation and no atomic
+//! operation per task beyond what the runtime does itself.
+//!
+//! - Polling polls the native handle; a panic it propagates becomes a panicked
+//!   [`JoinError`].
+//! - `abort()` starts the native cancellation in a small detached task and makes the handle
+//!   wait for it, so the handle completes once the task's future has really been dropped.
+//! - The shared state a cloneable abort handle needs is only allocated when
+//!   [`RawJoinHandle::abort_handle`] is called.
+//! - Dropping the handle detaches the task.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+
+use crate::runtime::{RawAbortHandle, RawJoinHandle};
+use crate::task::JoinError;
+
+/// A runtime whose own task handles can be cancelled and detached (async-task's `Task`,
+/// async-std's `JoinHandle`), as [`NativeHandle`] needs it.
+pub trait NativeRuntime: Send + Sync + Sized + 'static {
+    /// The runtime's handle to a task returning `T`.
+    type Task<T: Send + 'static>: Future<Output = T> + Send + Unpin + 'static;
+
+    /// Cancels `task`: completes once its future has been dropped, with the output if the
+    /// task had finished first.
+    fn cancel<T: Send + 'static>(
+        task: Self::Task<T>,
+    ) -> impl Future<Output = Option<T>> + Send + 'static;
+
+    /// Lets `task` run on with nobody observing it.
+    fn detach<T: Send + 'static>(task: Self::Task<T>);
+
+    /// Runs `future` as a detached task.
+    fn spawn_detached(future: impl Future<Output = ()> + Send + 'static);
+}
+
+/// A task or a blocking call on a [`NativeRuntime`].
+pub enum NativeTask<N: NativeRuntime, T: Send + 'static> {
+    /// A spawned future: aborting cancels it.
+    Spawned(N::Task<T>),
+    /// A blocking closure wrapped by [`super::blocking`]: aborting stops it from starting,
+    /// but one already running completes and gives its value.
+    Blocking(N::Task<Result<T, JoinError>>, super::AbortFlag),
+}
+
+impl<N: NativeRuntime, T: Send + 'static> NativeTask<N, T> {
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        match self {
+            NativeTask::Spawned(task) => Pin::new(task).poll(cx).map(Ok),
+            NativeTask::Blocking(task, _) => Pin::new(task).poll(cx),
+        }
+    }
+
+    fn detach(self) {
+        match self {
+            NativeTask::Spawned(task) => N::detach(task),
+            NativeTask::Blocking(task, _) => N::detach(task),
+        }
+    }
+}
+
+enum Slot<N: NativeRuntime, T: Send + 'static> {
+    Running {
+        task: NativeTask<N, T>,
+        waker: Option<Waker>,
+    },
+    // Boxed (only when aborting) so the handle stays `Unpin` whatever the output type.
+    Cancelling {
+        result: Pin<Box<async_channel::Receiver<Option<T>>>>,
+        waker: Option<Waker>,
+    },
+    /// Finished; the result waits here if `is_finished` saw it before the owner polled.
+    Finished(Option<Box<Result<T, JoinError>>>),
+    /// The state moved to the shared slot of an abort handle.
+    Moved,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No user code runs under these locks.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
+    fn poll(&mut self, waker: &Waker) -> Poll<Result<T, JoinError>> {
+        let mut cx = Context::from_waker(waker);
+        match self {
+            Slot::Running { task, waker: saved } => {
+                match catch_unwind(AssertUnwindSafe(|| task.poll_result(&mut cx))) {
+                    Ok(Poll::Pending) => {
+                        remember(saved, waker);
+                        Poll::Pending
+                    }
+                    Ok(Poll::Ready(result)) => {
+                        *self = Slot::Finished(None);
+                        Poll::Ready(result)
+                    }
+                    Err(payload) => {
+                        *self = Slot::Finished(None);
+                        Poll::Ready(Err(JoinError::panicked(payload)))
+                    }
+                }
+            }
+            Slot::Cancelling {
+                result,
+                waker: saved,
+            } => match result.as_mut().poll_next(&mut cx) {
+                Poll::Pending => {
+                    remember(saved, waker);
+                    Poll::Pending
+                }
+                Poll::Ready(outcome) => {
+                    *self = Slot::Finished(None);
+                    // `Some(Some(v))`: it finished before the cancellation took effect.
+                    Poll::Ready(outcome.flatten().ok_or_else(JoinError::cancelled))
+                }
+            },
+            Slot::Finished(result) => match result.take() {
+                Some(result) => Poll::Ready(*result),
+                None => Poll::Pending, // polled again after completion
+            },
+            Slot::Moved => Poll::Pending,
+        }
+    }
+
+    /// Whether the task is done, without losing its result or the owner's wake-up: polls
+    /// with the waker the owner last registered.
+    fn is_finished(&mut self) -> bool {
+        let waker = match self {
+            Slot::Running { waker, .. } | Slot::Cancelling { waker, .. } => {
+                waker.clone().unwrap_or_else(|| Waker::noop().clone())
+            }
+            Slot::Finished(_) => return true,
+            Slot::Moved => return false,
+        };
+        match self.poll(&waker) {
+            Poll::Ready(result) => {
+                *self = Slot::Finished(Some(Box::new(result)));
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    fn abort(&mut self) {
+        match self {
+            Slot::Running {
+                task: NativeTask::Blocking(_, flag),
+                ..
+            } => {
+                flag.abort();
+                return;
+            }
+            Slot::Running { .. } => {}
+            _ => return,
+        }
+        let Slot::Running {
+            task: NativeTask::Spawned(task),
+            waker,
+        } = std::mem::replace(self, Slot::Moved)
+        else {
+            return;
+        };
+        let (tx, rx) = async_channel::bounded(1);
+        N::spawn_detached(async move {
+            let outcome = N::cancel(task).await;
+            let _ = tx.try_send(outcome);
+        });
+        // The owner waited on the task; wake it so it waits on the cancellation instead.
+        if let Some(waker) = &waker {
+            waker.wake_by_ref();
+        }
+        *self = Slot::Cancelling {
+            result: Box::pin(rx),
+            waker,
+        };
+    }
+
+    fn detach(&mut self) {
+        if let Slot::Running { task, .. } = std::mem::replace(self, Slot::Moved) {
+            task.detach();
+        }
+    }
+}
+
+fn remember(saved: &mut Option<Waker>, waker: &Waker) {
+    if !saved.as_ref().is_some_and(|s| s.will_wake(waker)) {
+        *saved = Some(waker.clone());
+    }
+}
+
+/// The slot shared with abort handles once one was asked for.
+struct Shared<N: NativeRuntime, T: Send + 'static> {
+    slot: Mutex<Slot<N, T>>,
+}
+
+impl<N: NativeRuntime, T: Send + 'static> Drop for Shared<N, T> {
+    fn drop(&mut self) {
+        lock(&self.slot).detach();
+    }
+}
+
+trait ErasedAbort: Send + Sync {
+    fn abort(&self);
+    fn is_finished(&self) -> bool;
+}
+
+impl<N: NativeRuntime, T: Send + 'static> ErasedAbort for Shared<N, T> {
+    fn abort(&self) {
+        lock(&self.slot).abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        lock(&self.slot).is_finished()
+    }
+}
+
+/// A task handle with ginkgo's semantics over a native one; see the module docs.
+pub struct NativeHandle<N: NativeRuntime, T: Send + 'static> {
+    slot: Mutex<Slot<N, T>>,
+    shared: OnceLock<Arc<Shared<N, T>>>,
+}
+
+impl<N: NativeRuntime, T: Send + 'static> NativeHandle<N, T> {
+    /// Wraps a spawned future's native handle.
+    pub fn spawned(task: N::Task<T>) -> Self {
+        Self::new(NativeTask::Spawned(task))
+    }
+
+    /// Wraps the native handle of a blocking call made with [`super::blocking`].
+    pub fn blocking(task: N::Task<Result<T, JoinError>>, flag: super::AbortFlag) -> Self {
+        Self::new(NativeTask::Blocking(task, flag))
+    }
+
+    fn new(task: NativeTask<N, T>) -> Self {
+        Self {
+            slot: Mutex::new(Slot::Running { task, waker: None }),
+            shared: OnceLock::new(),
+        }
+    }
+
+    fn with_slot<V>(&self, f: impl FnOnce(&mut Slot<N, T>) -> V) -> V {
+        match self.shared.get() {
+            Some(shared) => f(&mut lock(&shared.slot)),
+            None => f(&mut lock(&self.slot)),
+        }
+    }
+}
+
+impl<N: NativeRuntime, T: Send + 'static> Future for NativeHandle<N, T> {
+    type Output = Result<T, JoinError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.shared.get() {
+            // The common case: no abort handle, no lock taken.
+            None => this
+                .slot
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .poll(cx.waker()),
+            Some(shared) => lock(&shared.slot).poll(cx.waker()),
+        }
+    }
+}
+
+impl<N: NativeRuntime, T: Send + 'static> Drop for NativeHandle<N, T> {
+    fn drop(&mut self) {
+        if self.shared.get().is_none() {
+            self.slot
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .detach();
+        }
+    }
+}
+
+/// A cloneable abort handle for a [`NativeHandle`].
+#[derive(Clone)]
+pub struct NativeAbort(Arc<dyn ErasedAbort>);
+
+impl RawAbortHandle for NativeAbort {
+    fn abort(&self) {
+        self.0.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl<N: NativeRuntime, T: Send + 'static> RawJoinHandle<T> for NativeHandle<N, T> {
+    type AbortHandle = NativeAbort;
+
+    fn abort(&self) {
+        self.with_slot(Slot::abort);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.with_slot(Slot::is_finished)
+    }
+
+    fn abort_handle(&self) -> NativeAbort {
+        let shared = self.shared.get_or_init(|| {
+            let slot = std::mem::replace(&mut *lock(&self.slot), Slot::Moved);
+            Arc::new(Shared {
+                slot: Mutex::new(slot),
+            })
+        });
+        NativeAbort(shared.clone())
+    }
+}
