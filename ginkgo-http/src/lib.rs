@@ -1,1 +1,55 @@
-//! HTTP for ginkgo-rs: hyper on any backend, the HttpServer service and the admin endpoints.
+//! HTTP for ginkgo-rs: hyper on any backend, an [`HttpServer`] service for any tower
+//! `Service` (axum `Router`s included), and the [`Admin`] endpoints.
+//!
+//! - [`rt`]: hyper's runtime traits for every backend: [`rt::Executor`], [`rt::Timer`] and the
+//!   futures-io adapter [`rt::Io`], for hyper's servers and clients alike.
+//! - [`HttpServer`]: a service that serves HTTP/1.1 (keep-alive) and HTTP/2 (prior knowledge)
+//!   on one port, a task per connection, with counters, header read timeouts and a graceful
+//!   stop. [`Listen`] says where; [`HttpHandle`] tells the bound address.
+//! - [`admin`]: `/healthz`, `/readyz`, `/status` and `/metrics` for the service tree, as the
+//!   [`Admin`] service or as a router to merge into an application's.
+//! - [`axum`]: re-exported (without its tokio parts), so routers are built against the same
+//!   version the server runs.
+//!
+//! Everything is generic over the runtime `R`; the `ginkgo` facade's `ginkgo::http` module
+//! fixes it to the backend chosen at build time.
+//!
+//! # Examples
+//!
+//! An axum application with the admin endpoints, on any backend:
+//!
+//! ```
+//! use ginkgo_api::Runtime;
+//! use ginkgo_http::{HttpServer, admin};
+//! use ginkgo_http::axum::{Router, routing::get};
+//!
+//! fn app<R: Runtime>(bind: &str) -> HttpServer<R, Router> {
+//!     let routes = Router::new().route("/", get(|| async { "hello" }));
+//!     HttpServer::with_context(bind, move |ctx| {
+//!         routes.clone().merge(admin::router(ctx.handle().root()))
+//!     })
+//! }
+//! # fn demo<R: Runtime>() {
+//! ginkgo_api::block_on::<R, _>(async {
+//!     let server = app::<R>("127.0.0.1:0");
+//!     let listening = server.handle();
+//!     let tree = ginkgo_api::service::tree::<R>(server);
+//!     tree.start().await.unwrap();
+//!     println!("serving on http://{}", listening.local_addr().unwrap());
+//!     tree.stop().await;
+//! });
+//! # }
+//! ```
+
+pub mod admin;
+pub mod rt;
+mod server;
+
+pub use admin::Admin;
+pub use server::{
+    BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpHandle, HttpServer, HttpService, Listen,
+};
+
+pub use axum;
+pub use http;
+pub use hyper;

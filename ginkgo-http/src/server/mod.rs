@@ -1,0 +1,311 @@
+//! [`HttpServer`]: a service that serves any tower `Service` over HTTP/1.1 and HTTP/2.
+
+mod accept;
+mod conn;
+mod exec;
+mod handle;
+mod listen;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ginkgo_api::Runtime;
+use ginkgo_api::service::{Context, Error, Options, Service, async_trait};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::server::conn::auto;
+
+pub use handle::HttpHandle;
+pub use listen::Listen;
+
+use crate::rt::Timer;
+use exec::OwnedExecutor;
+
+/// A boxed error, as hyper and tower pass them around.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`HttpServer`] serves: any tower `Service` of `http::Request<hyper::body::Incoming>`
+/// that answers with an `http::Response` of some [`http_body::Body`], is `Clone + Send +
+/// 'static`, and has a `Send` future. An axum `Router` is one.
+///
+/// Implemented for every such service; never implement it by hand.
+pub trait HttpService:
+    tower_service::Service<
+        Request<Incoming>,
+        Response = Response<Self::ResBody>,
+        Error = Self::ServiceError,
+        Future = Self::ServiceFuture,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+    /// Its error (axum's `Router` never fails: `Infallible`).
+    type ServiceError: Into<BoxError>;
+    /// Its response future.
+    type ServiceFuture: Future<Output = Result<Response<Self::ResBody>, Self::ServiceError>>
+        + Send
+        + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+{
+    type ResBody = B;
+    type ServiceError = S::Error;
+    type ServiceFuture = S::Future;
+}
+
+/// The default of [`HttpServer::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A service that serves HTTP on runtime `R` with any tower service `S` (an axum `Router`
+/// runs unchanged).
+///
+/// - **Listening**: binds an address at start ([`HttpServer::new`] with `"127.0.0.1:8080"`; a
+///   bind error fails the start with a message naming the address) or adopts a bound
+///   [`std::net::TcpListener`] (socket activation). [`HttpServer::handle`] tells the bound
+///   address, which is how to find port 0.
+/// - **Protocols**: HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (h2c) on the same
+///   port, told apart by the first bytes (hyper-util's `auto` builder). Upgrades (such as
+///   WebSocket) are supported.
+/// - **Timeouts**: hyper always gets a [`Timer`], and a header read timeout
+///   ([`HttpServer::header_read_timeout`], 30 s by default) applies to every request head and
+///   to the first bytes of every connection, so a slow or silent peer cannot hold a connection.
+///   It also closes HTTP/1 keep-alive connections idle for that long.
+/// - **Tasks and counters**: one owned task accepts, one owned task serves each connection (and
+///   runs its HTTP/1 requests), and each HTTP/2 request runs in an owned task of its own. The
+///   counters `requests`, `connections_accepted` and `connections_active` appear in the
+///   service's snapshot and in `/metrics`.
+/// - **Graceful stop**: when the service stops, it stops accepting (new connections are
+///   refused), tells every connection to shut down gracefully (requests in flight finish, idle
+///   keep-alive connections close, HTTP/2 peers get a GOAWAY), and waits for them within its
+///   [`Options::stop_timeout`]; connections still open then are aborted.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: ginkgo_api::Runtime>() {
+/// use ginkgo_http::HttpServer;
+/// use ginkgo_http::axum::{Router, routing::get};
+///
+/// let app = Router::new().route("/", get(|| async { "hello" }));
+/// let server = HttpServer::<R, _>::new("127.0.0.1:8080", app).named("web");
+/// let tree = ginkgo_api::service::tree::<R>(server);
+/// // ginkgo_api::block_on::<R, _>(ginkgo_api::service::serve(&tree)) serves until stopped.
+/// # drop(tree);
+/// # }
+/// ```
+pub struct HttpServer<R, S> {
+    name: Cow<'static, str>,
+    listen: Listen,
+    make: Make<S>,
+    header_read_timeout: Duration,
+    keep_alive: bool,
+    options: Options,
+    handle: HttpHandle,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+/// Where the served service comes from at each start.
+enum Make<S> {
+    Service(S),
+    Build(Arc<dyn Fn(&Context) -> S + Send + Sync>),
+}
+
+impl<R: Runtime, S> HttpServer<R, S> {
+    /// A server on `listen` (an address such as `"127.0.0.1:8080"`, or a bound
+    /// [`std::net::TcpListener`]) that serves `service`, cloned for each connection.
+    pub fn new(listen: impl Into<Listen>, service: S) -> Self {
+        Self::with(listen.into(), Make::Service(service))
+    }
+
+    /// A server that builds its service at each start from the service's [`Context`]: the way
+    /// to serve handlers that need the tree, such as [`admin::router`](crate::admin::router)
+    /// given `ctx.handle().root()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo<R: ginkgo_api::Runtime>() {
+    /// use ginkgo_http::{HttpServer, admin};
+    /// use ginkgo_http::axum::{Router, routing::get};
+    ///
+    /// let app = Router::new().route("/", get(|| async { "hello" }));
+    /// let server = HttpServer::<R, _>::with_context("127.0.0.1:8080", move |ctx| {
+    ///     app.clone().merge(admin::router(ctx.handle().root()))
+    /// });
+    /// # drop(server);
+    /// # }
+    /// ```
+    pub fn with_context<F>(listen: impl Into<Listen>, build: F) -> Self
+    where
+        F: Fn(&Context) -> S + Send + Sync + 'static,
+    {
+        Self::with(listen.into(), Make::Build(Arc::new(build)))
+    }
+
+    fn with(listen: Listen, make: Make<S>) -> Self {
+        Self {
+            name: Cow::Borrowed("HttpServer"),
+            listen,
+            make,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keep_alive: true,
+            options: Options::default(),
+            handle: HttpHandle::default(),
+            _runtime: PhantomData,
+        }
+    }
+
+    /// Names the service in paths, logs and metrics (default `HttpServer`).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How long a peer may take to send a request head, and to begin sending anything after
+    /// connecting; also how long an HTTP/1 keep-alive connection may stay idle. Default: 30 s.
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Whether HTTP/1 connections are kept open between requests. Default: `true`.
+    #[must_use]
+    pub fn keep_alive(mut self, keep_alive: bool) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// The service's lifecycle options; [`Options::stop_timeout`] bounds the graceful stop.
+    #[must_use]
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets only [`Options::stop_timeout`]: how long open connections get to finish on stop.
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.stop_timeout(timeout);
+        self
+    }
+
+    /// Where to listen.
+    pub fn listen(&self) -> &Listen {
+        &self.listen
+    }
+
+    /// A handle that tells the bound address once the server has started.
+    pub fn handle(&self) -> HttpHandle {
+        self.handle.clone()
+    }
+
+    /// Publishes the bound address in `handle` instead of a handle of its own: for a server
+    /// built by a supervisor's factory, whose every fresh instance should report to the same
+    /// handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ginkgo_api::service::{Context, Restart};
+    /// use ginkgo_http::{HttpHandle, HttpServer};
+    /// use ginkgo_http::axum::Router;
+    ///
+    /// fn add_web<R: ginkgo_api::Runtime>(ctx: &Context) -> HttpHandle {
+    ///     let listening = HttpHandle::new();
+    ///     let handle = listening.clone();
+    ///     ctx.supervise(Restart::Permanent, move || {
+    ///         HttpServer::<R, _>::new("127.0.0.1:8080", Router::new()).with_handle(handle.clone())
+    ///     });
+    ///     listening
+    /// }
+    /// ```
+    #[must_use]
+    pub fn with_handle(mut self, handle: HttpHandle) -> Self {
+        self.handle = handle;
+        self
+    }
+
+    fn connection_builder(&self, ctx: &Context) -> auto::Builder<OwnedExecutor> {
+        let mut builder = auto::Builder::new(OwnedExecutor(ctx.clone()));
+        builder
+            .http1()
+            .timer(Timer::<R>::new())
+            .header_read_timeout(self.header_read_timeout)
+            .keep_alive(self.keep_alive);
+        builder.http2().timer(Timer::<R>::new());
+        builder
+    }
+}
+
+impl<S: Clone> Make<S> {
+    fn make(&self, ctx: &Context) -> S {
+        match self {
+            Make::Service(service) => service.clone(),
+            Make::Build(build) => build(ctx),
+        }
+    }
+}
+
+#[async_trait]
+impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn options(&self) -> Options {
+        self.options.clone()
+    }
+
+    async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        let listener = self.listen.open::<R>().await?;
+        let addr = listener.local_addr().map_err(|err| {
+            format!(
+                "cannot read the address of the listener for {}: {err}",
+                self.listen
+            )
+        })?;
+        let shared = Arc::new(conn::Shared {
+            builder: self.connection_builder(ctx),
+            header_read_timeout: self.header_read_timeout,
+            requests: ctx.counter("requests"),
+            accepted: ctx.counter("connections_accepted"),
+            active: ctx.counter("connections_active"),
+        });
+        // Built per start and kept only by the tasks, never in `self`: a service holding the
+        // tree (as the admin router does) would otherwise keep the tree alive forever.
+        let service = self.make.make(ctx);
+        let listening = accept::Listening::new(listener, addr, self.handle.clone());
+        tracing::info!(service = %ctx.path(), %addr, "HTTP server listening");
+        ctx.spawn(
+            "accept",
+            accept::accept_loop(listening, ctx.clone(), service, shared),
+        );
+        Ok(())
+    }
+}
+
+impl<R: Runtime, S> fmt::Debug for HttpServer<R, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .field("local_addr", &self.handle.local_addr())
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("runtime", &R::NAME)
+            .finish_non_exhaustive()
+    }
+}

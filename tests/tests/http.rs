@@ -1,0 +1,66 @@
+//! HTTP on every backend: the `ginkgo-http` server, its hyper adapters and the admin endpoints,
+//! over real sockets on 127.0.0.1. Each case is written once, generic over the runtime, and
+//! listed as `<backend>::<case>` (`cargo test -p ginkgo-tests --test http -- --list`).
+
+#[path = "http/admin.rs"]
+mod admin;
+#[path = "http/client.rs"]
+mod client;
+#[path = "http/rt.rs"]
+mod rt;
+#[path = "http/serve.rs"]
+mod serve;
+
+/// One `#[test]` per case for the runtime type `$rt`: the single list of HTTP cases.
+macro_rules! http_suite {
+    ($rt:ty) => {
+        http_tests!($rt;
+            rt::executor_runs_futures,
+            rt::timer_sleeps_and_resets,
+            serve::h1_keep_alive,
+            serve::h2_prior_knowledge,
+            serve::large_bodies_round_trip,
+            serve::graceful_stop_finishes_in_flight,
+            serve::graceful_stop_finishes_in_flight_h2,
+            serve::header_read_timeout_closes_partial_head,
+            serve::silent_connection_times_out,
+            serve::bind_error_names_address,
+            serve::serves_inherited_listener,
+            admin::readyz_follows_tree,
+            admin::status_is_json,
+            admin::metrics_exposition,
+            admin::router_merges_into_app,
+        );
+    };
+}
+
+macro_rules! http_tests {
+    ($rt:ty; $($area:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                ginkgo_tests::support::run::<$rt, _>(
+                    concat!("http::", stringify!($area), "::", stringify!($case)),
+                    crate::$area::$case::<$rt>(),
+                );
+            }
+        )*
+    };
+}
+
+mod tokio {
+    http_suite!(ginkgo_backend_tokio::Tokio);
+}
+
+/// async-std is discontinued upstream; its backend is still held to the same contract.
+mod async_std {
+    http_suite!(ginkgo_backend_async_std::AsyncStd);
+}
+
+mod smol {
+    http_suite!(ginkgo_backend_smol::Smol);
+}
+
+mod threads {
+    http_suite!(ginkgo_backend_threads::Threads);
+}

@@ -1,0 +1,278 @@
+//! The server: protocols, keep-alive, graceful stop, timeouts, listening.
+
+use std::time::{Duration, Instant};
+
+use ginkgo_api::Runtime;
+use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
+use ginkgo_api::net::TcpStream;
+use ginkgo_api::service::{ServiceHandle, Snapshot, tree};
+use ginkgo_http::HttpServer;
+use ginkgo_http::axum::Router;
+use ginkgo_http::axum::body::Bytes;
+use ginkgo_http::axum::routing::{get, post};
+use ginkgo_http::http::{Request, StatusCode, Version};
+use http_body_util::Full;
+
+use crate::client::{self, within};
+
+fn hello() -> Router {
+    Router::new().route("/", get(|| async { "hello" }))
+}
+
+fn counter(snapshot: &Snapshot, name: &str) -> u64 {
+    snapshot
+        .counters
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, value)| *value)
+        .unwrap_or_else(|| panic!("no counter {name} in {:?}", snapshot.counters))
+}
+
+/// Starts `server` as the root of a tree and returns the tree and the bound address.
+async fn start<R: Runtime>(server: HttpServer<R, Router>) -> (ServiceHandle, std::net::SocketAddr) {
+    let listening = server.handle();
+    let tree = tree::<R>(server);
+    within::<R, _>("start", tree.start())
+        .await
+        .expect("the server starts");
+    let addr = listening.local_addr().expect("listening once started");
+    (tree, addr)
+}
+
+/// Two requests on one HTTP/1.1 connection: keep-alive works and each request is counted.
+pub(crate) async fn h1_keep_alive<R: Runtime>() {
+    let (tree, addr) = start(HttpServer::<R, _>::new("127.0.0.1:0", hello())).await;
+    let mut conn = client::h1::<R>(addr).await;
+    for _ in 0..2 {
+        let reply = conn.get("/").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "hello")
+        );
+        assert_eq!(reply.version, Version::HTTP_11);
+    }
+    let missing = conn.get("/missing").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let snapshot = tree.snapshot();
+    assert_eq!(counter(&snapshot, "connections_accepted"), 1);
+    assert_eq!(counter(&snapshot, "connections_active"), 1);
+    assert_eq!(counter(&snapshot, "requests"), 3);
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+    assert_eq!(counter(&tree.snapshot(), "connections_active"), 0);
+}
+
+/// HTTP/2 with prior knowledge on the same port as HTTP/1.1, several requests on one
+/// connection, concurrently.
+pub(crate) async fn h2_prior_knowledge<R: Runtime>() {
+    let (tree, addr) = start(HttpServer::<R, _>::new("127.0.0.1:0", hello())).await;
+    let mut sender = client::h2::<R>(addr).await;
+    let mut other = sender.clone();
+    let (first, second) = ginkgo_api::future::zip(
+        client::h2_get::<R>(&mut sender, addr, "/"),
+        client::h2_get::<R>(&mut other, addr, "/"),
+    )
+    .await;
+    for reply in [first, second] {
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "hello")
+        );
+        assert_eq!(reply.version, Version::HTTP_2);
+    }
+    let h1 = client::get_once::<R>(addr, "/").await;
+    assert_eq!(h1.version, Version::HTTP_11);
+    let snapshot = tree.snapshot();
+    assert_eq!(counter(&snapshot, "connections_accepted"), 2);
+    assert_eq!(counter(&snapshot, "requests"), 3);
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// A 1 MiB body goes up and comes back intact over HTTP/1.1 and HTTP/2, through many reads
+/// and writes of the I/O adapter.
+pub(crate) async fn large_bodies_round_trip<R: Runtime>() {
+    let echo = Router::new().route("/echo", post(|body: Bytes| async move { body }));
+    let (tree, addr) = start(HttpServer::<R, _>::new("127.0.0.1:0", echo)).await;
+    let payload: String = (0..1 << 20)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let request = |uri: String| {
+        Request::post(uri)
+            .header("host", "ginkgo.test")
+            .body(Full::new(Bytes::from(payload.clone())))
+            .expect("request")
+    };
+    let h1 = client::h1::<R>(addr)
+        .await
+        .send(request("/echo".to_owned()))
+        .await;
+    assert_eq!(h1.status, StatusCode::OK);
+    assert!(h1.body == payload, "HTTP/1.1 echo differs");
+    let mut h2 = client::h2::<R>(addr).await;
+    let h2 = client::h2_send::<R>(&mut h2, request(format!("http://{addr}/echo"))).await;
+    assert_eq!(h2.status, StatusCode::OK);
+    assert!(h2.body == payload, "HTTP/2 echo differs");
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// Stopping lets an HTTP/1.1 request in flight finish with 200, closes idle keep-alive
+/// connections, refuses new connections, and does all that well within the stop timeout.
+pub(crate) async fn graceful_stop_finishes_in_flight<R: Runtime>() {
+    graceful_stop::<R>(Version::HTTP_11).await;
+}
+
+/// The same over HTTP/2, whose requests run in tasks of their own: the connection gets a
+/// GOAWAY and its stream in flight still completes.
+pub(crate) async fn graceful_stop_finishes_in_flight_h2<R: Runtime>() {
+    graceful_stop::<R>(Version::HTTP_2).await;
+}
+
+async fn graceful_stop<R: Runtime>(version: Version) {
+    const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+    let (started, handler_started) = ginkgo_api::sync::channel::bounded::<()>(1);
+    let slow = get(move || {
+        let started = started.clone();
+        async move {
+            let _ = started.send(()).await;
+            ginkgo_api::time::sleep::<R>(Duration::from_millis(300)).await;
+            "slow done"
+        }
+    });
+    let app = hello().route("/slow", slow);
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", app).stop_timeout(STOP_TIMEOUT);
+    let listening = server.handle();
+    let (tree, addr) = start(server).await;
+
+    let mut idle = client::h1::<R>(addr).await;
+    assert_eq!(idle.get("/").await.status, StatusCode::OK);
+    let in_flight = ginkgo_api::spawn::<R, _>(async move {
+        if version == Version::HTTP_2 {
+            let mut sender = client::h2::<R>(addr).await;
+            client::h2_get::<R>(&mut sender, addr, "/slow").await
+        } else {
+            client::h1::<R>(addr).await.get("/slow").await
+        }
+    });
+    within::<R, _>("the slow handler starts", handler_started.recv())
+        .await
+        .expect("the handler signals");
+
+    let began = Instant::now();
+    let stopping = ginkgo_api::spawn::<R, _>({
+        let tree = tree.clone();
+        async move { tree.stop().await }
+    });
+    within::<R, _>("the listener closes", listening.closed()).await;
+    let refused = TcpStream::<R>::connect(addr).await;
+    assert!(refused.is_err(), "a connection after stop must be refused");
+
+    let reply = within::<R, _>("the slow request", in_flight)
+        .await
+        .expect("the client task");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "slow done")
+    );
+    assert_eq!(reply.version, version);
+    let idle_closed = within::<R, _>("the idle connection closes", idle.driver)
+        .await
+        .expect("the driver task");
+    assert!(idle_closed.is_ok(), "idle connection: {idle_closed:?}");
+    let report = within::<R, _>("the stop", stopping)
+        .await
+        .expect("stop task");
+    assert!(report.is_clean(), "stop report: {report}");
+    let took = began.elapsed();
+    assert!(
+        took < STOP_TIMEOUT / 2,
+        "the stop took {took:?}: connections were aborted, not closed gracefully"
+    );
+    assert_eq!(counter(&tree.snapshot(), "connections_active"), 0);
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_until_closed<R: Runtime>(stream: &mut TcpStream<R>) -> Vec<u8> {
+    let mut received = Vec::new();
+    // A reset is a close too.
+    let _ = within::<R, _>("the server closes", stream.read_to_end(&mut received)).await;
+    received
+}
+
+/// A request head that never ends is cut off by the header read timeout.
+pub(crate) async fn header_read_timeout_closes_partial_head<R: Runtime>() {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
+    let (tree, addr) = start(server).await;
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: ginkgo.test\r\n")
+        .await
+        .expect("write a partial head");
+    let sent = Instant::now();
+    let received = read_until_closed(&mut stream).await;
+    let waited = sent.elapsed();
+    assert!(
+        waited >= TIMEOUT / 2,
+        "closed after {waited:?}, before the timeout"
+    );
+    let text = String::from_utf8_lossy(&received);
+    assert!(!text.contains(" 200 "), "answered a partial head: {text}");
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// A peer that connects and sends nothing is closed after the header read timeout too (the
+/// HTTP/1-or-2 detection has no timeout of its own).
+pub(crate) async fn silent_connection_times_out<R: Runtime>() {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
+    let (tree, addr) = start(server).await;
+    let connected = Instant::now();
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let received = read_until_closed(&mut stream).await;
+    let waited = connected.elapsed();
+    assert!(received.is_empty(), "sent {received:?} to a silent peer");
+    assert!(
+        waited >= TIMEOUT,
+        "closed after {waited:?}, before the timeout"
+    );
+    // A prompt peer is still served after the same delay.
+    let reply = client::get_once::<R>(addr, "/").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// A bind error fails the start with a message naming the address.
+pub(crate) async fn bind_error_names_address<R: Runtime>() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let tree = tree::<R>(HttpServer::<R, _>::new(addr.as_str(), hello()));
+    let failure = within::<R, _>("start", tree.start())
+        .await
+        .expect_err("the port is taken");
+    let message = failure.to_string();
+    assert!(
+        message.contains(&format!("cannot listen on {addr}")),
+        "message: {message}"
+    );
+    assert!(message.contains("in use"), "message: {message}");
+}
+
+/// An inherited (socket-activated) listener is served, and again after a restart.
+pub(crate) async fn serves_inherited_listener<R: Runtime>() {
+    let inherited = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = inherited.local_addr().expect("its address");
+    let server = HttpServer::<R, _>::new(inherited, hello());
+    let listening = server.handle();
+    let tree = tree::<R>(server);
+    for round in 0..2 {
+        within::<R, _>("start", tree.start())
+            .await
+            .unwrap_or_else(|failure| panic!("start {round}: {failure}"));
+        assert_eq!(listening.local_addr(), Some(addr));
+        let reply = client::get_once::<R>(addr, "/").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "hello")
+        );
+        assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+    }
+}
