@@ -70,6 +70,10 @@ impl NativeRuntime for Smol {
     fn spawn_detached(future: impl Future<Output = ()> + Send + 'static) {
         executor().spawn(future).detach();
     }
+
+    fn is_finished<T: Send + 'static>(task: &async_task::Task<T>) -> Option<bool> {
+        Some(task.is_finished())
+    }
 }
 
 /// A smol task handle: async-task's own, with ginkgo's semantics (detach on drop, abort,

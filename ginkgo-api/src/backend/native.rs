@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
@@ -38,6 +38,14 @@ pub trait NativeRuntime: Send + Sync + Sized + 'static {
 
     /// Runs `future` as a detached task.
     fn spawn_detached(future: impl Future<Output = ()> + Send + 'static);
+
+    /// Whether `task` has finished, if the runtime can tell without polling it. Returning
+    /// `None` (the default) makes [`NativeHandle`] find out by polling with the owner's last
+    /// waker, which it must then keep.
+    fn is_finished<T: Send + 'static>(task: &Self::Task<T>) -> Option<bool> {
+        let _ = task;
+        None
+    }
 }
 
 /// A task or a blocking call on a [`NativeRuntime`].
@@ -50,6 +58,14 @@ pub enum NativeTask<N: NativeRuntime, T: Send + 'static> {
 }
 
 impl<N: NativeRuntime, T: Send + 'static> NativeTask<N, T> {
+    fn native_is_finished(&self) -> Option<bool> {
+        match self {
+            NativeTask::Spawned(task) => N::is_finished(task),
+            NativeTask::Blocking(task, _) => N::is_finished(task),
+        }
+    }
+
+    #[inline]
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
         match self {
             NativeTask::Spawned(task) => Pin::new(task).poll(cx).map(Ok),
@@ -77,7 +93,9 @@ enum Slot<N: NativeRuntime, T: Send + 'static> {
     },
     /// Finished; the result waits here if `is_finished` saw it before the owner polled.
     Finished(Option<Box<Result<T, JoinError>>>),
-    /// The state moved to the shared slot of an abort handle.
+    /// The state moved to the slot shared with abort handles.
+    Shared(Arc<Shared<N, T>>),
+    /// Transient, while the state is being moved.
     Moved,
 }
 
@@ -87,13 +105,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
+    #[inline]
     fn poll(&mut self, waker: &Waker) -> Poll<Result<T, JoinError>> {
         let mut cx = Context::from_waker(waker);
         match self {
             Slot::Running { task, waker: saved } => {
                 match catch_unwind(AssertUnwindSafe(|| task.poll_result(&mut cx))) {
                     Ok(Poll::Pending) => {
-                        remember(saved, waker);
+                        // Kept only for `is_finished` on runtimes that cannot tell otherwise.
+                        if task.native_is_finished().is_none() {
+                            remember(saved, waker);
+                        }
                         Poll::Pending
                     }
                     Ok(Poll::Ready(result)) => {
@@ -124,6 +146,7 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
                 Some(result) => Poll::Ready(*result),
                 None => Poll::Pending, // polled again after completion
             },
+            Slot::Shared(shared) => lock(&shared.slot).poll(waker),
             Slot::Moved => Poll::Pending,
         }
     }
@@ -131,11 +154,17 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
     /// Whether the task is done, without losing its result or the owner's wake-up: polls
     /// with the waker the owner last registered.
     fn is_finished(&mut self) -> bool {
+        if let Slot::Running { task, .. } = self {
+            if let Some(finished) = task.native_is_finished() {
+                return finished;
+            }
+        }
         let waker = match self {
             Slot::Running { waker, .. } | Slot::Cancelling { waker, .. } => {
                 waker.clone().unwrap_or_else(|| Waker::noop().clone())
             }
             Slot::Finished(_) => return true,
+            Slot::Shared(shared) => return lock(&shared.slot).is_finished(),
             Slot::Moved => return false,
         };
         match self.poll(&waker) {
@@ -157,6 +186,7 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
                 return;
             }
             Slot::Running { .. } => {}
+            Slot::Shared(shared) => return lock(&shared.slot).abort(),
             _ => return,
         }
         let Slot::Running {
@@ -223,7 +253,6 @@ impl<N: NativeRuntime, T: Send + 'static> ErasedAbort for Shared<N, T> {
 /// A task handle with ginkgo's semantics over a native one; see the module docs.
 pub struct NativeHandle<N: NativeRuntime, T: Send + 'static> {
     slot: Mutex<Slot<N, T>>,
-    shared: OnceLock<Arc<Shared<N, T>>>,
 }
 
 impl<N: NativeRuntime, T: Send + 'static> NativeHandle<N, T> {
@@ -240,14 +269,6 @@ impl<N: NativeRuntime, T: Send + 'static> NativeHandle<N, T> {
     fn new(task: NativeTask<N, T>) -> Self {
         Self {
             slot: Mutex::new(Slot::Running { task, waker: None }),
-            shared: OnceLock::new(),
-        }
-    }
-
-    fn with_slot<V>(&self, f: impl FnOnce(&mut Slot<N, T>) -> V) -> V {
-        match self.shared.get() {
-            Some(shared) => f(&mut lock(&shared.slot)),
-            None => f(&mut lock(&self.slot)),
         }
     }
 }
@@ -257,27 +278,22 @@ impl<N: NativeRuntime, T: Send + 'static> Future for NativeHandle<N, T> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        match this.shared.get() {
-            // The common case: no abort handle, no lock taken.
-            None => this
-                .slot
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .poll(cx.waker()),
-            Some(shared) => lock(&shared.slot).poll(cx.waker()),
-        }
+        // Exclusive access: no lock taken unless an abort handle shares the state.
+        self.get_mut()
+            .slot
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .poll(cx.waker())
     }
 }
 
 impl<N: NativeRuntime, T: Send + 'static> Drop for NativeHandle<N, T> {
     fn drop(&mut self) {
-        if self.shared.get().is_none() {
-            self.slot
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .detach();
-        }
+        // A shared state is detached by the last of its holders instead.
+        self.slot
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .detach();
     }
 }
 
@@ -299,20 +315,23 @@ impl<N: NativeRuntime, T: Send + 'static> RawJoinHandle<T> for NativeHandle<N, T
     type AbortHandle = NativeAbort;
 
     fn abort(&self) {
-        self.with_slot(Slot::abort);
+        lock(&self.slot).abort();
     }
 
     fn is_finished(&self) -> bool {
-        self.with_slot(Slot::is_finished)
+        lock(&self.slot).is_finished()
     }
 
     fn abort_handle(&self) -> NativeAbort {
-        let shared = self.shared.get_or_init(|| {
-            let slot = std::mem::replace(&mut *lock(&self.slot), Slot::Moved);
-            Arc::new(Shared {
-                slot: Mutex::new(slot),
-            })
+        let mut slot = lock(&self.slot);
+        if let Slot::Shared(shared) = &*slot {
+            return NativeAbort(shared.clone());
+        }
+        let state = std::mem::replace(&mut *slot, Slot::Moved);
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(state),
         });
-        NativeAbort(shared.clone())
+        *slot = Slot::Shared(shared.clone());
+        NativeAbort(shared)
     }
 }
