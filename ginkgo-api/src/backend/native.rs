@@ -154,10 +154,10 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
     /// Whether the task is done, without losing its result or the owner's wake-up: polls
     /// with the waker the owner last registered.
     fn is_finished(&mut self) -> bool {
-        if let Slot::Running { task, .. } = self {
-            if let Some(finished) = task.native_is_finished() {
-                return finished;
-            }
+        if let Slot::Running { task, .. } = self
+            && let Some(finished) = task.native_is_finished()
+        {
+            return finished;
         }
         let waker = match self {
             Slot::Running { waker, .. } | Slot::Cancelling { waker, .. } => {

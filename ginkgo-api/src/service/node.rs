@@ -68,11 +68,12 @@ pub(crate) struct Inner {
     counters: Vec<(&'static str, Counter)>,
     shutdown: Shutdown,
     readiness: Readiness,
-    start_failure: Option<Failure>,
+    // Boxed: rare, and an idle service should stay small.
+    start_failure: Option<Box<Failure>>,
     pub(crate) restarts: u32,
     pub(crate) restart_log: VecDeque<Instant>,
     subscribers: Vec<async_channel::Sender<Transition>>,
-    last_failure: Option<Failure>,
+    last_failure: Option<Box<Failure>>,
     start_duration: Option<Duration>,
     stop_duration: Option<Duration>,
 }
@@ -185,7 +186,7 @@ impl Node {
     }
 
     pub(crate) fn last_failure(&self) -> Option<Failure> {
-        self.inner().last_failure.clone()
+        self.inner().last_failure.as_deref().cloned()
     }
 
     pub(crate) fn subscribe(&self) -> async_channel::Receiver<Transition> {
@@ -281,7 +282,7 @@ impl Node {
         match inner.state {
             State::Starting => {
                 tracing::error!(%failure, "task failed during start");
-                inner.start_failure.get_or_insert(failure);
+                inner.start_failure.get_or_insert(Box::new(failure));
                 drop(inner);
                 self.changed.notify(usize::MAX);
             }
@@ -410,7 +411,7 @@ impl Node {
     fn finish_start(&self, began: Instant) -> Result<(), Failure> {
         let mut inner = self.inner();
         if let Some(failure) = inner.start_failure.take() {
-            return Err(failure);
+            return Err(*failure);
         }
         inner.start_duration = Some(began.elapsed());
         self.set_state_locked(&mut inner, State::Ready);
@@ -427,7 +428,7 @@ impl Node {
             {
                 let mut inner = self.inner();
                 if let Some(failure) = inner.start_failure.take() {
-                    return Err(failure);
+                    return Err(*failure);
                 }
                 if inner.readiness != Readiness::Pending {
                     return Ok(());
@@ -568,7 +569,7 @@ impl Node {
     /// Marks the node failed (it must already be torn down, or be torn down next).
     pub(crate) fn record_failure(&self, failure: Failure) {
         let mut inner = self.inner();
-        inner.last_failure = Some(failure);
+        inner.last_failure = Some(Box::new(failure));
         self.set_state_locked(&mut inner, State::Failed);
         drop(inner);
         self.changed.notify(usize::MAX);
