@@ -116,3 +116,66 @@ fn numbers_rate_changes_after_reload() {
     running.signal(Signal::Term);
     assert!(running.wait().success());
 }
+
+/// A plain HTTP/1.1 GET; returns the status code and body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = connect(port);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn hello_server_composes_tcp_client_and_web() {
+    let (tcp, web) = (free_port(), free_port());
+    let running = Running::start(
+        &example("hello_server"),
+        &[
+            "-s",
+            &format!("hello_server.tcp_bind=127.0.0.1:{tcp}"),
+            "-s",
+            &format!("hello_server.web_bind=127.0.0.1:{web}"),
+            "-s",
+            &format!("rundir={}", dir().display()),
+        ],
+        &[],
+    );
+    // The tree is ready only once its client has connected to its server.
+    running.expect_line("ready");
+    let (status, _) = get(web, "/readyz");
+    assert_eq!(status, 200, "the whole tree is ready, client connected");
+
+    let mut stream = connect(tcp);
+    let mut greeting = String::new();
+    BufReader::new(stream.try_clone().expect("clone"))
+        .read_line(&mut greeting)
+        .expect("greeting");
+    assert!(greeting.starts_with("Hello, 127.0.0.1:"), "{greeting}");
+    stream.write_all(b"echo me\n").expect("write");
+
+    let (status, body) = get(web, "/");
+    assert_eq!(status, 200);
+    assert_eq!(body.trim(), "Hello World: 2 greetings so far");
+    let (status, metrics) = get(web, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("name=\"connections_accepted\"} 2"),
+        "{metrics}"
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success());
+}
