@@ -58,22 +58,8 @@ impl Context {
         let node = Arc::downgrade(&self.node);
         let task = name.to_string();
         let watched = async move {
-            let cause = match AssertUnwindSafe(future).catch_unwind().await {
-                Ok(output) => match output.into_result() {
-                    Ok(()) => return,
-                    Err(err) => Cause::TaskError {
-                        task,
-                        message: err.to_string(),
-                    },
-                },
-                Err(payload) => Cause::TaskPanic {
-                    task,
-                    message: panic_text(payload.as_ref()),
-                },
-            };
-            if let Some(node) = node.upgrade() {
-                node.task_failed(cause);
-            }
+            let outcome = AssertUnwindSafe(future).catch_unwind().await;
+            report(&node, task, outcome);
         };
         let handle = self.node.tree.exec.spawn(Box::pin(watched));
         self.node.own_task(name, handle);
@@ -103,22 +89,8 @@ impl Context {
         let node = Arc::downgrade(&self.node);
         let task = name.to_string();
         let call = move || {
-            let cause = match std::panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(output) => match output.into_result() {
-                    Ok(()) => return,
-                    Err(err) => Cause::TaskError {
-                        task,
-                        message: err.to_string(),
-                    },
-                },
-                Err(payload) => Cause::TaskPanic {
-                    task,
-                    message: panic_text(payload.as_ref()),
-                },
-            };
-            if let Some(node) = node.upgrade() {
-                node.task_failed(cause);
-            }
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(f));
+            report(&node, task, outcome);
         };
         let handle = self.node.tree.exec.spawn_blocking(Box::new(call));
         self.node.own_task(name, handle);
@@ -232,6 +204,30 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("path", &self.path())
             .finish()
+    }
+}
+
+/// Tells the owning service (if it still exists) that its task `task` failed, if it did.
+fn report<T: TaskResult>(
+    node: &std::sync::Weak<Node>,
+    task: String,
+    outcome: Result<T, Box<dyn std::any::Any + Send>>,
+) {
+    let cause = match outcome {
+        Ok(output) => match output.into_result() {
+            Ok(()) => return,
+            Err(err) => Cause::TaskError {
+                task,
+                message: err.to_string(),
+            },
+        },
+        Err(payload) => Cause::TaskPanic {
+            task,
+            message: panic_text(payload.as_ref()),
+        },
+    };
+    if let Some(node) = node.upgrade() {
+        node.task_failed(cause);
     }
 }
 
