@@ -457,3 +457,104 @@ fn notify_socket_gets_ready_reloading_stopping_in_order() {
     assert!(usec > 0);
     assert!(watchdogs >= 1, "WATCHDOG=1 keep-alives");
 }
+
+#[test]
+fn logtail_follows_the_log_file() {
+    let daemon = Daemon::new(FAST);
+    assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
+    daemon.wait_log("first", 0);
+    let mut command = Command::new(hello());
+    command
+        .arg("-c")
+        .arg(&daemon.config)
+        .arg("-s")
+        .arg(format!("rundir={}", daemon.rundir.display()))
+        .arg("logtail")
+        .stdout(std::process::Stdio::piped());
+    let mut tail = command.spawn().expect("logtail");
+    let stdout = tail.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // New lines keep arriving while it follows: more than the 20 it starts with.
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen < 40 && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            assert!(line.contains(" INFO "), "a log line: {line}");
+            seen += 1;
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(seen >= 40, "logtail showed {seen} lines");
+}
+
+#[test]
+fn json_log_lines() {
+    let daemon = Daemon::new(FAST).with("logformat=json");
+    assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
+    daemon.wait_log("\"message\":\"first\"", 0);
+    let log = std::fs::read_to_string(daemon.logfile()).expect("log");
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"first\""))
+        .expect("a greeting line");
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+    assert!(line.contains("\"level\":\"INFO\""), "{line}");
+}
+
+#[test]
+fn socket_activation_serves_the_inherited_listener() {
+    // systemd's own tool passes the listening socket as LISTEN_FDS, as systemd does.
+    let port = ginkgo_tests::process::free_port();
+    let rundir = dir();
+    let running = Running::start(
+        std::path::Path::new("systemd-socket-activate"),
+        &[
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            ginkgo_tests::process::example("http")
+                .to_str()
+                .expect("utf-8"),
+            "-s",
+            &format!("rundir={}", rundir.display()),
+            "-s",
+            // Another port: only the inherited socket can answer on the test's port.
+            &format!("http.bind=127.0.0.1:{}", ginkgo_tests::process::free_port()),
+        ],
+        &[],
+    );
+    running.expect_line("Listening on");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let response = loop {
+        use std::io::{Read, Write};
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if response.starts_with("HTTP/1.1 200") {
+                break response;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer on the activated socket"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        response.contains("hello from ginkgo on tokio"),
+        "{response}"
+    );
+    running.signal(Signal::Term);
+}
