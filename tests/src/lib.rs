@@ -83,6 +83,7 @@ macro_rules! conformance_suite {
             server::client_reconnects_after_server_restart,
             server::server_errors_are_contained,
             server::server_on_inherited_listener,
+            server::live_rate_changes_after_reload,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

@@ -179,3 +179,58 @@ fn hello_server_composes_tcp_client_and_web() {
     running.signal(Signal::Term);
     assert!(running.wait().success());
 }
+
+/// CPU time (user + system) of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .expect("fields")
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn accept_backs_off_when_out_of_file_descriptors() {
+    let port = free_port();
+    let echo = example("echo");
+    // prlimit (util-linux) gives the server so few descriptors that accepting runs out.
+    let running = Running::start(
+        std::path::Path::new("prlimit"),
+        &[
+            "--nofile=48:48",
+            echo.to_str().expect("utf-8"),
+            "-s",
+            &format!("echo.bind=127.0.0.1:{port}"),
+            "-s",
+            &format!("rundir={}", dir().display()),
+        ],
+        &[],
+    );
+    running.expect_line("ready");
+    let pid = running.child.id();
+    let clients: Vec<TcpStream> = (0..60).map(|_| connect(port)).collect();
+    running.expect_line("accept failed; backing off");
+    // Out of descriptors with connections waiting: a spinning accept loop would burn a whole
+    // core; backing off costs next to nothing.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "{used} ticks of CPU in one second while out of descriptors"
+    );
+    drop(clients);
+    // Descriptors freed: it serves again.
+    let mut stream = connect(port);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream.write_all(b"back\n").expect("write");
+    let mut reply = [0u8; 5];
+    stream.read_exact(&mut reply).expect("echo after recovery");
+    assert_eq!(&reply, b"back\n");
+    running.signal(Signal::Term);
+}

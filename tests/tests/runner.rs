@@ -558,3 +558,35 @@ fn socket_activation_serves_the_inherited_listener() {
     );
     running.signal(Signal::Term);
 }
+
+#[test]
+fn commands_fall_back_to_signals_without_the_control_socket() {
+    let daemon = Daemon::new(FAST);
+    assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
+    let pid = daemon.pid();
+    daemon.wait_log("first", 0);
+    std::fs::remove_file(daemon.socket()).expect("remove the control socket");
+
+    std::fs::write(&daemon.config, FAST.replace("first", "signalled")).expect("edit");
+    let reloaded = daemon.cmd(&["reload"]);
+    assert_eq!(reloaded.status.code(), Some(0), "{}", err(&reloaded));
+    assert!(
+        out(&reloaded).contains(&format!("sent SIGHUP to pid {pid}")),
+        "{}",
+        out(&reloaded)
+    );
+    daemon.wait_log("signalled", 0);
+
+    let status = daemon.cmd(&["status"]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(out(&status).contains(&format!("running (pid {pid}); no control socket")));
+
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(
+        stopped.status.code(),
+        Some(0),
+        "SIGTERM instead: {}",
+        err(&stopped)
+    );
+    assert!(!alive(pid));
+}

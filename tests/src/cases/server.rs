@@ -298,3 +298,82 @@ pub async fn server_on_inherited_listener<R: Runtime>() {
         tree.stop().await;
     }
 }
+
+/// The rate of the live-rate case, read afresh for every line.
+#[derive(ginkgo_macros::Settings)]
+#[settings(group = "conformance_rate", crate = ginkgo_api)]
+pub struct RateSettings {
+    /// Lines per second sent to each connection.
+    #[setting(default = 20)]
+    per_second: u32,
+}
+
+/// A server reading its rate from live settings speeds up as soon as a reload changes them
+/// (the numbers tutorial, on every backend).
+pub async fn live_rate_changes_after_reload<R: Runtime>() {
+    let path = std::env::temp_dir().join(format!(
+        "ginkgo-rate-{}-{}.toml",
+        std::process::id(),
+        R::NAME
+    ));
+    std::fs::write(&path, "[conformance_rate]\nper_second = 20\n").expect("config");
+    let config = ginkgo_api::config::Config::builder("conformance")
+        .no_env()
+        .file(&path)
+        .load()
+        .expect("load");
+    let rate = config.get::<RateSettings>().expect("settings");
+    let server =
+        StreamServer::<R, _>::new("numbers", "127.0.0.1:0", move |mut conn: Connection<R>| {
+            let rate = rate.clone();
+            async move {
+                loop {
+                    conn.stream.write_all(b"7\n").await?;
+                    let pause = Duration::from_secs(1) / rate.get().per_second;
+                    if conn.shutdown.run(sleep::<R>(pause)).await.is_none() {
+                        return std::io::Result::Ok(());
+                    }
+                }
+            }
+        });
+    let address = server.address();
+    let tree = tree::<R>(server);
+    tree.start().await.expect("start");
+    let stream = TcpStream::<R>::connect(address.get().expect("bound"))
+        .await
+        .expect("connect");
+    let mut lines = BufReader::new(stream);
+    let mut count_for = async |window: Duration| {
+        let mut count = 0usize;
+        let mut line = String::new();
+        let _ = timeout::<R, _>(window, async {
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                count += 1;
+            }
+        })
+        .await;
+        count
+    };
+    let slow = count_for(Duration::from_millis(500)).await;
+    std::fs::write(&path, "[conformance_rate]\nper_second = 400\n").expect("edit");
+    assert_eq!(
+        config.reload().expect("reload"),
+        ["conformance_rate.per_second"]
+    );
+    let _ = count_for(Duration::from_millis(60)).await; // the pause of the old rate
+    let fast = count_for(Duration::from_millis(500)).await;
+    assert!(
+        (3..=15).contains(&slow),
+        "about 10 lines at 20 a second, got {slow}"
+    );
+    assert!(
+        fast >= slow * 4,
+        "after the reload {fast} lines, before {slow}"
+    );
+    tree.stop().await;
+    let _ = std::fs::remove_file(&path);
+}
