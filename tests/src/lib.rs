@@ -76,6 +76,7 @@ macro_rules! conformance_suite {
             service::stop_idempotent_and_restartable,
             service::snapshot_shows_tree,
             service::serve_forever_returns,
+            service::tasks_spawned_during_stop_are_reaped,
             // servers and clients
             server::stream_echo_1000_clients,
             server::max_connections_holds,

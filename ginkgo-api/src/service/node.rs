@@ -509,21 +509,30 @@ impl Node {
     /// still did not finish.
     async fn reap_tasks(self: &Arc<Self>, deadline: Instant) -> StopReport {
         self.shutdown().trigger();
-        let mut tasks = std::mem::take(&mut self.inner().tasks);
-        tasks.retain(|task| !task.handle.is_finished());
-        if tasks.is_empty() {
-            return StopReport::default();
+        let mut report = StopReport::default();
+        // Tasks may be spawned while the others wind down (a request arriving on a draining
+        // connection): reap those too, at once since the deadline has passed by then.
+        for _ in 0..4 {
+            let mut tasks = std::mem::take(&mut self.inner().tasks);
+            tasks.retain(|task| !task.handle.is_finished());
+            if tasks.is_empty() {
+                break;
+            }
+            report.merge(self.reap(&mut tasks, deadline).await);
         }
+        report
+    }
+
+    /// Waits for `tasks` until `deadline`, aborts the rest, and reports those that still did
+    /// not finish.
+    async fn reap(self: &Arc<Self>, tasks: &mut [OwnedTask], deadline: Instant) -> StopReport {
         let exec = &*self.tree.exec;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if within(exec, remaining, join_all(&mut tasks))
-            .await
-            .is_none()
-        {
-            for task in &tasks {
+        if within(exec, remaining, join_all(tasks)).await.is_none() {
+            for task in tasks.iter() {
                 task.handle.abort();
             }
-            within(exec, ABORT_GRACE, join_all(&mut tasks)).await;
+            within(exec, ABORT_GRACE, join_all(tasks)).await;
         }
         let stuck: Vec<StuckTask> = tasks
             .iter()

@@ -875,3 +875,37 @@ pub async fn serve_forever_returns<R: Runtime>() {
         .expect_err("start failed");
     assert_eq!(failure.path(), "broken");
 }
+
+/// A task spawned while the service is stopping (a request arriving on a draining connection)
+/// is reaped by that same stop, not left running.
+pub async fn tasks_spawned_during_stop_are_reaped<R: Runtime>() {
+    let (probe, dropped) = DropProbe::new();
+    let probe = Arc::new(Mutex::new(Some(probe)));
+    let log = Log::default();
+    let root = tree::<R>(
+        Probe::new("draining", &log)
+            .options(Options::default().stop_timeout(Duration::from_millis(100)))
+            .after_start(move |ctx| {
+                let (owner, shutdown, probe) = (ctx.clone(), ctx.shutdown(), probe.clone());
+                ctx.spawn("drainer", async move {
+                    shutdown.wait().await;
+                    let guard = probe.lock().expect("probe").take();
+                    let timer = owner.clone();
+                    owner.spawn("late", async move {
+                        let _guard = guard;
+                        loop {
+                            timer.sleep(Duration::from_millis(5)).await;
+                        }
+                    });
+                });
+            }),
+    );
+    root.start().await.expect("start");
+    let report = root.stop().await;
+    assert!(report.is_clean(), "{report}");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the late task was aborted by the stop"
+    );
+    assert_eq!(root.snapshot().tasks, 0);
+}
