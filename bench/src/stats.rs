@@ -19,6 +19,23 @@ pub(crate) fn median(samples: &[Duration]) -> Duration {
     }
 }
 
+/// The median of `samples` (the mean of the two middle ones for an even count).
+///
+/// # Panics
+///
+/// If `samples` is empty.
+pub(crate) fn median_f64(samples: &[f64]) -> f64 {
+    assert!(!samples.is_empty(), "median of no samples");
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
 /// Formats a duration with three significant digits and a unit, such as `12.3 ms`.
 pub(crate) fn human(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
@@ -53,6 +70,12 @@ mod tests {
             median(&[ms(4), ms(1), ms(2), ms(3)]),
             Duration::from_micros(2500)
         );
+    }
+
+    #[test]
+    fn median_f64_odd_and_even() {
+        assert_eq!(median_f64(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_f64(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
     #[test]

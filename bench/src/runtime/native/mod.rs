@@ -2,6 +2,6 @@
 //! with the same configuration the ginkgo backend uses.
 
 pub(super) mod async_std;
-pub(super) mod smol;
+pub(crate) mod smol;
 pub(super) mod threads;
-pub(super) mod tokio;
+pub(crate) mod tokio;

@@ -15,8 +15,9 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::runtime::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
 
-/// This baseline's own executor, started like the backend's (but separate from it).
-fn executor() -> &'static Executor<'static> {
+/// The native smol executor, started like the backend's (but separate from it); the `echo`
+/// suite's smol baseline runs on it too.
+pub(crate) fn executor() -> &'static Executor<'static> {
     static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
     static WORKERS: OnceLock<()> = OnceLock::new();
     let executor = EXECUTOR.get_or_init(Executor::new);
@@ -31,7 +32,8 @@ fn executor() -> &'static Executor<'static> {
     executor
 }
 
-fn block_on<F: Future>(future: F) -> F::Output {
+/// Runs `future` on the calling thread, with the executor's worker threads started.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     executor();
     async_io::block_on(future)
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::runtime::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
 
 /// A fresh runtime built like the one `ginkgo_api::block_on::<Tokio, _>` builds.
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(ginkgo_api::backend::worker_count())
         .enable_all()

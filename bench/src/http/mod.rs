@@ -1,0 +1,219 @@
+//! The `http` suite: the `http` example's server (an axum router answering `GET /`, with the
+//! admin routes beside it, served by ginkgo's `HttpServer` in a service tree) on each backend,
+//! against the same router served by `axum::serve` on tokio.
+//!
+//! Each server runs in a child process of its own (`ginkgo-bench http-serve SERVER`), and the
+//! same external load generator, `wrk`, drives them all over loopback: a fixed number of
+//! keep-alive connections for a fixed time. Per backend, the ginkgo server and the baseline
+//! run side by side and wrk alternates between them (the order flips every round); the table
+//! gives the median requests per second and 99th-percentile latency of each.
+
+mod serve;
+mod wrk;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use crate::stats::{human, median, median_f64};
+
+pub(crate) use serve::main as serve_main;
+
+/// wrk's threads (at most as many as connections).
+const WRK_THREADS: usize = 2;
+/// The untimed wrk run against each server before measuring.
+const WARM_UP: Duration = Duration::from_secs(1);
+/// The ginkgo backends, in table order (those with targets first).
+const BACKENDS: [&str; 4] = ["tokio", "smol", "async-std", "threads"];
+
+/// Command-line options of the `http` subcommand.
+#[derive(Debug)]
+pub(crate) struct Options {
+    duration: Duration,
+    connections: usize,
+    rounds: usize,
+    /// Only this backend's row.
+    backend: Option<String>,
+}
+
+impl Options {
+    /// Parses `[--duration SECS] [--connections N] [--rounds N] [--backend NAME]`.
+    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut options = Self {
+            duration: Duration::from_secs(5),
+            connections: 64,
+            rounds: 5,
+            backend: None,
+        };
+        while let Some(arg) = args.next() {
+            let text = args.next().ok_or(format!("{arg} needs a value"))?;
+            let number = |min: usize, max: usize| match text.parse() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "{arg} needs a number from {min} to {max}, not `{text}`"
+                )),
+            };
+            match arg.as_str() {
+                "--duration" => options.duration = Duration::from_secs(number(1, 60)? as u64),
+                "--connections" => options.connections = number(WRK_THREADS, 1_000)?,
+                "--rounds" => options.rounds = number(1, 20)?,
+                "--backend" if BACKENDS.contains(&text.as_str()) => options.backend = Some(text),
+                "--backend" => {
+                    return Err(format!(
+                        "unknown backend `{text}` (valid: {})",
+                        BACKENDS.join(", ")
+                    ));
+                }
+                _ => return Err(format!("unknown option `{arg}` for `http`")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Runs the suite and prints the table, a row per backend as soon as it is measured. Fails
+/// at once, saying how to install it, if `wrk` is missing.
+pub(crate) fn run(options: &Options) -> ExitCode {
+    let wrk = match wrk::find() {
+        Ok(wrk) => wrk,
+        Err(err) => {
+            eprintln!("ginkgo-bench http: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let load = wrk::Load {
+        threads: WRK_THREADS,
+        connections: options.connections,
+        duration: options.duration,
+    };
+    println!(
+        "ginkgo's HttpServer on each backend vs. axum::serve on tokio, each in its own process, \
+         driven by wrk ({} threads, {} connections, {} s per run). Median of {} runs per side \
+         (alternating, after a {} s warm-up each), {} worker threads per server. \
+         ratio = ginkgo req/s / baseline req/s.\n",
+        load.threads,
+        load.connections,
+        load.duration.as_secs(),
+        options.rounds,
+        WARM_UP.as_secs(),
+        ginkgo_api::backend::worker_count(),
+    );
+    println!("| benchmark | backend | ginkgo | baseline | ratio | ginkgo p99 | baseline p99 |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let _ = std::io::stdout().flush();
+    for backend in BACKENDS {
+        if options
+            .backend
+            .as_deref()
+            .is_some_and(|only| only != backend)
+        {
+            continue;
+        }
+        match row(&wrk, load, backend, options.rounds) {
+            Ok(row) => println!("{row}"),
+            Err(err) => {
+                eprintln!("\nginkgo-bench http: {backend}: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+    ExitCode::SUCCESS
+}
+
+/// Measures ginkgo on `backend` against the baseline and formats the table row.
+fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<String, String> {
+    let ginkgo = Server::start(backend)?;
+    let baseline = Server::start(serve::AXUM)?;
+    eprint!("{backend}: warm-up");
+    let warm_up = wrk::Load {
+        duration: WARM_UP,
+        ..load
+    };
+    wrk::run(wrk, warm_up, &ginkgo.url)?;
+    wrk::run(wrk, warm_up, &baseline.url)?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let measure = |server: &Server, into: &mut Vec<wrk::Report>| {
+        let report = wrk::run(wrk, load, &server.url)?;
+        if report.socket_errors > 0 {
+            eprint!(" ({} socket errors)", report.socket_errors);
+        }
+        into.push(report);
+        Ok::<_, String>(())
+    };
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            measure(&ginkgo, &mut ours)?;
+            measure(&baseline, &mut theirs)?;
+        } else {
+            measure(&baseline, &mut theirs)?;
+            measure(&ginkgo, &mut ours)?;
+        }
+        eprint!(
+            ", {:.0}/{:.0} req/s",
+            ours[round].requests_per_sec, theirs[round].requests_per_sec
+        );
+    }
+    eprintln!();
+    let rate = |reports: &[wrk::Report]| {
+        median_f64(
+            &reports
+                .iter()
+                .map(|r| r.requests_per_sec)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let p99 = |reports: &[wrk::Report]| median(&reports.iter().map(|r| r.p99).collect::<Vec<_>>());
+    let (our_rate, their_rate) = (rate(&ours), rate(&theirs));
+    Ok(format!(
+        "| GET / (wrk -t{} -c{} -d{}s) | {backend} | {our_rate:.0} req/s | {their_rate:.0} req/s \
+         | {:.2} | {} | {} |",
+        load.threads,
+        load.connections,
+        load.duration.as_secs(),
+        our_rate / their_rate,
+        human(p99(&ours)),
+        human(p99(&theirs)),
+    ))
+}
+
+/// A server in a child process (`ginkgo-bench http-serve NAME`), stopped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts the server `name` and waits until it listens.
+    fn start(name: &str) -> Result<Self, String> {
+        let child = Command::new(std::env::current_exe().map_err(|err| err.to_string())?)
+            .args(["http-serve", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|err| format!("cannot start the {name} server: {err}"))?;
+        let mut server = Self {
+            child,
+            url: String::new(),
+        };
+        let stdout = server.child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("the {name} server did not report its address"))?;
+        server.url = format!("http://{addr}/");
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Closing its standard input tells it to exit; killing makes sure.
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,128 @@
+//! `ginkgo-bench http-serve SERVER`: one HTTP server in its own process, for the `http` suite.
+//!
+//! It prints the address it listens on (an ephemeral port on 127.0.0.1) as the first line of
+//! its standard output, then serves until its standard input closes, which the parent does
+//! when it is done with it (or by dying).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use axum::Router;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use ginkgo_api::Runtime;
+use ginkgo_api::service::{Service, async_trait};
+use ginkgo_backend_async_std::AsyncStd;
+use ginkgo_backend_smol::Smol;
+use ginkgo_backend_threads::Threads;
+use ginkgo_backend_tokio::Tokio;
+use ginkgo_http::{HttpServer, admin};
+
+/// The servers this subcommand runs: ginkgo on each backend, and the baseline.
+pub(super) const SERVERS: [&str; 5] = ["tokio", "async-std", "smol", "threads", AXUM];
+
+/// The baseline: `axum::serve` on tokio.
+pub(super) const AXUM: &str = "axum";
+
+/// Runs the server named by the first argument (one of [`SERVERS`]).
+pub(crate) fn main(mut args: impl Iterator<Item = String>) -> ExitCode {
+    let (Some(server), None) = (args.next(), args.next()) else {
+        eprintln!("usage: ginkgo-bench http-serve {}", SERVERS.join("|"));
+        return ExitCode::from(2);
+    };
+    // Exit when the parent closes our standard input, or dies.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let served = match server.as_str() {
+        "tokio" => ginkgo::<Tokio>(),
+        "async-std" => ginkgo::<AsyncStd>(),
+        "smol" => ginkgo::<Smol>(),
+        "threads" => ginkgo::<Threads>(),
+        AXUM => axum_on_tokio(),
+        _ => Err(format!(
+            "unknown server `{server}` (valid: {})",
+            SERVERS.join(", ")
+        )),
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ginkgo-bench http-serve {server}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `http` example's application: `GET /` answers with a line naming the backend (the admin
+/// routes are merged in by each server).
+fn app(backend: &'static str) -> Router {
+    Router::new().route(
+        "/",
+        get(move || async move { format!("hello from ginkgo on {backend}\n") }),
+    )
+}
+
+/// Tells the parent where we listen.
+fn announce(addr: SocketAddr) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{addr}")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| format!("cannot report the address: {err}"))
+}
+
+/// The `http` example's server: ginkgo's [`HttpServer`] in a service tree on `R`, serving the
+/// application with the admin routes of the tree beside it.
+fn ginkgo<R: Runtime>() -> Result<(), String> {
+    let app = app(R::NAME);
+    let server = HttpServer::<R, _>::with_context("127.0.0.1:0", move |ctx| {
+        app.clone().merge(admin::router(ctx.handle().root()))
+    })
+    .named("http");
+    let listening = server.handle();
+    ginkgo_api::block_on::<R, _>(async move {
+        let tree = ginkgo_api::service::tree::<R>(server);
+        tree.start().await.map_err(|err| err.to_string())?;
+        announce(listening.local_addr().ok_or("not listening after start")?)?;
+        ginkgo_api::service::serve(&tree)
+            .await
+            .map_err(|err| err.to_string())
+    })
+}
+
+/// A service that does nothing: the baseline's admin routes need a tree to report on.
+struct Idle;
+
+#[async_trait]
+impl Service for Idle {
+    fn name(&self) -> &str {
+        "http"
+    }
+}
+
+/// The baseline: the same router (the admin routes report on a tree that is never started)
+/// served by `axum::serve` on a tokio runtime with ginkgo's worker count. Accepted sockets get
+/// `TCP_NODELAY` through axum's `tap_io`, as ginkgo's server sets it.
+fn axum_on_tokio() -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ginkgo_api::backend::worker_count())
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start tokio: {err}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|err| format!("cannot listen: {err}"))?;
+        announce(listener.local_addr().map_err(|err| err.to_string())?)?;
+        let tree = ginkgo_api::service::tree::<Tokio>(Idle);
+        let app = app(Tokio::NAME).merge(admin::router(tree));
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app)
+            .await
+            .map_err(|err| format!("axum::serve failed: {err}"))
+    })
+}
