@@ -28,13 +28,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use ginkgo_api::Runtime;
+use ginkgo_api::forward_async_read;
 use ginkgo_api::runtime::{
     RawAbortHandle, RawJoinHandle, RawSignals, RawSleep, RawTcpListener, RawTcpStream,
     RawUdpSocket, RawUnixListener, RawUnixStream,
 };
 use ginkgo_api::signal::Signal;
 use ginkgo_api::task::JoinError;
-use ginkgo_api::{forward_async_read, forward_async_write};
 use pin_project_lite::pin_project;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
@@ -167,6 +167,43 @@ impl Runtime for Tokio {
     }
 }
 
+/// Implements futures-io `AsyncWrite` for a newtype over `Compat<T>` by calling tokio's
+/// `AsyncWrite` of `T` directly: `Compat` writes only the first slice of a vectored write,
+/// which would make hyper send a response's head and body in two system calls.
+macro_rules! tokio_async_write {
+    ($ty:ty) => {
+        impl ginkgo_api::io::AsyncWrite for $ty {
+            #[inline]
+            fn poll_write(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                tokio::io::AsyncWrite::poll_write(Pin::new(self.0.get_mut()), cx, buf)
+            }
+
+            #[inline]
+            fn poll_write_vectored(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                tokio::io::AsyncWrite::poll_write_vectored(Pin::new(self.0.get_mut()), cx, bufs)
+            }
+
+            #[inline]
+            fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                tokio::io::AsyncWrite::poll_flush(Pin::new(self.0.get_mut()), cx)
+            }
+
+            #[inline]
+            fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                tokio::io::AsyncWrite::poll_shutdown(Pin::new(self.0.get_mut()), cx)
+            }
+        }
+    };
+}
+
 /// Fails with a clear error instead of tokio's panic when called outside a runtime.
 fn require_runtime(what: &str) -> io::Result<()> {
     tokio::runtime::Handle::try_current()
@@ -206,7 +243,7 @@ impl RawTcpListener for TcpListener {
 pub struct TcpStream(Compat<tokio::net::TcpStream>);
 
 forward_async_read!(TcpStream, 0);
-forward_async_write!(TcpStream, 0);
+tokio_async_write!(TcpStream);
 
 /// The read half of a [`TcpStream`].
 #[derive(Debug)]
@@ -218,7 +255,7 @@ forward_async_read!(TcpReadHalf, 0);
 #[derive(Debug)]
 pub struct TcpWriteHalf(Compat<tokio::net::tcp::OwnedWriteHalf>);
 
-forward_async_write!(TcpWriteHalf, 0);
+tokio_async_write!(TcpWriteHalf);
 
 impl RawTcpStream for TcpStream {
     type ReadHalf = TcpReadHalf;
@@ -329,7 +366,7 @@ impl RawUnixListener for UnixListener {
 pub struct UnixStream(Compat<tokio::net::UnixStream>);
 
 forward_async_read!(UnixStream, 0);
-forward_async_write!(UnixStream, 0);
+tokio_async_write!(UnixStream);
 
 impl RawUnixStream for UnixStream {
     async fn connect(path: &Path) -> io::Result<Self> {

@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             net::unix_round_trip,
             net::unix_pair_and_from_std,
             net::unix_bind_existing_path_errors,
+            net::vectored_write_sends_all_slices,
             // signals
             signal::sigusr1_raised_to_self_is_received,
             signal::several_signals_on_one_stream,

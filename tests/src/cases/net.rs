@@ -332,3 +332,28 @@ pub async fn unix_bind_existing_path_errors<R: Runtime>() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains(&path.display().to_string()));
 }
+
+/// A vectored write sends every slice in one call (hyper relies on it to send a response's
+/// head and body together).
+pub async fn vectored_write_sends_all_slices<R: Runtime>() {
+    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
+    let mut client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    let slices = [
+        std::io::IoSlice::new(b"head "),
+        std::io::IoSlice::new(b"body"),
+    ];
+    let written = client.write_vectored(&slices).await.expect("writev");
+    assert_eq!(written, 9, "both slices in one write");
+    let (_, mut write) = client.into_split();
+    let written = write
+        .write_vectored(&slices)
+        .await
+        .expect("writev on a half");
+    assert_eq!(written, 9);
+    let mut got = [0u8; 18];
+    server.read_exact(&mut got).await.expect("read");
+    assert_eq!(&got, b"head bodyhead body");
+}
