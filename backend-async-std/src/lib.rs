@@ -28,9 +28,7 @@ use std::time::Instant;
 
 use ginkgo_api::Runtime;
 use ginkgo_api::backend::native::{NativeAbort, NativeHandle, NativeRuntime};
-use ginkgo_api::runtime::{
-    RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener, RawUnixStream,
-};
+use ginkgo_api::runtime::{RawTcpListener, RawTcpStream, RawUnixListener, RawUnixStream};
 use ginkgo_api::{forward_async_read, forward_async_write};
 use ginkgo_backend_async_io::{Signals, Sleep};
 
@@ -189,39 +187,7 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(async_std::net::UdpSocket);
 
-impl RawUdpSocket for UdpSocket {
-    async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        async_std::net::UdpSocket::bind(addr).await.map(Self)
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
-        self.0.connect(addr).await
-    }
-
-    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.0.send_to(buf, target).await
-    }
-
-    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.0.recv_from(buf).await
-    }
-
-    async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.0.send(buf).await
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.recv(buf).await
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
-    }
-}
+ginkgo_api::forward_udp_socket!(UdpSocket, async_std::net::UdpSocket);
 
 /// A Unix-domain listener (`async_std::os::unix::net::UnixListener`).
 #[derive(Debug)]

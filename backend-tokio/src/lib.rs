@@ -31,7 +31,7 @@ use ginkgo_api::Runtime;
 use ginkgo_api::forward_async_read;
 use ginkgo_api::runtime::{
     RawAbortHandle, RawJoinHandle, RawSignals, RawSleep, RawTcpListener, RawTcpStream,
-    RawUdpSocket, RawUnixListener, RawUnixStream,
+    RawUnixListener, RawUnixStream,
 };
 use ginkgo_api::signal::Signal;
 use ginkgo_api::task::JoinError;
@@ -299,39 +299,7 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(tokio::net::UdpSocket);
 
-impl RawUdpSocket for UdpSocket {
-    async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        tokio::net::UdpSocket::bind(addr).await.map(Self)
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
-        self.0.connect(addr).await
-    }
-
-    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.0.send_to(buf, target).await
-    }
-
-    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.0.recv_from(buf).await
-    }
-
-    async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.0.send(buf).await
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.recv(buf).await
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
-    }
-}
+ginkgo_api::forward_udp_socket!(UdpSocket, tokio::net::UdpSocket);
 
 /// A Unix-domain listener (`tokio::net::UnixListener`).
 #[derive(Debug)]

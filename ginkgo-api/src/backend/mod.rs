@@ -227,3 +227,55 @@ pub fn worker_count() -> usize {
         }
     }
 }
+
+/// Implements [`RawUdpSocket`](crate::runtime::RawUdpSocket) for a newtype over a runtime's
+/// own UDP socket whose methods have the usual names (`bind`, `connect`, `send_to`,
+/// `recv_from`, `send`, `recv`, `local_addr`, `peer_addr`), as tokio's, async-std's and
+/// async-net's do.
+///
+/// `forward_udp_socket!(UdpSocket, tokio::net::UdpSocket)` forwards to `self.0`.
+#[macro_export]
+macro_rules! forward_udp_socket {
+    ($ty:ty, $inner:ty) => {
+        impl $crate::runtime::RawUdpSocket for $ty {
+            async fn bind(addr: ::std::net::SocketAddr) -> ::std::io::Result<Self> {
+                <$inner>::bind(addr).await.map(Self)
+            }
+
+            async fn connect(&self, addr: ::std::net::SocketAddr) -> ::std::io::Result<()> {
+                self.0.connect(addr).await
+            }
+
+            async fn send_to(
+                &self,
+                buf: &[u8],
+                target: ::std::net::SocketAddr,
+            ) -> ::std::io::Result<usize> {
+                self.0.send_to(buf, target).await
+            }
+
+            async fn recv_from(
+                &self,
+                buf: &mut [u8],
+            ) -> ::std::io::Result<(usize, ::std::net::SocketAddr)> {
+                self.0.recv_from(buf).await
+            }
+
+            async fn send(&self, buf: &[u8]) -> ::std::io::Result<usize> {
+                self.0.send(buf).await
+            }
+
+            async fn recv(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                self.0.recv(buf).await
+            }
+
+            fn local_addr(&self) -> ::std::io::Result<::std::net::SocketAddr> {
+                self.0.local_addr()
+            }
+
+            fn peer_addr(&self) -> ::std::io::Result<::std::net::SocketAddr> {
+                self.0.peer_addr()
+            }
+        }
+    };
+}
