@@ -391,8 +391,7 @@ pub async fn restart_permanent<R: Runtime>() {
         Probe::new("root2", &log)
             .options(quick())
             .children(move |ctx| {
-                let (slot, l) = (slot.clone(), l_clone(&log_of(ctx)));
-                let _ = l;
+                let slot = slot.clone();
                 ctx.supervise(Restart::Permanent, move || {
                     let slot = slot.clone();
                     Probe::new("worker", &Log::default()).after_start(move |ctx| {
@@ -410,14 +409,6 @@ pub async fn restart_permanent<R: Runtime>() {
     root2.stop().await;
 }
 
-fn log_of(_ctx: &Context) -> Log {
-    Log::default()
-}
-
-fn l_clone(log: &Log) -> Log {
-    log.clone()
-}
-
 /// Transient children restart only after a failure, not after a normal exit; temporary
 /// children never restart, and their failure leaves the parent running.
 pub async fn restart_transient_and_temporary<R: Runtime>() {
@@ -430,7 +421,8 @@ pub async fn restart_transient_and_temporary<R: Runtime>() {
         Probe::new("root", &log)
             .options(quick())
             .children(move |ctx| {
-                let (l1, l2, t1, t2) = (l.clone(), l.clone(), t1.clone(), t2.clone());
+                let (l1, l2, l3, t1, t2) =
+                    (l.clone(), l.clone(), l.clone(), t1.clone(), t2.clone());
                 ctx.supervise(Restart::Transient, move || flaky("failing", &l1, &t1, 1));
                 let slot = slot.clone();
                 ctx.supervise(Restart::Transient, move || {
@@ -439,11 +431,7 @@ pub async fn restart_transient_and_temporary<R: Runtime>() {
                         *slot.lock().expect("slot") = Some(ctx.clone());
                     })
                 });
-                let _ = &t2;
-                ctx.supervise(Restart::Temporary, {
-                    let (l, t2) = (l.clone(), t2.clone());
-                    move || flaky("temporary", &l, &t2, 1)
-                });
+                ctx.supervise(Restart::Temporary, move || flaky("temporary", &l3, &t2, 1));
             }),
     );
     root.start().await.expect("start");
@@ -543,7 +531,6 @@ pub async fn intensity_escalates<R: Runtime>() {
         Probe::new("root", &log)
             .options(quick())
             .children(move |ctx| {
-                let (l, g) = (l.clone(), g.clone());
                 let (l2, g2) = (l.clone(), g.clone());
                 ctx.supervise(Restart::Permanent, move || {
                     let (l3, g3) = (l2.clone(), g2.clone());
@@ -556,7 +543,6 @@ pub async fn intensity_escalates<R: Runtime>() {
                             });
                         })
                 });
-                let _ = (l, g);
             }),
     );
     root.start().await.expect("start");
