@@ -250,7 +250,11 @@ impl Runner {
     fn without_config(&self, cli: &Cli, command: &Command) -> ExitCode {
         let program = self.program.as_str();
         let file = cli.config.as_ref().map(|file| origin().join(file));
-        let (paths, stop_timeout) = settings::lenient(program, file.as_deref(), &cli.set);
+        let (paths, stop_timeout) = match settings::lenient(program, file.as_deref(), &cli.set) {
+            Ok(found) => found,
+            // Even the declared defaults do not load: nothing can be found.
+            Err(_) => return ExitCode::from(EXIT_CONFIG),
+        };
         match command {
             Command::Stop => stop(program, &paths, stop_timeout),
             Command::Status => status(program, &paths),

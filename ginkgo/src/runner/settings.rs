@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::config::Duration;
 
 /// Settings every ginkgo program has, at the top level (Ginkgo's built-in settings).
@@ -98,51 +96,57 @@ impl Paths {
 /// The paths and stop timeout for commands that talk to a running daemon (`stop`, `status`,
 /// `reload`, `log`), read leniently when the configuration does not load: a typo in the file
 /// must not prevent stopping the daemon. Only `pidfile`, `rundir`, `logfile` and
-/// `stop_timeout` are read, from the file's top level, the environment and `--set`.
+/// `stop_timeout` are taken, from the file's top level, the environment and `--set`, over the
+/// declared defaults; any of them that is itself broken falls back to its default.
 pub(super) fn lenient(
     program: &str,
     file: Option<&Path>,
     sets: &[String],
-) -> (Paths, std::time::Duration) {
-    let mut values: std::collections::HashMap<String, toml::Value> = Default::default();
+) -> Result<(Paths, std::time::Duration), crate::config::ConfigError> {
+    const KEYS: [&str; 4] = ["pidfile", "rundir", "logfile", "stop_timeout"];
+    let mut assignments: Vec<String> = Vec::new();
     if let Some(table) = file
         .and_then(|file| std::fs::read_to_string(file).ok())
         .and_then(|text| text.parse::<toml::Table>().ok())
     {
-        values.extend(table);
-    }
-    let prefix = crate::config::env_prefix(program);
-    for key in ["pidfile", "rundir", "logfile", "stop_timeout"] {
-        if let Ok(value) = std::env::var(format!("{prefix}{}", key.to_uppercase())) {
-            values.insert(key.to_owned(), toml::Value::String(value));
+        for (key, value) in table.iter().filter(|(k, _)| KEYS.contains(&k.as_str())) {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            assignments.push(format!("{key}={text}"));
         }
     }
-    for (key, value) in sets.iter().filter_map(|s| s.split_once('=')) {
-        values.insert(key.trim().to_owned(), toml::Value::String(value.to_owned()));
+    let prefix = crate::config::env_prefix(program);
+    for key in KEYS {
+        if let Ok(value) = std::env::var(format!("{prefix}{}", key.to_uppercase())) {
+            assignments.push(format!("{key}={value}"));
+        }
     }
-    let text = |key: &str, default: &str| -> String {
-        values
-            .get(key)
-            .and_then(toml::Value::as_str)
-            .unwrap_or(default)
-            .to_owned()
+    assignments.extend(
+        sets.iter()
+            .filter(|s| {
+                s.split_once('=')
+                    .is_some_and(|(k, _)| KEYS.contains(&k.trim()))
+            })
+            .cloned(),
+    );
+    let load = |assignments: &[String]| {
+        let mut builder = crate::config::Config::builder(program).no_env();
+        for assignment in assignments {
+            builder = builder.set(assignment.clone());
+        }
+        builder.load()?.get::<RunnerSettings>()
     };
-    let settings = RunnerSettings {
-        pidfile: text("pidfile", ""),
-        logfile: text("logfile", ""),
-        loglevel: "info".into(),
-        logformat: "text".into(),
-        rundir: text("rundir", "."),
-        user: None,
-        group: None,
-        umask: 0o027,
-        chroot: None,
-        stop_timeout: Duration::from_secs(10),
-    };
-    let stop_timeout = values
-        .get("stop_timeout")
-        .cloned()
-        .and_then(|v| Duration::deserialize(v).ok())
-        .unwrap_or(settings.stop_timeout);
-    (Paths::resolve(program, &settings), stop_timeout.0)
+    // Each value on its own over the defaults, so one broken value loses only itself.
+    let defaults = load(&[])?.get();
+    let mut usable = Vec::new();
+    for assignment in assignments {
+        let mut trial = usable.clone();
+        trial.push(assignment);
+        if load(&trial).is_ok() {
+            usable = trial;
+        }
+    }
+    let settings = load(&usable).map_or(defaults, |live| live.get());
+    Ok((Paths::resolve(program, &settings), settings.stop_timeout.0))
 }
