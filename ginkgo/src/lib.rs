@@ -307,7 +307,8 @@ pub mod service {
 
     pub use ginkgo_api::service::{
         Cause, Context, Counter, Error, Failure, Options, Restart, Service, ServiceHandle,
-        Shutdown, Snapshot, State, StopReport, Strategy, StuckTask, TaskResult, Transition, serve,
+        Shutdown, ShutdownWait, Snapshot, State, StopReport, Strategy, StuckTask, TaskResult,
+        Transition, serve,
     };
 
     /// Makes `root` the root of a new service tree and returns its handle.

@@ -3,11 +3,13 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 use futures_lite::FutureExt;
 
 use super::failure::Cause;
@@ -272,16 +274,14 @@ impl Shutdown {
     }
 
     /// Waits until the service begins stopping.
-    pub async fn wait(&self) {
-        loop {
-            if self.is_triggered() {
-                return;
-            }
-            let listener = self.0.event.listen();
-            if self.is_triggered() {
-                return;
-            }
-            listener.await;
+    ///
+    /// The returned future is cheap to poll again: a connection task polls it beside its
+    /// socket on every wake-up, so it only touches the shared event when its waker changes.
+    pub fn wait(&self) -> ShutdownWait<'_> {
+        ShutdownWait {
+            shutdown: self,
+            listener: None,
+            waker: None,
         }
     }
 
@@ -293,6 +293,55 @@ impl Shutdown {
             None
         })
         .await
+    }
+}
+
+/// The future of [`Shutdown::wait`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct ShutdownWait<'a> {
+    shutdown: &'a Shutdown,
+    listener: Option<EventListener>,
+    /// The waker the listener holds; polling with one that would wake the same task need
+    /// not lock the event's list again.
+    waker: Option<Waker>,
+}
+
+impl Future for ShutdownWait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            // `trigger` sets the flag before notifying, so a woken task sees it here.
+            if this.shutdown.is_triggered() {
+                return Poll::Ready(());
+            }
+            let Some(listener) = &mut this.listener else {
+                this.listener = Some(this.shutdown.0.event.listen());
+                continue; // the flag may have been set before the listener existed
+            };
+            if this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+            match Pin::new(listener).poll(cx) {
+                Poll::Ready(()) => {
+                    this.listener = None;
+                    this.waker = None;
+                }
+                Poll::Pending => {
+                    this.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ShutdownWait<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownWait")
+            .field("triggered", &self.shutdown.is_triggered())
+            .finish()
     }
 }
 

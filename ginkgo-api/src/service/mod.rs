@@ -102,7 +102,7 @@ mod supervise;
 use std::time::Duration;
 
 pub use async_trait::async_trait;
-pub use context::{Context, Shutdown};
+pub use context::{Context, Shutdown, ShutdownWait};
 pub use failure::{Cause, Failure, StopReport, StuckTask};
 pub use handle::{ServiceHandle, serve, serve_forever, tree};
 pub use state::{Snapshot, State, Transition};
