@@ -23,6 +23,7 @@ macro_rules! http_suite {
             serve::graceful_stop_finishes_in_flight,
             serve::graceful_stop_finishes_in_flight_h2,
             serve::header_read_timeout_closes_partial_head,
+            serve::header_read_timeout_restarts_per_request,
             serve::silent_connection_times_out,
             serve::bind_error_names_address,
             serve::serves_inherited_listener,

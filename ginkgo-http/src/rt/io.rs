@@ -6,8 +6,11 @@ use futures_io::{AsyncRead, AsyncWrite};
 use hyper::rt::ReadBufCursor;
 use pin_project_lite::pin_project;
 
-/// The most a single read copies; see [`Io`] for why reads go through a buffer.
-const READ_CHUNK: usize = 8 * 1024;
+/// The stack buffer of most reads: a request head or a small body fits, and zeroing it costs
+/// less than the system call behind it. See [`Io`] for why reads go through a buffer.
+const SMALL_READ: usize = 1024;
+/// The stack buffer of reads after one filled [`SMALL_READ`], while data keeps coming fast.
+const LARGE_READ: usize = 16 * 1024;
 
 pin_project! {
     /// Lets hyper use a futures-io stream (such as [`ginkgo_api::net::TcpStream`]): implements
@@ -19,9 +22,10 @@ pin_project! {
     ///
     /// Reads are copied: hyper hands over a buffer that may be uninitialized, which only
     /// `unsafe` code may fill in place, and ginkgo forbids `unsafe`. Each read fills a zeroed
-    /// stack chunk of at most 8 KiB and copies it with the safe
-    /// [`ReadBufCursor::put_slice`]. Nothing is allocated, and the copy is small next to the
-    /// system call behind it.
+    /// stack buffer and copies it with the safe [`ReadBufCursor::put_slice`]. The buffer is
+    /// 1 KiB, so zeroing it stays cheap next to the system call; after a read that fills it
+    /// (a large body arriving), reads use 16 KiB until one fits in 1 KiB again. Nothing is
+    /// allocated.
     ///
     /// # Examples
     ///
@@ -36,13 +40,17 @@ pin_project! {
     pub struct Io<T> {
         #[pin]
         inner: T,
+        large_reads: bool,
     }
 }
 
 impl<T> Io<T> {
     /// Wraps a futures-io stream.
     pub const fn new(inner: T) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            large_reads: false,
+        }
     }
 
     /// The wrapped stream.
@@ -62,26 +70,46 @@ impl<T> Io<T> {
 }
 
 impl<T: AsyncRead> hyper::rt::Read for Io<T> {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
+        buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let want = buf.remaining().min(READ_CHUNK);
-        if want == 0 {
-            return Poll::Ready(Ok(()));
+        let this = self.project();
+        if *this.large_reads {
+            let n = ready!(read_through::<LARGE_READ, T>(this.inner, cx, buf))?;
+            *this.large_reads = n > SMALL_READ;
+        } else {
+            let n = ready!(read_through::<SMALL_READ, T>(this.inner, cx, buf))?;
+            *this.large_reads = n == SMALL_READ;
         }
-        let mut chunk = [0u8; READ_CHUNK];
-        let n = ready!(self.project().inner.poll_read(cx, &mut chunk[..want]))?;
-        // A reader that claims more than it was given is broken; do not let it panic hyper.
-        let Some(read) = chunk.get(..n) else {
-            return Poll::Ready(Err(io::Error::other(format!(
-                "read reported {n} bytes into a buffer of {want}"
-            ))));
-        };
-        buf.put_slice(read);
         Poll::Ready(Ok(()))
     }
+}
+
+/// One read of at most `N` bytes into hyper's buffer through a zeroed stack buffer; gives the
+/// number of bytes read.
+#[inline]
+fn read_through<const N: usize, T: AsyncRead>(
+    inner: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    mut buf: ReadBufCursor<'_>,
+) -> Poll<io::Result<usize>> {
+    let want = buf.remaining().min(N);
+    if want == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let mut chunk = [0u8; N];
+    let n = ready!(inner.poll_read(cx, &mut chunk[..want]))?;
+    // A reader that claims more than it was given is broken; do not let it panic hyper.
+    let Some(read) = chunk.get(..n) else {
+        return Poll::Ready(Err(io::Error::other(format!(
+            "read reported {n} bytes into a buffer of {want}"
+        ))));
+    };
+    buf.put_slice(read);
+    Poll::Ready(Ok(n))
 }
 
 impl<T: AsyncWrite> hyper::rt::Write for Io<T> {

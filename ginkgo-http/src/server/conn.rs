@@ -18,6 +18,7 @@ use hyper_util::service::TowerToHyperService;
 
 use super::HttpService;
 use super::exec::OwnedExecutor;
+use super::timer::ConnTimer;
 use crate::rt::Io;
 
 /// What every connection of one server shares.
@@ -47,7 +48,10 @@ pub(crate) async fn serve<R, S>(
         inner: TowerToHyperService::new(service),
         requests: shared.requests.clone(),
     };
-    let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
+    // Each connection gets its own HTTP/1 timer, so its requests share one real timer.
+    let mut builder = shared.builder.clone();
+    builder.http1().timer(ConnTimer::<R>::new());
+    let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
     let finished = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
         shutdown.wait().await;
         None

@@ -5,6 +5,7 @@ mod conn;
 mod exec;
 mod handle;
 mod listen;
+mod timer;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -243,6 +244,7 @@ impl<R: Runtime, S> HttpServer<R, S> {
         let mut builder = auto::Builder::new(OwnedExecutor(ctx.clone()));
         builder
             .http1()
+            // Replaced by each connection's own timer (see `conn::serve`).
             .timer(Timer::<R>::new())
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(self.keep_alive);

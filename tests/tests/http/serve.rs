@@ -219,6 +219,49 @@ pub(crate) async fn header_read_timeout_closes_partial_head<R: Runtime>() {
     assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
 }
 
+/// On a keep-alive connection the header read timeout counts from when each request head is
+/// awaited, not from an earlier request's: the connection's shared timer is moved along.
+pub(crate) async fn header_read_timeout_restarts_per_request<R: Runtime>() {
+    const TIMEOUT: Duration = Duration::from_millis(400);
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
+    let (tree, addr) = start(server).await;
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let mut answered = Instant::now();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: ginkgo.test\r\n\r\n")
+            .await
+            .expect("write a request");
+        let mut reply = Vec::new();
+        let mut chunk = [0; 512];
+        while !reply.ends_with(b"hello") {
+            let n = within::<R, _>("the reply", stream.read(&mut chunk))
+                .await
+                .expect("read the reply");
+            assert!(
+                n > 0,
+                "closed before replying: {:?}",
+                String::from_utf8_lossy(&reply)
+            );
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        answered = Instant::now();
+        // Half the timeout: the first request's deadline passes while the third head trickles.
+        ginkgo_api::time::sleep::<R>(TIMEOUT / 2).await;
+    }
+    stream
+        .write_all(b"GET / HTTP/1.1\r\n")
+        .await
+        .expect("write a partial head");
+    read_until_closed(&mut stream).await;
+    let waited = answered.elapsed();
+    assert!(
+        waited >= TIMEOUT * 9 / 10,
+        "closed {waited:?} after the last reply: an earlier request's deadline was used"
+    );
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
 /// A peer that connects and sends nothing is closed after the header read timeout too (the
 /// HTTP/1-or-2 detection has no timeout of its own).
 pub(crate) async fn silent_connection_times_out<R: Runtime>() {
