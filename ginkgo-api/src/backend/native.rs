@@ -81,22 +81,35 @@ impl<N: NativeRuntime, T: Send + 'static> NativeTask<N, T> {
     }
 }
 
+/// What a [`NativeHandle`] holds. The common case, a spawned task that its owner awaits, is
+/// the native handle alone, so the handle stays small; everything else is boxed.
 enum Slot<N: NativeRuntime, T: Send + 'static> {
-    Running {
-        task: NativeTask<N, T>,
-        waker: Option<Waker>,
-    },
-    // Boxed (only when aborting) so the handle stays `Unpin` whatever the output type.
-    Cancelling {
-        result: Pin<Box<async_channel::Receiver<Option<T>>>>,
-        waker: Option<Waker>,
-    },
+    /// A spawned task.
+    Running(N::Task<T>),
+    /// A blocking call, or a task on a runtime that cannot tell whether it finished.
+    Watched(Box<Watched<N, T>>),
+    /// Aborted: waiting for the task's future to be dropped.
+    Cancelling(Box<Cancelling<T>>),
     /// Finished; the result waits here if `is_finished` saw it before the owner polled.
     Finished(Option<Box<Result<T, JoinError>>>),
     /// The state moved to the slot shared with abort handles.
     Shared(Arc<Shared<N, T>>),
     /// Transient, while the state is being moved.
     Moved,
+}
+
+/// A task that needs more than its native handle.
+struct Watched<N: NativeRuntime, T: Send + 'static> {
+    task: NativeTask<N, T>,
+    /// The owner's last waker, kept only for `is_finished` on runtimes that cannot tell
+    /// otherwise: polling with it does not steal the owner's wake-up.
+    waker: Option<Waker>,
+}
+
+struct Cancelling<T> {
+    // Pinned in its own box: the receiver need not be `Unpin`.
+    result: Pin<Box<async_channel::Receiver<Option<T>>>>,
+    waker: Option<Waker>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,12 +122,29 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
     fn poll(&mut self, waker: &Waker) -> Poll<Result<T, JoinError>> {
         let mut cx = Context::from_waker(waker);
         match self {
-            Slot::Running { task, waker: saved } => {
-                match catch_unwind(AssertUnwindSafe(|| task.poll_result(&mut cx))) {
+            Slot::Running(task) => {
+                match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *task).poll(&mut cx))) {
                     Ok(Poll::Pending) => {
-                        // Kept only for `is_finished` on runtimes that cannot tell otherwise.
-                        if task.native_is_finished().is_none() {
-                            remember(saved, waker);
+                        if N::is_finished(task).is_none() {
+                            self.watch(waker);
+                        }
+                        Poll::Pending
+                    }
+                    Ok(Poll::Ready(value)) => {
+                        *self = Slot::Finished(None);
+                        Poll::Ready(Ok(value))
+                    }
+                    Err(payload) => {
+                        *self = Slot::Finished(None);
+                        Poll::Ready(Err(JoinError::panicked(payload)))
+                    }
+                }
+            }
+            Slot::Watched(watched) => {
+                match catch_unwind(AssertUnwindSafe(|| watched.task.poll_result(&mut cx))) {
+                    Ok(Poll::Pending) => {
+                        if watched.task.native_is_finished().is_none() {
+                            remember(&mut watched.waker, waker);
                         }
                         Poll::Pending
                     }
@@ -128,12 +158,9 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
                     }
                 }
             }
-            Slot::Cancelling {
-                result,
-                waker: saved,
-            } => match result.as_mut().poll_next(&mut cx) {
+            Slot::Cancelling(cancelling) => match cancelling.result.as_mut().poll_next(&mut cx) {
                 Poll::Pending => {
-                    remember(saved, waker);
+                    remember(&mut cancelling.waker, waker);
                     Poll::Pending
                 }
                 Poll::Ready(outcome) => {
@@ -151,22 +178,39 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
         }
     }
 
-    /// Whether the task is done, without losing its result or the owner's wake-up: polls
-    /// with the waker the owner last registered.
-    fn is_finished(&mut self) -> bool {
-        if let Slot::Running { task, .. } = self
-            && let Some(finished) = task.native_is_finished()
-        {
-            return finished;
-        }
-        let waker = match self {
-            Slot::Running { waker, .. } | Slot::Cancelling { waker, .. } => {
-                waker.clone().unwrap_or_else(|| Waker::noop().clone())
+    /// Moves a running task to `Watched`, keeping `waker`.
+    #[cold]
+    fn watch(&mut self, waker: &Waker) {
+        match std::mem::replace(self, Slot::Moved) {
+            Slot::Running(task) => {
+                *self = Slot::Watched(Box::new(Watched {
+                    task: NativeTask::Spawned(task),
+                    waker: Some(waker.clone()),
+                }));
             }
+            other => *self = other,
+        }
+    }
+
+    /// Whether the task is done, without losing its result or the owner's wake-up: asks the
+    /// runtime, or polls with the waker the owner last registered.
+    fn is_finished(&mut self) -> bool {
+        let waker = match self {
+            Slot::Running(task) => match N::is_finished(task) {
+                Some(finished) => return finished,
+                // Never polled by its owner, so there is no wake-up to lose.
+                None => None,
+            },
+            Slot::Watched(watched) => match watched.task.native_is_finished() {
+                Some(finished) => return finished,
+                None => watched.waker.clone(),
+            },
+            Slot::Cancelling(cancelling) => cancelling.waker.clone(),
             Slot::Finished(_) => return true,
             Slot::Shared(shared) => return lock(&shared.slot).is_finished(),
             Slot::Moved => return false,
         };
+        let waker = waker.unwrap_or_else(|| Waker::noop().clone());
         match self.poll(&waker) {
             Poll::Ready(result) => {
                 *self = Slot::Finished(Some(Box::new(result)));
@@ -178,23 +222,33 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
 
     fn abort(&mut self) {
         match self {
-            Slot::Running {
-                task: NativeTask::Blocking(_, flag),
-                ..
-            } => {
-                flag.abort();
+            Slot::Shared(shared) => return lock(&shared.slot).abort(),
+            Slot::Watched(watched) => {
+                if let NativeTask::Blocking(_, flag) = &watched.task {
+                    // A blocking call cannot be interrupted, only kept from starting.
+                    flag.abort();
+                    return;
+                }
+            }
+            Slot::Running(_) => {}
+            Slot::Cancelling(_) | Slot::Finished(_) | Slot::Moved => return,
+        }
+        let (task, waker) = match std::mem::replace(self, Slot::Moved) {
+            Slot::Running(task) => (task, None),
+            Slot::Watched(watched) => match *watched {
+                Watched {
+                    task: NativeTask::Spawned(task),
+                    waker,
+                } => (task, waker),
+                blocking => {
+                    *self = Slot::Watched(Box::new(blocking));
+                    return;
+                }
+            },
+            other => {
+                *self = other;
                 return;
             }
-            Slot::Running { .. } => {}
-            Slot::Shared(shared) => return lock(&shared.slot).abort(),
-            _ => return,
-        }
-        let Slot::Running {
-            task: NativeTask::Spawned(task),
-            waker,
-        } = std::mem::replace(self, Slot::Moved)
-        else {
-            return;
         };
         let (tx, rx) = async_channel::bounded(1);
         N::spawn_detached(async move {
@@ -202,18 +256,23 @@ impl<N: NativeRuntime, T: Send + 'static> Slot<N, T> {
             let _ = tx.try_send(outcome);
         });
         // The owner waited on the task; wake it so it waits on the cancellation instead.
+        // (Runtimes that tell completion themselves wake it when the task is cancelled.)
         if let Some(waker) = &waker {
             waker.wake_by_ref();
         }
-        *self = Slot::Cancelling {
+        *self = Slot::Cancelling(Box::new(Cancelling {
             result: Box::pin(rx),
             waker,
-        };
+        }));
     }
 
     fn detach(&mut self) {
-        if let Slot::Running { task, .. } = std::mem::replace(self, Slot::Moved) {
-            task.detach();
+        if matches!(self, Slot::Running(_) | Slot::Watched(_)) {
+            match std::mem::replace(self, Slot::Moved) {
+                Slot::Running(task) => N::detach(task),
+                Slot::Watched(watched) => watched.task.detach(),
+                _ => {}
+            }
         }
     }
 }
@@ -258,17 +317,20 @@ pub struct NativeHandle<N: NativeRuntime, T: Send + 'static> {
 impl<N: NativeRuntime, T: Send + 'static> NativeHandle<N, T> {
     /// Wraps a spawned future's native handle.
     pub fn spawned(task: N::Task<T>) -> Self {
-        Self::new(NativeTask::Spawned(task))
+        Self::new(Slot::Running(task))
     }
 
     /// Wraps the native handle of a blocking call made with [`super::blocking`].
     pub fn blocking(task: N::Task<Result<T, JoinError>>, flag: super::AbortFlag) -> Self {
-        Self::new(NativeTask::Blocking(task, flag))
+        Self::new(Slot::Watched(Box::new(Watched {
+            task: NativeTask::Blocking(task, flag),
+            waker: None,
+        })))
     }
 
-    fn new(task: NativeTask<N, T>) -> Self {
+    fn new(slot: Slot<N, T>) -> Self {
         Self {
-            slot: Mutex::new(Slot::Running { task, waker: None }),
+            slot: Mutex::new(slot),
         }
     }
 }
