@@ -3,7 +3,9 @@
 //!
 //! - [`Sleep`]: an [`async_io::Timer`] (the timer behind smol and async-std alike).
 //! - [`Signals`]: [`async_signal`], which works on any executor.
-//! - [`net`]: [`async_net`] sockets, used by the smol and threads backends.
+//! - [`net`]: sockets, used by the smol backend: async-net for listeners and datagrams, and
+//!   [`stream::Stream`] for connected streams (one system call per read where async-net makes
+//!   two).
 //!
 //! The reactor runs in the thread that blocks in [`async_io::block_on`], or in async-io's own
 //! driver thread when no thread is blocking, so every wait here can be timed out and cancelled
@@ -20,6 +22,7 @@ use ginkgo_api::runtime::{RawSignals, RawSleep};
 use ginkgo_api::signal::Signal;
 
 pub mod net;
+pub mod stream;
 
 /// A timer on the async-io reactor.
 #[derive(Debug)]

@@ -8,6 +8,8 @@ use std::path::Path;
 use ginkgo_api::runtime::{RawTcpListener, RawTcpStream, RawUnixListener, RawUnixStream};
 use ginkgo_api::{forward_async_read, forward_async_write};
 
+use crate::stream::Stream;
+
 /// A TCP listener on the async-io reactor.
 #[derive(Debug)]
 pub struct TcpListener(async_net::TcpListener);
@@ -26,7 +28,7 @@ impl RawTcpListener for TcpListener {
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
-        Ok((TcpStream(stream), peer))
+        Ok((TcpStream(Stream::new(stream.into())), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -36,20 +38,20 @@ impl RawTcpListener for TcpListener {
 
 /// A TCP connection on the async-io reactor.
 #[derive(Debug)]
-pub struct TcpStream(async_net::TcpStream);
+pub struct TcpStream(Stream<std::net::TcpStream>);
 
 forward_async_read!(TcpStream, 0);
 forward_async_write!(TcpStream, 0);
 
 /// The read half of a [`TcpStream`]: a second handle to the same socket.
 #[derive(Debug)]
-pub struct TcpReadHalf(async_net::TcpStream);
+pub struct TcpReadHalf(Stream<std::net::TcpStream>);
 
 forward_async_read!(TcpReadHalf, 0);
 
 /// The write half of a [`TcpStream`]; shuts down the write direction when dropped.
 #[derive(Debug)]
-pub struct TcpWriteHalf(async_net::TcpStream);
+pub struct TcpWriteHalf(Stream<std::net::TcpStream>);
 
 forward_async_write!(TcpWriteHalf, 0);
 
@@ -57,7 +59,7 @@ impl Drop for TcpWriteHalf {
     fn drop(&mut self) {
         // Same as tokio's owned write half: the peer sees end-of-file. The socket may already be
         // gone, which is fine.
-        let _ = self.0.shutdown(Shutdown::Write);
+        let _ = self.0.get_ref().shutdown(Shutdown::Write);
     }
 }
 
@@ -66,31 +68,32 @@ impl RawTcpStream for TcpStream {
     type WriteHalf = TcpWriteHalf;
 
     async fn connect(addr: SocketAddr) -> io::Result<Self> {
-        async_net::TcpStream::connect(addr).await.map(Self)
+        let stream = async_net::TcpStream::connect(addr).await?;
+        Ok(Self(Stream::new(stream.into())))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.0.get_ref().local_addr()
     }
 
     fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
+        self.0.get_ref().peer_addr()
     }
 
     fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.0.set_nodelay(nodelay)
+        self.0.get_ref().set_nodelay(nodelay)
     }
 
     fn nodelay(&self) -> io::Result<bool> {
-        self.0.nodelay()
+        self.0.get_ref().nodelay()
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.0.shutdown(how)
+        self.0.get_ref().shutdown(how)
     }
 
     fn into_split(self) -> (TcpReadHalf, TcpWriteHalf) {
-        (TcpReadHalf(self.0.clone()), TcpWriteHalf(self.0))
+        (TcpReadHalf(self.0.share()), TcpWriteHalf(self.0))
     }
 }
 
@@ -117,7 +120,7 @@ impl RawUnixListener for UnixListener {
 
     async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
         let (stream, addr) = self.0.accept().await?;
-        Ok((UnixStream(stream), addr))
+        Ok((UnixStream(Stream::new(stream.into())), addr))
     }
 
     fn local_addr(&self) -> io::Result<UnixSocketAddr> {
@@ -127,22 +130,23 @@ impl RawUnixListener for UnixListener {
 
 /// A Unix-domain connection on the async-io reactor.
 #[derive(Debug)]
-pub struct UnixStream(async_net::unix::UnixStream);
+pub struct UnixStream(Stream<std::os::unix::net::UnixStream>);
 
 forward_async_read!(UnixStream, 0);
 forward_async_write!(UnixStream, 0);
 
 impl RawUnixStream for UnixStream {
     async fn connect(path: &Path) -> io::Result<Self> {
-        async_net::unix::UnixStream::connect(path).await.map(Self)
+        let stream = async_net::unix::UnixStream::connect(path).await?;
+        Ok(Self(Stream::new(stream.into())))
     }
 
     fn pair() -> io::Result<(Self, Self)> {
         let (a, b) = async_net::unix::UnixStream::pair()?;
-        Ok((Self(a), Self(b)))
+        Ok((Self(Stream::new(a.into())), Self(Stream::new(b.into()))))
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.0.shutdown(how)
+        self.0.get_ref().shutdown(how)
     }
 }
