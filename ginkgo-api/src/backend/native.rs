@@ -2,6 +2,10 @@
 //! handle (async-task's `Task`, async-std's `JoinHandle`), with no allocation and no atomic
 //! operation per task beyond what the runtime does itself.
 //!
+//! - A running task's handle is the native handle plus a tag and an uncontended lock (24
+//!   bytes on smol). The rarer states are boxed: a blocking call, an abort in progress, and a
+//!   task awaited while still running on a runtime that cannot tell completion without
+//!   polling (async-std), whose handle must then keep the owner's waker.
 //! - Polling polls the native handle; a panic it propagates becomes a panicked
 //!   [`JoinError`].
 //! - `abort()` starts the native cancellation in a small detached task and makes the handle
