@@ -33,6 +33,7 @@ use ginkgo_backend_async_io::{Signals, Sleep, net};
 pub struct Smol;
 
 /// The process-wide executor, with its worker threads started on first use.
+#[inline]
 fn executor() -> &'static Executor<'static> {
     static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
     static WORKERS: OnceLock<()> = OnceLock::new();

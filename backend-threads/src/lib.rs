@@ -3,13 +3,24 @@
 //! # Model
 //!
 //! - [`spawn`](ginkgo_api::spawn) starts a named thread (`ginkgo-task`) that drives the task's
-//!   future with [`async_io::block_on`] until it completes. Awaiting inside the task parks the
-//!   thread; nothing else shares it.
+//!   future until it completes; nothing else shares the thread.
+//! - Each task thread (and [`block_on`](ginkgo_api::block_on)) has its own poller: while its
+//!   future waits, the thread sleeps in one `poll(2)` on the sockets the future waits for and
+//!   a wake-up eventfd (a socket pair on systems without eventfd), with a timeout at its
+//!   nearest timer deadline. The kernel wakes the thread directly when a socket is ready, as it
+//!   would a blocking `std::net` call; a wake from another thread (a channel, a task handle, an
+//!   abort) writes the eventfd, once per wake-up and only while the thread sleeps. The poller
+//!   exists only while the thread runs the backend's `block_on`.
+//! - Sockets try the non-blocking system call first and register with the thread's poller only
+//!   when it would block; [`Sleep`] registers its deadline there. Every wait is a registration,
+//!   not a blocking call, so every wait (a read, an accept, a sleep) can be timed out and
+//!   cancelled, and an abort takes effect at the next await.
+//! - Polled on a thread without a poller (another executor, a plain
+//!   `futures_lite::future::block_on`), sockets and sleeps fall back to the async-io reactor,
+//!   which every socket stays registered with. Signals always come from async-io and
+//!   async-signal.
 //! - [`spawn_blocking`](ginkgo_api::spawn_blocking) starts a thread (`ginkgo-blocking`) that
 //!   calls the closure.
-//! - Timers, sockets and signals come from the portable async-io reactor, so every wait (a read,
-//!   an accept, a sleep) can be timed out and cancelled. No socket call blocks the thread
-//!   in a way that cannot be interrupted.
 //! - The stack size of new threads is [`set_stack_size`] (default: Rust's, 2 MiB, or
 //!   `RUST_MIN_STACK`).
 //!
@@ -44,7 +55,16 @@ use ginkgo_api::Runtime;
 use ginkgo_api::backend::{self, AbortFlag};
 use ginkgo_api::runtime::{RawAbortHandle, RawJoinHandle};
 use ginkgo_api::task::JoinError;
-use ginkgo_backend_async_io::{Signals, Sleep, net};
+use ginkgo_backend_async_io::Signals;
+
+mod net;
+mod poller;
+mod time;
+
+pub use net::{
+    TcpListener, TcpReadHalf, TcpStream, TcpWriteHalf, UdpSocket, UnixListener, UnixStream,
+};
+pub use time::Sleep;
 
 /// The threads runtime marker.
 #[derive(Debug, Clone, Copy, Default)]
@@ -172,15 +192,15 @@ impl Runtime for Threads {
     type JoinHandle<T: Send + 'static> = JoinHandle<T>;
     type AbortHandle = AbortFlag;
     type Sleep = Sleep;
-    type TcpListener = net::TcpListener;
-    type TcpStream = net::TcpStream;
-    type UdpSocket = net::UdpSocket;
-    type UnixListener = net::UnixListener;
-    type UnixStream = net::UnixStream;
+    type TcpListener = TcpListener;
+    type TcpStream = TcpStream;
+    type UdpSocket = UdpSocket;
+    type UnixListener = UnixListener;
+    type UnixStream = UnixStream;
     type Signals = Signals;
 
     fn block_on<F: Future>(future: F) -> F::Output {
-        async_io::block_on(future)
+        poller::block_on(future)
     }
 
     fn spawn<F>(future: F) -> JoinHandle<F::Output>
@@ -189,7 +209,7 @@ impl Runtime for Threads {
         F::Output: Send + 'static,
     {
         let (future, flag) = backend::task(future);
-        start_thread("ginkgo-task", flag, move || async_io::block_on(future))
+        start_thread("ginkgo-task", flag, move || poller::block_on(future))
     }
 
     fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>

@@ -55,6 +55,9 @@ macro_rules! conformance_suite {
             net::unix_pair_and_from_std,
             net::unix_bind_existing_path_errors,
             net::vectored_write_sends_all_slices,
+            net::read_cancelled_by_timeout,
+            net::socket_wait_woken_by_channel,
+            net::socket_dropped_by_another_task_closes,
             // signals
             signal::sigusr1_raised_to_self_is_received,
             signal::several_signals_on_one_stream,

@@ -357,3 +357,101 @@ pub async fn vectored_write_sends_all_slices<R: Runtime>() {
     server.read_exact(&mut got).await.expect("read");
     assert_eq!(&got, b"head bodyhead body");
 }
+
+/// A read timed out while the peer is silent loses nothing: afterwards the connection still
+/// carries data both ways.
+pub async fn read_cancelled_by_timeout<R: Runtime>() {
+    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
+    let mut client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    let mut buf = [0u8; 5];
+    let wanted = Duration::from_millis(20);
+    let start = std::time::Instant::now();
+    let result = timeout::<R, _>(wanted, client.read(&mut buf)).await;
+    assert!(
+        result.is_err(),
+        "the peer sent nothing, so the read must time out"
+    );
+    assert!(start.elapsed() >= wanted, "timed out early");
+
+    server.write_all(b"hello").await.expect("write");
+    timeout::<R, _>(LIMIT, client.read_exact(&mut buf))
+        .await
+        .expect("read after a cancelled read, in time")
+        .expect("read");
+    assert_eq!(&buf, b"hello");
+    client.write_all(b"world").await.expect("write back");
+    timeout::<R, _>(LIMIT, server.read_exact(&mut buf))
+        .await
+        .expect("in time")
+        .expect("read back");
+    assert_eq!(&buf, b"world");
+}
+
+/// A task waiting on a silent socket is woken by a channel message sent from another task; the
+/// socket keeps working afterwards.
+pub async fn socket_wait_woken_by_channel<R: Runtime>() {
+    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
+    let mut client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    let (tx, rx) = ginkgo_api::sync::channel::bounded::<u32>(1);
+    let waiter = spawn::<R, _>(async move {
+        let mut buf = [0u8; 4];
+        let woken_by = future::or(
+            async { Ok::<u32, std::io::Result<usize>>(rx.recv().await.expect("sender alive")) },
+            async { Err(client.read(&mut buf).await) },
+        )
+        .await;
+        assert_eq!(woken_by.expect("the socket stayed silent"), 7);
+        client.read_exact(&mut buf).await?;
+        std::io::Result::Ok(buf)
+    });
+    // Let the waiter settle into its wait before the message arrives.
+    ginkgo_api::time::sleep::<R>(Duration::from_millis(20)).await;
+    tx.send(7).await.expect("waiter alive");
+    server.write_all(b"ping").await.expect("write");
+    let got = timeout::<R, _>(LIMIT, waiter)
+        .await
+        .expect("woken in time")
+        .expect("waiter task")
+        .expect("read after the wake");
+    assert_eq!(&got, b"ping");
+}
+
+/// A socket that one task waited on and gave up, then handed to another task that drops it, is
+/// closed at once (the peer reads end-of-file) while the first task keeps waiting elsewhere.
+pub async fn socket_dropped_by_another_task_closes<R: Runtime>() {
+    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
+    let client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    let (hand_over, handed) = ginkgo_api::sync::channel::bounded::<TcpStream<R>>(1);
+    let (finish, finished) = ginkgo_api::sync::channel::bounded::<()>(1);
+    let first = spawn::<R, _>(async move {
+        let mut client = client;
+        let mut buf = [0u8; 1];
+        let gave_up = timeout::<R, _>(Duration::from_millis(10), client.read(&mut buf)).await;
+        assert!(gave_up.is_err(), "the peer sent nothing");
+        hand_over.send(client).await.expect("second task alive");
+        // Keep waiting on something else until the test ends.
+        let _ = finished.recv().await;
+    });
+    let second = spawn::<R, _>(async move {
+        drop(handed.recv().await.expect("a socket"));
+    });
+    second.await.expect("second task");
+    let mut rest = Vec::new();
+    // Far less than LIMIT: the socket must close now, not whenever the first task wakes up.
+    timeout::<R, _>(Duration::from_secs(5), server.read_to_end(&mut rest))
+        .await
+        .expect("end-of-file at once")
+        .expect("read to end-of-file");
+    assert!(rest.is_empty());
+    finish.send(()).await.expect("first task alive");
+    first.await.expect("first task");
+}
