@@ -68,9 +68,6 @@ impl<R: Runtime> Future for LazySleep<R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let deadline = self.deadline;
-        if Instant::now() >= deadline {
-            return Poll::Ready(());
-        }
         // Only the connection's task polls these sleeps, so the lock is never contended.
         let mut armed = self.armed.lock().unwrap_or_else(PoisonError::into_inner);
         let sleep =
@@ -78,6 +75,7 @@ impl<R: Runtime> Future for LazySleep<R> {
         if sleep.deadline() > deadline {
             sleep.as_mut().reset(deadline);
         }
+        // No clock reading here: the real timer fires at or before this deadline.
         loop {
             match sleep.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
