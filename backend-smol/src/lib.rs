@@ -32,27 +32,41 @@ use ginkgo_backend_async_io::{Signals, Sleep, net};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
 
-/// The process-wide executor, with its worker threads started on first use.
+/// The process-wide executor that ginkgo's smol tasks run on, with its worker threads (one per
+/// core, or `GINKGO_WORKERS`) started on first use.
+///
+/// Libraries written for smol that want an [`Executor`] can be given this one, so their tasks
+/// share ginkgo's worker threads instead of starting their own.
+///
+/// # Examples
+///
+/// ```
+/// let doubled = ginkgo_backend_smol::executor().spawn(async { 21 * 2 });
+/// assert_eq!(async_io::block_on(doubled), 42);
+/// ```
 #[inline]
-fn executor() -> &'static Executor<'static> {
+pub fn executor() -> &'static Executor<'static> {
     static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
     static WORKERS: OnceLock<()> = OnceLock::new();
     let executor = EXECUTOR.get_or_init(Executor::new);
-    WORKERS.get_or_init(|| {
-        for index in 0..ginkgo_api::backend::worker_count() {
-            let spawned = std::thread::Builder::new()
-                .name(format!("ginkgo-smol-{index}"))
-                .spawn(move || {
-                    async_io::block_on(executor.run(std::future::pending::<()>()));
-                });
-            // Running with fewer workers beats failing: at least one thread (the first) is
-            // needed, and if even that fails the OS is out of threads for everything else too.
-            if let Err(err) = spawned {
-                assert!(index > 0, "could not start a smol worker thread: {err}");
-            }
-        }
-    });
+    WORKERS.get_or_init(|| start_workers(executor));
     executor
+}
+
+#[cold]
+fn start_workers(executor: &'static Executor<'static>) {
+    for index in 0..ginkgo_api::backend::worker_count() {
+        let spawned = std::thread::Builder::new()
+            .name(format!("ginkgo-smol-{index}"))
+            .spawn(move || {
+                async_io::block_on(executor.run(std::future::pending::<()>()));
+            });
+        // Running with fewer workers beats failing: at least one thread (the first) is
+        // needed, and if even that fails the OS is out of threads for everything else too.
+        if let Err(err) = spawned {
+            assert!(index > 0, "could not start a smol worker thread: {err}");
+        }
+    }
 }
 
 impl NativeRuntime for Smol {

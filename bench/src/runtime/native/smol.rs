@@ -1,36 +1,20 @@
-//! smol: the setup of the ginkgo smol backend written directly, a process-wide
-//! `async_executor::Executor` with one worker thread per ginkgo worker, on the async-io reactor,
-//! with `async_net` sockets.
+//! smol: the same work written on smol's own API, `async_executor::Executor::spawn` on the
+//! executor of the ginkgo smol backend, on the async-io reactor, with `async_net` sockets.
 
 use std::future::Future;
 use std::hint::black_box;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use async_executor::Executor;
 use async_net::{TcpListener, TcpStream};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::runtime::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
 
-/// The native smol executor, started like the backend's (but separate from it); the `echo`
-/// suite's smol baseline runs on it too.
-pub(crate) fn executor() -> &'static Executor<'static> {
-    static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
-    static WORKERS: OnceLock<()> = OnceLock::new();
-    let executor = EXECUTOR.get_or_init(Executor::new);
-    WORKERS.get_or_init(|| {
-        for index in 0..ginkgo_api::backend::worker_count() {
-            std::thread::Builder::new()
-                .name(format!("bench-smol-{index}"))
-                .spawn(move || async_io::block_on(executor.run(std::future::pending::<()>())))
-                .expect("could not start a smol worker thread");
-        }
-    });
-    executor
-}
+/// The executor the ginkgo smol backend runs on, used here directly: both sides of a
+/// comparison share one executor and its worker threads, so only the API differs.
+pub(crate) use ginkgo_backend_smol::executor;
 
 /// Runs `future` on the calling thread, with the executor's worker threads started.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
