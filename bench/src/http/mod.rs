@@ -102,6 +102,7 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     println!("| benchmark | backend | ginkgo | baseline | ratio | ginkgo p99 | baseline p99 |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     let _ = std::io::stdout().flush();
+    let mut references = Vec::new();
     for backend in BACKENDS {
         if options
             .backend
@@ -111,7 +112,10 @@ pub(crate) fn run(options: &Options) -> ExitCode {
             continue;
         }
         match row(&wrk, load, backend, options.rounds) {
-            Ok(row) => println!("{row}"),
+            Ok(row) => {
+                println!("{}", row.ginkgo);
+                references.extend(row.reference);
+            }
             Err(err) => {
                 eprintln!("\nginkgo-bench http: {backend}: {err}");
                 return ExitCode::FAILURE;
@@ -119,21 +123,51 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         }
         let _ = std::io::stdout().flush();
     }
+    if !references.is_empty() {
+        println!(
+            "\nReference, without ginkgo: hyper served directly on smol (async-net sockets, \
+             smol-hyper's I/O adapter, the same router, no header timeout) against the same \
+             baseline, measured in the same rounds.\n"
+        );
+        println!(
+            "| benchmark | server | reference | baseline | ratio | reference p99 | baseline p99 |"
+        );
+        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        for reference in references {
+            println!("{reference}");
+        }
+    }
     ExitCode::SUCCESS
 }
 
-/// Measures ginkgo on `backend` against the baseline and formats the table row.
-fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<String, String> {
+/// One measured table row.
+struct Row {
+    /// The row of the main table: ginkgo on the backend against the baseline.
+    ginkgo: String,
+    /// For smol: hyper served directly on smol (no ginkgo) against the same baseline, measured
+    /// in the same rounds, to tell the runtime's share of a gap from ginkgo's.
+    reference: Option<String>,
+}
+
+/// Measures ginkgo on `backend` against the baseline (and the reference server, if the
+/// backend has one) and formats the table rows.
+fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<Row, String> {
+    let reference_name = (backend == "smol").then_some(serve::HYPER_ON_SMOL);
     let ginkgo = Server::start(backend)?;
     let baseline = Server::start(serve::AXUM)?;
+    let reference = reference_name.map(Server::start).transpose()?;
     eprint!("{backend}: warm-up");
     let warm_up = wrk::Load {
         duration: WARM_UP,
         ..load
     };
-    wrk::run(wrk, warm_up, &ginkgo.url)?;
-    wrk::run(wrk, warm_up, &baseline.url)?;
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for server in [Some(&ginkgo), Some(&baseline), reference.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        wrk::run(wrk, warm_up, &server.url)?;
+    }
+    let (mut ours, mut theirs, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let measure = |server: &Server, into: &mut Vec<wrk::Report>| {
         let report = wrk::run(wrk, load, &server.url)?;
         if report.socket_errors > 0 {
@@ -150,32 +184,50 @@ fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<Stri
             measure(&baseline, &mut theirs)?;
             measure(&ginkgo, &mut ours)?;
         }
+        if let Some(reference) = &reference {
+            measure(reference, &mut plain)?;
+        }
         eprint!(
             ", {:.0}/{:.0} req/s",
             ours[round].requests_per_sec, theirs[round].requests_per_sec
         );
+        if let Some(report) = plain.get(round) {
+            eprint!(" (reference {:.0})", report.requests_per_sec);
+        }
     }
     eprintln!();
-    let rate = |reports: &[wrk::Report]| {
-        median_f64(
-            &reports
-                .iter()
-                .map(|r| r.requests_per_sec)
-                .collect::<Vec<_>>(),
+    let format_row = |label: &str, ours: &[wrk::Report]| {
+        let (our_rate, their_rate) = (rate(ours), rate(&theirs));
+        format!(
+            "| GET / (wrk -t{} -c{} -d{}s) | {label} | {our_rate:.0} req/s | {their_rate:.0} req/s \
+             | {:.2} | {} | {} |",
+            load.threads,
+            load.connections,
+            load.duration.as_secs(),
+            our_rate / their_rate,
+            human(p99(ours)),
+            human(p99(&theirs)),
         )
     };
-    let p99 = |reports: &[wrk::Report]| median(&reports.iter().map(|r| r.p99).collect::<Vec<_>>());
-    let (our_rate, their_rate) = (rate(&ours), rate(&theirs));
-    Ok(format!(
-        "| GET / (wrk -t{} -c{} -d{}s) | {backend} | {our_rate:.0} req/s | {their_rate:.0} req/s \
-         | {:.2} | {} | {} |",
-        load.threads,
-        load.connections,
-        load.duration.as_secs(),
-        our_rate / their_rate,
-        human(p99(&ours)),
-        human(p99(&theirs)),
-    ))
+    Ok(Row {
+        ginkgo: format_row(backend, &ours),
+        reference: reference_name.map(|name| format_row(name, &plain)),
+    })
+}
+
+/// The median requests/s of `reports`.
+fn rate(reports: &[wrk::Report]) -> f64 {
+    median_f64(
+        &reports
+            .iter()
+            .map(|r| r.requests_per_sec)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The median p99 latency of `reports`.
+fn p99(reports: &[wrk::Report]) -> Duration {
+    median(&reports.iter().map(|r| r.p99).collect::<Vec<_>>())
 }
 
 /// A server in a child process (`ginkgo-bench http-serve NAME`), stopped when dropped.

@@ -19,11 +19,15 @@ use ginkgo_backend_threads::Threads;
 use ginkgo_backend_tokio::Tokio;
 use ginkgo_http::{HttpServer, admin};
 
-/// The servers this subcommand runs: ginkgo on each backend, and the baseline.
-pub(super) const SERVERS: [&str; 5] = ["tokio", "async-std", "smol", "threads", AXUM];
+/// The servers this subcommand runs: ginkgo on each backend, the baseline and the reference.
+pub(super) const SERVERS: [&str; 6] =
+    ["tokio", "async-std", "smol", "threads", AXUM, HYPER_ON_SMOL];
 
 /// The baseline: `axum::serve` on tokio.
 pub(super) const AXUM: &str = "axum";
+
+/// The reference server: hyper directly on smol, without ginkgo.
+pub(super) const HYPER_ON_SMOL: &str = "hyper-smol";
 
 /// Runs the server named by the first argument (one of [`SERVERS`]).
 pub(crate) fn main(mut args: impl Iterator<Item = String>) -> ExitCode {
@@ -42,6 +46,7 @@ pub(crate) fn main(mut args: impl Iterator<Item = String>) -> ExitCode {
         "smol" => ginkgo::<Smol>(),
         "threads" => ginkgo::<Threads>(),
         AXUM => axum_on_tokio(),
+        HYPER_ON_SMOL => hyper_on_smol(),
         _ => Err(format!(
             "unknown server `{server}` (valid: {})",
             SERVERS.join(", ")
@@ -124,5 +129,51 @@ fn axum_on_tokio() -> Result<(), String> {
         axum::serve(listener, app)
             .await
             .map_err(|err| format!("axum::serve failed: {err}"))
+    })
+}
+
+/// Hands hyper's HTTP/2 stream futures to the smol executor.
+#[derive(Clone, Copy)]
+struct SmolExecutor(&'static async_executor::Executor<'static>);
+
+impl<F> hyper::rt::Executor<F> for SmolExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future).detach();
+    }
+}
+
+/// What a smol user would write without ginkgo: an accept loop on async-net, one task per
+/// connection on the executor, hyper-util's HTTP/1 + HTTP/2 builder (as `axum::serve` uses),
+/// smol-hyper's I/O adapter, no header read timeout (as `axum::serve`). It runs on the same
+/// executor setup as ginkgo's smol backend (its executor, so the same worker threads).
+fn hyper_on_smol() -> Result<(), String> {
+    let executor = ginkgo_backend_smol::executor();
+    async_io::block_on(async move {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|err| format!("cannot listen: {err}"))?;
+        announce(listener.local_addr().map_err(|err| err.to_string())?)?;
+        let tree = ginkgo_api::service::tree::<Smol>(Idle);
+        let app = app(Smol::NAME).merge(admin::router(tree));
+        let builder = hyper_util::server::conn::auto::Builder::new(SmolExecutor(executor));
+        loop {
+            let (stream, _) = listener
+                .accept()
+                .await
+                .map_err(|err| format!("accept failed: {err}"))?;
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let builder = builder.clone();
+            executor
+                .spawn(async move {
+                    let io = smol_hyper::rt::FuturesIo::new(stream);
+                    let _ = builder.serve_connection_with_upgrades(io, service).await;
+                })
+                .detach();
+        }
     })
 }
