@@ -8,7 +8,7 @@
 //! | `tokio` (default) | tokio, multi-threaded | |
 //! | `smol` | async-executor + async-io | recommended outside tokio |
 //! | `async-std` | async-std | discontinued upstream; kept working, prefer `smol` |
-//! | `threads` | one OS thread per task + async-io reactor | no executor at all |
+//! | `threads` | one OS thread per task, each waiting in its own `poll(2)` | no executor at all |
 //!
 //! With several features enabled (as `--all-features` does), the first in the order
 //! **tokio, smol, async-std, threads** wins, so to pick smol write
