@@ -36,32 +36,10 @@ impl RawTcpListener for TcpListener {
     }
 }
 
-/// A TCP connection on the async-io reactor.
-#[derive(Debug)]
-pub struct TcpStream(Stream<std::net::TcpStream>);
-
-forward_async_read!(TcpStream, 0);
-forward_async_write!(TcpStream, 0);
-
-/// The read half of a [`TcpStream`]: a second handle to the same socket.
-#[derive(Debug)]
-pub struct TcpReadHalf(Stream<std::net::TcpStream>);
-
-forward_async_read!(TcpReadHalf, 0);
-
-/// The write half of a [`TcpStream`]; shuts down the write direction when dropped.
-#[derive(Debug)]
-pub struct TcpWriteHalf(Stream<std::net::TcpStream>);
-
-forward_async_write!(TcpWriteHalf, 0);
-
-impl Drop for TcpWriteHalf {
-    fn drop(&mut self) {
-        // Same as tokio's owned write half: the peer sees end-of-file. The socket may already be
-        // gone, which is fine.
-        let _ = self.0.get_ref().shutdown(Shutdown::Write);
-    }
-}
+ginkgo_api::tcp_stream_types!(
+    Stream<std::net::TcpStream>,
+    "A TCP connection on the async-io reactor."
+);
 
 impl RawTcpStream for TcpStream {
     type ReadHalf = TcpReadHalf;
@@ -72,21 +50,7 @@ impl RawTcpStream for TcpStream {
         Ok(Self(Stream::new(stream.into())))
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().peer_addr()
-    }
-
-    fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.0.get_ref().set_nodelay(nodelay)
-    }
-
-    fn nodelay(&self) -> io::Result<bool> {
-        self.0.get_ref().nodelay()
-    }
+    ginkgo_api::tcp_stream_accessors!(0.get_ref());
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.get_ref().shutdown(how)

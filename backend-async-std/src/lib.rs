@@ -158,21 +158,7 @@ impl RawTcpStream for TcpStream {
         async_std::net::TcpStream::connect(addr).await.map(Self)
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
-    }
-
-    fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.0.set_nodelay(nodelay)
-    }
-
-    fn nodelay(&self) -> io::Result<bool> {
-        self.0.nodelay()
-    }
+    ginkgo_api::tcp_stream_accessors!(0);
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.shutdown(how)

@@ -266,21 +266,7 @@ impl RawTcpStream for TcpStream {
         Ok(Self(stream.compat()))
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().peer_addr()
-    }
-
-    fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.0.get_ref().set_nodelay(nodelay)
-    }
-
-    fn nodelay(&self) -> io::Result<bool> {
-        self.0.get_ref().nodelay()
-    }
+    ginkgo_api::tcp_stream_accessors!(0.get_ref());
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         socket2::SockRef::from(self.0.get_ref()).shutdown(how)

@@ -279,3 +279,67 @@ macro_rules! forward_udp_socket {
         }
     };
 }
+
+/// Implements the address and option accessors of
+/// [`RawTcpStream`](crate::runtime::RawTcpStream) (`local_addr`, `peer_addr`, `set_nodelay`,
+/// `nodelay`) inside the trait's `impl` block, on the socket that the given path from `self`
+/// reaches, whose methods have the usual names (as `std`'s, tokio's and async-std's do).
+///
+/// `tcp_stream_accessors!(0)` uses `self.0`; `tcp_stream_accessors!(0.get_ref())` uses
+/// `self.0.get_ref()`.
+#[macro_export]
+macro_rules! tcp_stream_accessors {
+    ($($socket:tt)+) => {
+        fn local_addr(&self) -> ::std::io::Result<::std::net::SocketAddr> {
+            self.$($socket)+.local_addr()
+        }
+
+        fn peer_addr(&self) -> ::std::io::Result<::std::net::SocketAddr> {
+            self.$($socket)+.peer_addr()
+        }
+
+        fn set_nodelay(&self, nodelay: bool) -> ::std::io::Result<()> {
+            self.$($socket)+.set_nodelay(nodelay)
+        }
+
+        fn nodelay(&self) -> ::std::io::Result<bool> {
+            self.$($socket)+.nodelay()
+        }
+    };
+}
+
+/// Declares a backend's `TcpStream`, `TcpReadHalf` and `TcpWriteHalf` as newtypes over one
+/// socket handle type `$handle`, which implements futures-io `AsyncRead` and `AsyncWrite` and
+/// whose `get_ref()` gives the `std::net::TcpStream`. The halves are two handles to the same
+/// socket; dropping the write half shuts down the write direction, as tokio's owned write half
+/// does. `$doc` is the stream's doc comment.
+#[macro_export]
+macro_rules! tcp_stream_types {
+    ($handle:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub struct TcpStream($handle);
+
+        $crate::forward_async_read!(TcpStream, 0);
+        $crate::forward_async_write!(TcpStream, 0);
+
+        /// The read half of a [`TcpStream`]: a second handle to the same socket.
+        #[derive(Debug)]
+        pub struct TcpReadHalf($handle);
+
+        $crate::forward_async_read!(TcpReadHalf, 0);
+
+        /// The write half of a [`TcpStream`]; shuts down the write direction when dropped.
+        #[derive(Debug)]
+        pub struct TcpWriteHalf($handle);
+
+        $crate::forward_async_write!(TcpWriteHalf, 0);
+
+        impl Drop for TcpWriteHalf {
+            fn drop(&mut self) {
+                // The peer sees end-of-file. The socket may already be gone, which is fine.
+                let _ = self.0.get_ref().shutdown(::std::net::Shutdown::Write);
+            }
+        }
+    };
+}
