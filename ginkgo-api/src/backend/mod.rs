@@ -129,20 +129,21 @@ where
     (call, flag)
 }
 
-/// Implements futures-io `AsyncRead` for a newtype by forwarding to one of its fields.
+/// Implements futures-io `AsyncRead` for a wrapper by forwarding to one of its fields.
 ///
-/// `forward_async_read!(MyStream, 0)` forwards to `self.0`.
+/// `forward_async_read!(MyStream, 0)` forwards to `self.0`;
+/// `forward_async_read!(impl<R: Runtime> Wrapper<R>, inner)` does it for a generic wrapper.
 #[macro_export]
 macro_rules! forward_async_read {
-    ($ty:ty, $field:tt) => {
-        impl $crate::io::AsyncRead for $ty {
+    (impl<$($param:ident: $bound:path),*> $ty:ty, $field:tt) => {
+        impl<$($param: $bound),*> $crate::io::AsyncRead for $ty {
             #[inline]
             fn poll_read(
                 mut self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                ::std::pin::Pin::new(&mut self.$field).poll_read(cx, buf)
+                $crate::io::AsyncRead::poll_read(::std::pin::Pin::new(&mut self.$field), cx, buf)
             }
 
             #[inline]
@@ -151,26 +152,34 @@ macro_rules! forward_async_read {
                 cx: &mut ::std::task::Context<'_>,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                ::std::pin::Pin::new(&mut self.$field).poll_read_vectored(cx, bufs)
+                $crate::io::AsyncRead::poll_read_vectored(
+                    ::std::pin::Pin::new(&mut self.$field),
+                    cx,
+                    bufs,
+                )
             }
         }
     };
+    ($ty:ty, $field:tt) => {
+        $crate::forward_async_read!(impl<> $ty, $field);
+    };
 }
 
-/// Implements futures-io `AsyncWrite` for a newtype by forwarding to one of its fields.
+/// Implements futures-io `AsyncWrite` for a wrapper by forwarding to one of its fields.
 ///
-/// `forward_async_write!(MyStream, 0)` forwards to `self.0`.
+/// `forward_async_write!(MyStream, 0)` forwards to `self.0`;
+/// `forward_async_write!(impl<R: Runtime> Wrapper<R>, inner)` does it for a generic wrapper.
 #[macro_export]
 macro_rules! forward_async_write {
-    ($ty:ty, $field:tt) => {
-        impl $crate::io::AsyncWrite for $ty {
+    (impl<$($param:ident: $bound:path),*> $ty:ty, $field:tt) => {
+        impl<$($param: $bound),*> $crate::io::AsyncWrite for $ty {
             #[inline]
             fn poll_write(
                 mut self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
                 buf: &[u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                ::std::pin::Pin::new(&mut self.$field).poll_write(cx, buf)
+                $crate::io::AsyncWrite::poll_write(::std::pin::Pin::new(&mut self.$field), cx, buf)
             }
 
             #[inline]
@@ -179,7 +188,11 @@ macro_rules! forward_async_write {
                 cx: &mut ::std::task::Context<'_>,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                ::std::pin::Pin::new(&mut self.$field).poll_write_vectored(cx, bufs)
+                $crate::io::AsyncWrite::poll_write_vectored(
+                    ::std::pin::Pin::new(&mut self.$field),
+                    cx,
+                    bufs,
+                )
             }
 
             #[inline]
@@ -187,7 +200,7 @@ macro_rules! forward_async_write {
                 mut self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
-                ::std::pin::Pin::new(&mut self.$field).poll_flush(cx)
+                $crate::io::AsyncWrite::poll_flush(::std::pin::Pin::new(&mut self.$field), cx)
             }
 
             #[inline]
@@ -195,9 +208,12 @@ macro_rules! forward_async_write {
                 mut self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
-                ::std::pin::Pin::new(&mut self.$field).poll_close(cx)
+                $crate::io::AsyncWrite::poll_close(::std::pin::Pin::new(&mut self.$field), cx)
             }
         }
+    };
+    ($ty:ty, $field:tt) => {
+        $crate::forward_async_write!(impl<> $ty, $field);
     };
 }
 

@@ -3,7 +3,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{context, delegate_async_read, delegate_async_write};
+use super::context;
 use crate::runtime::{RawTcpListener, RawTcpStream, Runtime};
 
 /// A TCP server socket.
@@ -171,8 +171,8 @@ impl<R: Runtime> TcpStream<R> {
     }
 }
 
-delegate_async_read!(TcpStream<R>, raw);
-delegate_async_write!(TcpStream<R>, raw);
+crate::forward_async_read!(impl<R: Runtime> TcpStream<R>, raw);
+crate::forward_async_write!(impl<R: Runtime> TcpStream<R>, raw);
 
 impl<R: Runtime> fmt::Debug for TcpStream<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -188,7 +188,7 @@ pub struct OwnedReadHalf<R: Runtime> {
     raw: <R::TcpStream as RawTcpStream>::ReadHalf,
 }
 
-delegate_async_read!(OwnedReadHalf<R>, raw);
+crate::forward_async_read!(impl<R: Runtime> OwnedReadHalf<R>, raw);
 
 impl<R: Runtime> fmt::Debug for OwnedReadHalf<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,7 +202,7 @@ pub struct OwnedWriteHalf<R: Runtime> {
     raw: <R::TcpStream as RawTcpStream>::WriteHalf,
 }
 
-delegate_async_write!(OwnedWriteHalf<R>, raw);
+crate::forward_async_write!(impl<R: Runtime> OwnedWriteHalf<R>, raw);
 
 impl<R: Runtime> fmt::Debug for OwnedWriteHalf<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,7 @@ use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use super::{context, delegate_async_read, delegate_async_write};
+use super::context;
 use crate::runtime::{RawUnixListener, RawUnixStream, Runtime};
 
 /// A Unix-domain stream listener, bound to a socket file.
@@ -125,8 +125,8 @@ impl<R: Runtime> UnixStream<R> {
     }
 }
 
-delegate_async_read!(UnixStream<R>, raw);
-delegate_async_write!(UnixStream<R>, raw);
+crate::forward_async_read!(impl<R: Runtime> UnixStream<R>, raw);
+crate::forward_async_write!(impl<R: Runtime> UnixStream<R>, raw);
 
 impl<R: Runtime> fmt::Debug for UnixStream<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
