@@ -13,6 +13,7 @@
 mod echo;
 mod http;
 mod lifecycle;
+mod messages;
 mod runtime;
 mod stats;
 mod suite;

@@ -16,13 +16,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ginkgo_api::Runtime;
-use ginkgo_api::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ginkgo_backend_async_std::AsyncStd;
 use ginkgo_backend_smol::Smol;
 use ginkgo_backend_threads::Threads;
 use ginkgo_backend_tokio::Tokio;
 use ginkgo_server::{Connection, StreamServer};
 
+use crate::messages;
 use crate::suite::{Backend, Case, Suite};
 
 /// Concurrent loopback connections.
@@ -70,23 +70,10 @@ fn ginkgo<R: Runtime>() -> Duration {
     })
 }
 
-/// The [`StreamServer`]'s handler: the same echo loop as the async baselines.
+/// The [`StreamServer`]'s handler: the same echo loop as the async-std and smol baselines.
 async fn handler<R: Runtime>(connection: Connection<R>) -> io::Result<()> {
     connection.stream.set_nodelay(true)?;
-    echo(connection.stream).await
-}
-
-/// Echoes `LEN`-byte messages until the peer closes; shared by the ginkgo server and the
-/// async-std and smol baselines (tokio's and std's sockets have their own I/O traits).
-async fn echo(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> io::Result<()> {
-    let mut buf = [0; LEN];
-    loop {
-        match stream.read_exact(&mut buf).await {
-            Ok(()) => stream.write_all(&buf).await?,
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(err) => return Err(err),
-        }
-    }
+    messages::echo::<LEN>(connection.stream).await
 }
 
 /// The load generator's tokio runtime, started on first use and kept for the process.

@@ -6,7 +6,8 @@ use std::io::{self, Read, Write};
 use std::thread;
 use std::time::Duration;
 
-use super::{CONNS, LEN, echo, load};
+use super::{CONNS, LEN, load};
+use crate::messages;
 use crate::runtime::native::{smol as native_smol, tokio as native_tokio};
 
 /// tokio: `tokio::net` and `tokio::spawn` on a fresh multi-thread runtime.
@@ -58,7 +59,7 @@ pub(super) fn async_std() -> Duration {
                 let (stream, _) = listener.accept().await?;
                 handlers.push(task::spawn(async move {
                     stream.set_nodelay(true)?;
-                    echo(stream).await
+                    messages::echo::<LEN>(stream).await
                 }));
             }
             for handler in handlers {
@@ -85,7 +86,7 @@ pub(super) fn smol() -> Duration {
                 let (stream, _) = listener.accept().await?;
                 handlers.push(executor.spawn(async move {
                     stream.set_nodelay(true)?;
-                    echo(stream).await
+                    messages::echo::<LEN>(stream).await
                 }));
             }
             for handler in handlers {

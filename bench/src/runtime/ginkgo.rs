@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ginkgo_api::Runtime;
-use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
 use ginkgo_api::net::{TcpListener, TcpStream};
 
 use super::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
+use crate::messages;
 
 /// Spawns `tasks` trivial tasks, then awaits them all; times that inside the runtime.
 pub(super) fn spawn_join<R: Runtime>(tasks: usize) -> Duration {
@@ -57,28 +57,14 @@ pub(super) fn echo<R: Runtime>() -> Duration {
 }
 
 /// Echoes fixed-size messages until the peer closes.
-async fn serve<R: Runtime>(mut stream: TcpStream<R>) -> io::Result<()> {
+async fn serve<R: Runtime>(stream: TcpStream<R>) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut buf = [0; ECHO_LEN];
-    loop {
-        match stream.read_exact(&mut buf).await {
-            Ok(()) => stream.write_all(&buf).await?,
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(err) => return Err(err),
-        }
-    }
+    messages::echo::<ECHO_LEN>(stream).await
 }
 
 /// Sends a message and waits for its echo, `ECHO_ROUND_TRIPS` times.
 async fn client<R: Runtime>(addr: SocketAddr) -> io::Result<()> {
-    let mut stream = TcpStream::<R>::connect(addr).await?;
+    let stream = TcpStream::<R>::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let message = [7; ECHO_LEN];
-    let mut buf = [0; ECHO_LEN];
-    for _ in 0..ECHO_ROUND_TRIPS {
-        stream.write_all(&message).await?;
-        stream.read_exact(&mut buf).await?;
-    }
-    assert_eq!(buf, message, "echo mismatch");
-    Ok(())
+    messages::exchange::<ECHO_LEN>(stream, ECHO_ROUND_TRIPS).await
 }

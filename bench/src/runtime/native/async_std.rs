@@ -5,10 +5,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 
+use crate::messages;
 use crate::runtime::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
 
 pub(crate) fn spawn_join(tasks: usize) -> Duration {
@@ -50,27 +50,13 @@ pub(crate) fn echo() -> Duration {
     .expect("echo benchmark failed")
 }
 
-async fn serve(mut stream: TcpStream) -> io::Result<()> {
+async fn serve(stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut buf = [0; ECHO_LEN];
-    loop {
-        match stream.read_exact(&mut buf).await {
-            Ok(()) => stream.write_all(&buf).await?,
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(err) => return Err(err),
-        }
-    }
+    messages::echo::<ECHO_LEN>(stream).await
 }
 
 async fn client(addr: SocketAddr) -> io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let message = [7; ECHO_LEN];
-    let mut buf = [0; ECHO_LEN];
-    for _ in 0..ECHO_ROUND_TRIPS {
-        stream.write_all(&message).await?;
-        stream.read_exact(&mut buf).await?;
-    }
-    assert_eq!(buf, message, "echo mismatch");
-    Ok(())
+    messages::exchange::<ECHO_LEN>(stream, ECHO_ROUND_TRIPS).await
 }
