@@ -50,7 +50,10 @@ pub(crate) async fn serve<R, S>(
     };
     // Each connection gets its own HTTP/1 timer, so its requests share one real timer.
     let mut builder = shared.builder.clone();
-    builder.http1().timer(ConnTimer::<R>::new());
+    builder
+        .http1()
+        .timer(ConnTimer::<R>::new())
+        .header_read_timeout(shared.header_read_timeout);
     let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
     let finished = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
         shutdown.wait().await;

@@ -242,12 +242,8 @@ impl<R: Runtime, S> HttpServer<R, S> {
 
     fn connection_builder(&self, ctx: &Context) -> auto::Builder<OwnedExecutor> {
         let mut builder = auto::Builder::new(OwnedExecutor(ctx.clone()));
-        builder
-            .http1()
-            // Replaced by each connection's own timer (see `conn::serve`).
-            .timer(Timer::<R>::new())
-            .header_read_timeout(self.header_read_timeout)
-            .keep_alive(self.keep_alive);
+        // The HTTP/1 timer and header read timeout are set per connection (`conn::serve`).
+        builder.http1().keep_alive(self.keep_alive);
         builder.http2().timer(Timer::<R>::new());
         builder
     }
