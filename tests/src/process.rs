@@ -60,6 +60,18 @@ pub fn dir() -> PathBuf {
     path
 }
 
+/// The fields of `/proc/PID/stat` after the command name (which may hold spaces), so
+/// `fields[0]` is the state, `fields[3]` the session, `fields[11]` utime (see `proc(5)`).
+pub fn proc_stat_fields(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    stat.rsplit(')')
+        .next()
+        .expect("fields after the command name")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A running program whose standard error arrives on a channel, line by line.
 pub struct Running {
     /// The child process.

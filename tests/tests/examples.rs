@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{Running, dir, example, file, free_port};
+use ginkgo_tests::process::{Running, dir, example, file, free_port, proc_stat_fields};
 
 fn connect(port: u16) -> TcpStream {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -182,13 +182,7 @@ fn hello_server_composes_tcp_client_and_web() {
 
 /// CPU time (user + system) of process `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .expect("fields")
-        .split_whitespace()
-        .collect();
+    let fields = proc_stat_fields(pid);
     fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{Running, dir, hello};
+use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields};
 
 /// A `hello` daemon in a directory of its own, driven through its command line.
 struct Daemon {
@@ -138,14 +138,8 @@ fn daemon_start_status_reload_stop() {
     );
 
     // A real daemon: its own session (not its leader), no terminal, in rundir, umask 0027.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .expect("fields")
-        .split_whitespace()
-        .collect();
-    let (session, tty) = (fields[3], fields[4]);
+    let fields = proc_stat_fields(pid);
+    let (session, tty) = (fields[3].as_str(), fields[4].as_str());
     assert_ne!(session, pid.to_string(), "not a session leader");
     assert_ne!(session, std::process::id().to_string());
     assert_eq!(tty, "0", "no controlling terminal");
