@@ -119,11 +119,7 @@ impl IntoSubsystem<BoxedError> for Subsystem {
 /// The same tree on tokio-graceful-shutdown: started until every subsystem runs, then shut
 /// down; returns the time taken.
 fn baseline_tree(n: usize) -> Duration {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ginkgo_api::backend::worker_count())
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = crate::runtime::native::tokio::runtime();
     let took = runtime.block_on(async move {
         let start = Instant::now();
         let started = Arc::new(Started {
@@ -176,11 +172,7 @@ fn ginkgo_memory<R: Runtime>(n: usize) -> f64 {
 
 /// Bytes per idle running subsystem of the baseline, measured the same way.
 fn baseline_memory(n: usize) -> f64 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ginkgo_api::backend::worker_count())
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = crate::runtime::native::tokio::runtime();
     runtime.block_on(async move {
         let before = rss();
         let started = Arc::new(Started {
