@@ -24,6 +24,7 @@ use ginkgo_api::runtime::{
     RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener, RawUnixStream,
 };
 use ginkgo_api::{forward_async_read, forward_async_write};
+use ginkgo_backend_async_io::stream::Socket as StreamSocket;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::poller::{self, Interest, Shared, Source};
@@ -162,51 +163,16 @@ impl<T: AsFd + Send + Sync + fmt::Debug + 'static> fmt::Debug for Handle<T> {
     }
 }
 
-/// A connected stream socket's byte I/O, through `&self` as `std` allows.
-trait StreamIo: AsFd + Send + Sync + 'static {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
-    fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>;
-    fn write(&self, buf: &[u8]) -> io::Result<usize>;
-    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
-    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
-}
-
-macro_rules! stream_io {
-    ($ty:ty) => {
-        impl StreamIo for $ty {
-            fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-                Read::read(&mut &*self, buf)
-            }
-
-            fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-                Read::read_vectored(&mut &*self, bufs)
-            }
-
-            fn write(&self, buf: &[u8]) -> io::Result<usize> {
-                Write::write(&mut &*self, buf)
-            }
-
-            fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-                Write::write_vectored(&mut &*self, bufs)
-            }
-
-            fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-                <$ty>::shutdown(self, how)
-            }
-        }
-    };
-}
-
-stream_io!(std::net::TcpStream);
-stream_io!(std::os::unix::net::UnixStream);
-
-impl<T: StreamIo> AsyncRead for Handle<T> {
+impl<T: StreamSocket + AsFd> AsyncRead for Handle<T>
+where
+    for<'a> &'a T: Read + Write,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Interest::Read, |io| io.read(buf))
+        self.poll_io(cx, Interest::Read, |mut io| io.read(buf))
     }
 
     fn poll_read_vectored(
@@ -214,17 +180,20 @@ impl<T: StreamIo> AsyncRead for Handle<T> {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Interest::Read, |io| io.read_vectored(bufs))
+        self.poll_io(cx, Interest::Read, |mut io| io.read_vectored(bufs))
     }
 }
 
-impl<T: StreamIo> AsyncWrite for Handle<T> {
+impl<T: StreamSocket + AsFd> AsyncWrite for Handle<T>
+where
+    for<'a> &'a T: Read + Write,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Interest::Write, |io| io.write(buf))
+        self.poll_io(cx, Interest::Write, |mut io| io.write(buf))
     }
 
     fn poll_write_vectored(
@@ -232,7 +201,7 @@ impl<T: StreamIo> AsyncWrite for Handle<T> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Interest::Write, |io| io.write_vectored(bufs))
+        self.poll_io(cx, Interest::Write, |mut io| io.write_vectored(bufs))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -240,7 +209,7 @@ impl<T: StreamIo> AsyncWrite for Handle<T> {
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_ref().shutdown(Shutdown::Write))
+        Poll::Ready(StreamSocket::shutdown(self.get_ref(), Shutdown::Write))
     }
 }
 
