@@ -3,9 +3,11 @@
 //!
 //! - [`Sleep`]: an [`async_io::Timer`] (the timer behind smol and async-std alike).
 //! - [`Signals`]: [`async_signal`], which works on any executor.
-//! - [`net`]: sockets, used by the smol backend: async-net for listeners and datagrams, and
-//!   [`stream::Stream`] for connected streams (one system call per read where async-net makes
-//!   two).
+//! - [`net`]: sockets, used by the smol backend: async-io listeners, async-net datagram
+//!   sockets, and [`stream::Stream`] for connected streams. On Linux a `Stream` is registered
+//!   once, edge-triggered, with an epoll instance that is itself one async-io source, so a
+//!   request/response exchange costs no `epoll_ctl` to re-arm the socket and no read that
+//!   fails with `EWOULDBLOCK`.
 //!
 //! The reactor runs in the thread that blocks in [`async_io::block_on`], or in async-io's own
 //! driver thread when no thread is blocking, so every wait here can be timed out and cancelled
@@ -22,6 +24,7 @@ use ginkgo_api::runtime::{RawSignals, RawSleep};
 use ginkgo_api::signal::Signal;
 
 pub mod net;
+mod reactor;
 pub mod stream;
 
 /// A timer on the async-io reactor.

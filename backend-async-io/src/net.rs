@@ -1,10 +1,12 @@
-//! [`async_net`] sockets behind the ginkgo socket contract.
+//! Sockets behind the ginkgo socket contract: listeners and datagram sockets on the async-io
+//! reactor (async-net's for UDP), connected streams as [`Stream`]s.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::net::SocketAddr as UnixSocketAddr;
 use std::path::Path;
 
+use async_io::Async;
 use ginkgo_api::runtime::{RawTcpListener, RawTcpStream, RawUnixListener, RawUnixStream};
 use ginkgo_api::{forward_async_read, forward_async_write};
 
@@ -12,27 +14,28 @@ use crate::stream::Stream;
 
 /// A TCP listener on the async-io reactor.
 #[derive(Debug)]
-pub struct TcpListener(async_net::TcpListener);
+pub struct TcpListener(Async<std::net::TcpListener>);
 
 impl RawTcpListener for TcpListener {
     type Stream = TcpStream;
 
     async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        async_net::TcpListener::bind(addr).await.map(Self)
+        Async::<std::net::TcpListener>::bind(addr).map(Self)
     }
 
     fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
         // `Async::new` switches the socket to non-blocking mode.
-        async_net::TcpListener::try_from(listener).map(Self)
+        Async::new(listener).map(Self)
     }
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = self.0.accept().await?;
-        Ok((TcpStream(Stream::new(stream.into())), peer))
+        let (stream, peer) = self.0.read_with(|listener| listener.accept()).await?;
+        stream.set_nonblocking(true)?;
+        Ok((TcpStream(Stream::new(stream)?), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.0.get_ref().local_addr()
     }
 }
 
@@ -46,8 +49,9 @@ impl RawTcpStream for TcpStream {
     type WriteHalf = TcpWriteHalf;
 
     async fn connect(addr: SocketAddr) -> io::Result<Self> {
-        let stream = async_net::TcpStream::connect(addr).await?;
-        Ok(Self(Stream::new(stream.into())))
+        // async-io's connect waits for the handshake; the socket then moves to our reactor.
+        let stream = Async::<std::net::TcpStream>::connect(addr).await?;
+        Stream::new(stream.into_inner()?).map(Self)
     }
 
     ginkgo_api::tcp_stream_accessors!(0.get_ref());
@@ -69,26 +73,27 @@ ginkgo_api::forward_udp_socket!(UdpSocket, async_net::UdpSocket);
 
 /// A Unix-domain listener on the async-io reactor.
 #[derive(Debug)]
-pub struct UnixListener(async_net::unix::UnixListener);
+pub struct UnixListener(Async<std::os::unix::net::UnixListener>);
 
 impl RawUnixListener for UnixListener {
     type Stream = UnixStream;
 
     fn bind(path: &Path) -> io::Result<Self> {
-        async_net::unix::UnixListener::bind(path).map(Self)
+        Async::<std::os::unix::net::UnixListener>::bind(path).map(Self)
     }
 
     fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<Self> {
-        async_net::unix::UnixListener::try_from(listener).map(Self)
+        Async::new(listener).map(Self)
     }
 
     async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
-        let (stream, addr) = self.0.accept().await?;
-        Ok((UnixStream(Stream::new(stream.into())), addr))
+        let (stream, addr) = self.0.read_with(|listener| listener.accept()).await?;
+        stream.set_nonblocking(true)?;
+        Ok((UnixStream(Stream::new(stream)?), addr))
     }
 
     fn local_addr(&self) -> io::Result<UnixSocketAddr> {
-        self.0.local_addr()
+        self.0.get_ref().local_addr()
     }
 }
 
@@ -101,13 +106,15 @@ forward_async_write!(UnixStream, 0);
 
 impl RawUnixStream for UnixStream {
     async fn connect(path: &Path) -> io::Result<Self> {
-        let stream = async_net::unix::UnixStream::connect(path).await?;
-        Ok(Self(Stream::new(stream.into())))
+        let stream = Async::<std::os::unix::net::UnixStream>::connect(path).await?;
+        Stream::new(stream.into_inner()?).map(Self)
     }
 
     fn pair() -> io::Result<(Self, Self)> {
-        let (a, b) = async_net::unix::UnixStream::pair()?;
-        Ok((Self(Stream::new(a.into())), Self(Stream::new(b.into()))))
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        b.set_nonblocking(true)?;
+        Ok((Self(Stream::new(a)?), Self(Stream::new(b)?)))
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
