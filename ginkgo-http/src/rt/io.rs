@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -6,11 +7,15 @@ use futures_io::{AsyncRead, AsyncWrite};
 use hyper::rt::ReadBufCursor;
 use pin_project_lite::pin_project;
 
-/// The stack buffer of most reads: a request head or a small body fits, and zeroing it costs
-/// less than the system call behind it. See [`Io`] for why reads go through a buffer.
-const SMALL_READ: usize = 1024;
-/// The stack buffer of reads after one filled [`SMALL_READ`], while data keeps coming fast.
-const LARGE_READ: usize = 16 * 1024;
+/// The most one read takes: a request head, or a good slice of a large body.
+const READ_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// Where this thread's reads land before they are copied to hyper: zeroed once, when the
+    /// thread first reads, instead of once per read. Taken for the length of a read, so a
+    /// read within a read (a stream that wraps another `Io`) gets a buffer of its own.
+    static READ_BUFFER: Cell<Option<Box<[u8]>>> = const { Cell::new(None) };
+}
 
 pin_project! {
     /// Lets hyper use a futures-io stream (such as [`ginkgo_api::net::TcpStream`]): implements
@@ -21,11 +26,10 @@ pin_project! {
     /// says `true` because every ginkgo socket writes vectors natively.
     ///
     /// Reads are copied: hyper hands over a buffer that may be uninitialized, which only
-    /// `unsafe` code may fill in place, and ginkgo forbids `unsafe`. Each read fills a zeroed
-    /// stack buffer and copies it with the safe [`ReadBufCursor::put_slice`]. The buffer is
-    /// 1 KiB, so zeroing it stays cheap next to the system call; after a read that fills it
-    /// (a large body arriving), reads use 16 KiB until one fits in 1 KiB again. Nothing is
-    /// allocated.
+    /// `unsafe` code may fill in place, and ginkgo forbids `unsafe`. Each read fills a buffer of
+    /// the thread's, zeroed once when the thread first reads, and copies what arrived with the
+    /// safe [`ReadBufCursor::put_slice`]: a read costs the copy of its bytes and nothing else,
+    /// and a connection holds no buffer of its own while it waits.
     ///
     /// # Examples
     ///
@@ -40,17 +44,13 @@ pin_project! {
     pub struct Io<T> {
         #[pin]
         inner: T,
-        large_reads: bool,
     }
 }
 
 impl<T> Io<T> {
     /// Wraps a futures-io stream.
     pub const fn new(inner: T) -> Self {
-        Self {
-            inner,
-            large_reads: false,
-        }
+        Self { inner }
     }
 
     /// The wrapped stream.
@@ -76,32 +76,32 @@ impl<T: AsyncRead> hyper::rt::Read for Io<T> {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        if *this.large_reads {
-            let n = ready!(read_through::<LARGE_READ, T>(this.inner, cx, buf))?;
-            *this.large_reads = n > SMALL_READ;
-        } else {
-            let n = ready!(read_through::<SMALL_READ, T>(this.inner, cx, buf))?;
-            *this.large_reads = n == SMALL_READ;
-        }
-        Poll::Ready(Ok(()))
+        // During thread exit the buffer may be gone: a fresh one serves then.
+        let mut chunk = READ_BUFFER
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vec![0; READ_SIZE].into_boxed_slice());
+        let read = read_through(self.project().inner, cx, buf, &mut chunk);
+        let _ = READ_BUFFER.try_with(|cell| cell.set(Some(chunk)));
+        read
     }
 }
 
-/// One read of at most `N` bytes into hyper's buffer through a zeroed stack buffer; gives the
-/// number of bytes read.
+/// One read into hyper's buffer through `chunk`.
 #[inline]
-fn read_through<const N: usize, T: AsyncRead>(
+fn read_through<T: AsyncRead>(
     inner: Pin<&mut T>,
     cx: &mut Context<'_>,
     mut buf: ReadBufCursor<'_>,
-) -> Poll<io::Result<usize>> {
-    let want = buf.remaining().min(N);
+    chunk: &mut [u8],
+) -> Poll<io::Result<()>> {
+    let want = buf.remaining().min(chunk.len());
     if want == 0 {
-        return Poll::Ready(Ok(0));
+        return Poll::Ready(Ok(()));
     }
-    let mut chunk = [0u8; N];
-    let n = ready!(inner.poll_read(cx, &mut chunk[..want]))?;
+    let chunk = &mut chunk[..want];
+    let n = ready!(inner.poll_read(cx, chunk))?;
     // A reader that claims more than it was given is broken; do not let it panic hyper.
     let Some(read) = chunk.get(..n) else {
         return Poll::Ready(Err(io::Error::other(format!(
@@ -109,7 +109,7 @@ fn read_through<const N: usize, T: AsyncRead>(
         ))));
     };
     buf.put_slice(read);
-    Poll::Ready(Ok(n))
+    Poll::Ready(Ok(()))
 }
 
 impl<T: AsyncWrite> hyper::rt::Write for Io<T> {
