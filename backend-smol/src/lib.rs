@@ -3,8 +3,9 @@
 //! Tasks run on one [`async_executor::Executor`] shared by the process and driven by one worker
 //! thread per available core (set `GINKGO_WORKERS` to change that), started when the first task
 //! is spawned. Timers, sockets and signals come from the async-io reactor through
-//! [`ginkgo_backend_async_io`]; blocking closures run on the `blocking` crate's thread pool,
-//! exactly as `smol::unblock` does.
+//! [`ginkgo_backend_async_io`] (on Linux, connected streams are edge-triggered in an epoll
+//! instance of its own that async-io's reactor drives); blocking closures run on the
+//! `blocking` crate's thread pool, exactly as `smol::unblock` does.
 //!
 //! Applications select it with the `smol` feature of the `ginkgo` facade instead of naming
 //! [`Smol`] themselves.
