@@ -103,6 +103,14 @@ impl Source {
     }
 }
 
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("readiness", &(self.state.load(Ordering::Relaxed) & BITS))
+            .finish_non_exhaustive()
+    }
+}
+
 /// The process's epoll instance for stream sockets, registered with async-io.
 struct Reactor {
     epoll: Async<OwnedFd>,
@@ -184,6 +192,14 @@ impl Reactor {
         self.wait_and_dispatch(Some(&Timespec::default()));
     }
 
+    /// Forgets a socket that was deregistered, or never registered.
+    fn remove(&self, key: usize) {
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
     /// Takes the ready events (waiting up to `timeout`) and wakes the tasks they concern.
     fn wait_and_dispatch(&self, timeout: Option<&Timespec>) {
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
@@ -224,14 +240,6 @@ pub(crate) struct Registered<T: AsFd> {
     io: T,
     key: usize,
     source: Arc<Source>,
-}
-
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("readiness", &(self.state.load(Ordering::Relaxed) & BITS))
-            .finish_non_exhaustive()
-    }
 }
 
 impl<T: AsFd> Registered<T> {
@@ -296,15 +304,6 @@ impl<T: AsFd> Registered<T> {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
                 (state & !BITS == ready.0 & !BITS).then_some(state & !direction.clear_mask())
             });
-    }
-}
-
-impl Reactor {
-    fn remove(&self, key: usize) {
-        self.sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
     }
 }
 
