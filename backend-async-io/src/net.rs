@@ -30,7 +30,6 @@ impl RawTcpListener for TcpListener {
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.0.read_with(|listener| listener.accept()).await?;
-        stream.set_nonblocking(true)?;
         Ok((TcpStream(Stream::new(stream)?), peer))
     }
 
@@ -88,7 +87,6 @@ impl RawUnixListener for UnixListener {
 
     async fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
         let (stream, addr) = self.0.read_with(|listener| listener.accept()).await?;
-        stream.set_nonblocking(true)?;
         Ok((UnixStream(Stream::new(stream)?), addr))
     }
 
@@ -112,8 +110,6 @@ impl RawUnixStream for UnixStream {
 
     fn pair() -> io::Result<(Self, Self)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
-        a.set_nonblocking(true)?;
-        b.set_nonblocking(true)?;
         Ok((Self(Stream::new(a)?), Self(Stream::new(b)?)))
     }
 

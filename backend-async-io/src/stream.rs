@@ -33,7 +33,8 @@ impl Socket for std::os::unix::net::UnixStream {
     }
 }
 
-/// A connected stream socket; clones of the `Arc` (split halves) share the registration.
+/// A connected stream socket, put in non-blocking mode and registered for readiness; clones of
+/// the `Arc` (split halves) share the registration.
 ///
 /// On Linux the socket is registered once, edge-triggered, with an epoll instance nested in
 /// async-io's reactor (see `reactor`), so waiting costs no `epoll_ctl` per wait as async-io's
@@ -48,7 +49,7 @@ pub struct Stream<T: AsFd> {
 }
 
 impl<T: AsFd> Stream<T> {
-    /// Registers a socket, which must be in non-blocking mode.
+    /// Puts a socket in non-blocking mode and registers it.
     pub fn new(io: T) -> io::Result<Self> {
         Registered::new(io).map(|io| Self { io: Arc::new(io) })
     }
@@ -70,44 +71,29 @@ impl<T: Socket> Stream<T>
 where
     for<'a> &'a T: Read + Write,
 {
-    /// Reads with `read` once the socket may be readable; a short read or `EWOULDBLOCK` makes
-    /// the next read wait for readiness first.
-    fn poll_read_with(
+    /// Runs `op`, which moves at most `wanted` bytes in `direction`, once the socket may be
+    /// ready for it. `EWOULDBLOCK` disproves readiness and waits; so does a short transfer,
+    /// which emptied the receive buffer or filled the send buffer, for the next operation.
+    fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
+        direction: Direction,
         wanted: usize,
-        mut read: impl FnMut(&T) -> io::Result<usize>,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            let ready = ready!(self.io.poll_ready(Direction::Read, cx))?;
-            match read(self.io.get_ref()) {
+            let ready = ready!(self.io.poll_ready(direction, cx))?;
+            match op(self.io.get_ref()) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear(Direction::Read, ready);
+                    self.io.clear(direction, ready);
                 }
                 Ok(n) => {
                     if n > 0 && n < wanted {
-                        self.io.clear(Direction::Read, ready);
+                        self.io.clear(direction, ready);
                     }
                     return Poll::Ready(Ok(n));
                 }
                 Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
-    }
-
-    /// Writes with `write` once the socket may be writable, waiting after `EWOULDBLOCK`.
-    fn poll_write_with(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut write: impl FnMut(&T) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            let ready = ready!(self.io.poll_ready(Direction::Write, cx))?;
-            match write(self.io.get_ref()) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear(Direction::Write, ready);
-                }
-                result => return Poll::Ready(result),
             }
         }
     }
@@ -124,7 +110,7 @@ where
     ) -> Poll<io::Result<usize>> {
         let wanted = buf.len();
         self.get_mut()
-            .poll_read_with(cx, wanted, |mut socket| socket.read(buf))
+            .poll_io(cx, Direction::Read, wanted, |mut socket| socket.read(buf))
     }
 
     fn poll_read_vectored(
@@ -134,7 +120,9 @@ where
     ) -> Poll<io::Result<usize>> {
         let wanted = bufs.iter().map(|buf| buf.len()).sum();
         self.get_mut()
-            .poll_read_with(cx, wanted, |mut socket| socket.read_vectored(bufs))
+            .poll_io(cx, Direction::Read, wanted, |mut socket| {
+                socket.read_vectored(bufs)
+            })
     }
 }
 
@@ -147,8 +135,9 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let wanted = buf.len();
         self.get_mut()
-            .poll_write_with(cx, |mut socket| socket.write(buf))
+            .poll_io(cx, Direction::Write, wanted, |mut socket| socket.write(buf))
     }
 
     fn poll_write_vectored(
@@ -156,8 +145,11 @@ where
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let wanted = bufs.iter().map(|buf| buf.len()).sum();
         self.get_mut()
-            .poll_write_with(cx, |mut socket| socket.write_vectored(bufs))
+            .poll_io(cx, Direction::Write, wanted, |mut socket| {
+                socket.write_vectored(bufs)
+            })
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -184,8 +176,6 @@ mod tests {
 
     fn pair() -> (Stream<UnixStream>, Stream<UnixStream>) {
         let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        b.set_nonblocking(true).unwrap();
         (Stream::new(a).unwrap(), Stream::new(b).unwrap())
     }
 

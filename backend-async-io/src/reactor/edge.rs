@@ -243,8 +243,9 @@ pub(crate) struct Registered<T: AsFd> {
 }
 
 impl<T: AsFd> Registered<T> {
-    /// Registers `io`, which must be in non-blocking mode.
+    /// Puts `io` in non-blocking mode and registers it.
     pub(crate) fn new(io: T) -> io::Result<Self> {
+        rustix::io::ioctl_fionbio(&io, true)?;
         let reactor = Reactor::get()?;
         // Assume ready: the first operation finds out, and an edge from before registration
         // would otherwise be missed.

@@ -18,10 +18,10 @@ pub(crate) struct Registered<T> {
 }
 
 impl<T: AsFd> Registered<T> {
-    /// Registers `io`, which must be in non-blocking mode.
+    /// Puts `io` in non-blocking mode and registers it.
     pub(crate) fn new(io: T) -> io::Result<Self> {
         Ok(Self {
-            io: Async::new_nonblocking(io)?,
+            io: Async::new(io)?,
             readable: AtomicBool::new(true),
             writable: AtomicBool::new(true),
         })
@@ -75,7 +75,6 @@ mod tests {
     #[test]
     fn readiness_is_kept_until_disproved_and_then_waited_for() {
         let (a, mut b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
         let a = Registered::new(a).unwrap();
         let mut socket: &UnixStream = a.get_ref();
         let mut cx = Context::from_waker(Waker::noop());
