@@ -21,6 +21,15 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
+/// A TCP connection on loopback: `(client, server)`.
+async fn tcp_pair<R: Runtime>() -> (TcpStream<R>, TcpStream<R>) {
+    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let client = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    (client, server)
+}
+
 /// 1 MiB sent and echoed back through owned halves on both sides, each half in its own task.
 pub async fn tcp_echo_1mib_split<R: Runtime>() {
     let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
@@ -170,10 +179,7 @@ pub async fn tcp_addresses_and_nodelay<R: Runtime>() {
 /// Shutting down the write direction makes the peer read end-of-file, while the other
 /// direction keeps working.
 pub async fn tcp_shutdown_write_gives_eof<R: Runtime>() {
-    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let mut client = TcpStream::<R>::connect(addr).await.expect("connect");
-    let (mut server, _) = listener.accept().await.expect("accept");
+    let (mut client, mut server) = tcp_pair::<R>().await;
     client.write_all(b"last words").await.expect("write");
     client.shutdown(Shutdown::Write).expect("shutdown");
     let mut got = Vec::new();
@@ -336,11 +342,7 @@ pub async fn unix_bind_existing_path_errors<R: Runtime>() {
 /// A vectored write sends every slice in one call (hyper relies on it to send a response's
 /// head and body together).
 pub async fn vectored_write_sends_all_slices<R: Runtime>() {
-    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
-    let mut client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (mut server, _) = listener.accept().await.expect("accept");
+    let (mut client, mut server) = tcp_pair::<R>().await;
     let slices = [
         std::io::IoSlice::new(b"head "),
         std::io::IoSlice::new(b"body"),
@@ -361,11 +363,7 @@ pub async fn vectored_write_sends_all_slices<R: Runtime>() {
 /// A read timed out while the peer is silent loses nothing: afterwards the connection still
 /// carries data both ways.
 pub async fn read_cancelled_by_timeout<R: Runtime>() {
-    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
-    let mut client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (mut server, _) = listener.accept().await.expect("accept");
+    let (mut client, mut server) = tcp_pair::<R>().await;
     let mut buf = [0u8; 5];
     let wanted = Duration::from_millis(20);
     let start = std::time::Instant::now();
@@ -393,11 +391,7 @@ pub async fn read_cancelled_by_timeout<R: Runtime>() {
 /// A task waiting on a silent socket is woken by a channel message sent from another task; the
 /// socket keeps working afterwards.
 pub async fn socket_wait_woken_by_channel<R: Runtime>() {
-    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
-    let mut client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (mut server, _) = listener.accept().await.expect("accept");
+    let (mut client, mut server) = tcp_pair::<R>().await;
     let (tx, rx) = ginkgo_api::sync::channel::bounded::<u32>(1);
     let waiter = spawn::<R, _>(async move {
         let mut buf = [0u8; 4];
@@ -425,11 +419,7 @@ pub async fn socket_wait_woken_by_channel<R: Runtime>() {
 /// A socket that one task waited on and gave up, then handed to another task that drops it, is
 /// closed at once (the peer reads end-of-file) while the first task keeps waiting elsewhere.
 pub async fn socket_dropped_by_another_task_closes<R: Runtime>() {
-    let listener = TcpListener::<R>::bind(LOCALHOST).await.expect("bind");
-    let client = TcpStream::<R>::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (mut server, _) = listener.accept().await.expect("accept");
+    let (client, mut server) = tcp_pair::<R>().await;
     let (hand_over, handed) = ginkgo_api::sync::channel::bounded::<TcpStream<R>>(1);
     let (finish, finished) = ginkgo_api::sync::channel::bounded::<()>(1);
     let first = spawn::<R, _>(async move {
