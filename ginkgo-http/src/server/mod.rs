@@ -7,6 +7,7 @@ mod handle;
 mod listen;
 mod timer;
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -249,12 +250,19 @@ impl<R: Runtime, S> HttpServer<R, S> {
     }
 }
 
-impl<S: Clone> Make<S> {
+impl<S: Clone + 'static> Make<S> {
     fn make(&self, ctx: &Context) -> S {
-        match self {
+        let mut service = match self {
             Make::Service(service) => service.clone(),
             Make::Build(build) => build(ctx),
+        };
+        // An axum `Router` whose state was never given turns its handlers into routes anew
+        // for every request (a clone and allocations each time); giving it the unit state
+        // does that once. `axum::serve` does the same for each connection.
+        if let Some(router) = (&mut service as &mut dyn Any).downcast_mut::<axum::Router>() {
+            *router = router.clone().with_state(());
         }
+        service
     }
 }
 
