@@ -27,6 +27,31 @@ pub mod net;
 mod reactor;
 pub mod stream;
 
+/// Runs `future` to completion on this thread, as [`async_io::block_on`] does, but waits in
+/// the stream reactor instead of async-io's: for a thread that runs an executor's tasks, such
+/// as the smol backend's workers.
+///
+/// While the future waits, one of the threads in `block_on` blocks in the epoll instance of
+/// [`stream::Stream`]s (on Linux) and wakes their tasks itself, with no system call besides
+/// the wait; the others sleep until they are woken. async-io's reactor (timers, listeners,
+/// datagram sockets, signals) is then driven by the threads in [`async_io::block_on`], or by
+/// async-io's own thread. Where streams use async-io's reactor (not Linux), this is
+/// [`async_io::block_on`].
+///
+/// While any thread is in `block_on`, stream events wait for one of them to be idle (or
+/// between two polls of its future), so it suits threads that run many short tasks, as an
+/// executor's workers do. When the last one returns, async-io takes the stream events again.
+///
+/// # Examples
+///
+/// ```
+/// let answer = ginkgo_backend_async_io::block_on(async { 6 * 7 });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn block_on<T>(future: impl Future<Output = T>) -> T {
+    reactor::block_on(future)
+}
+
 /// A timer on the async-io reactor.
 #[derive(Debug)]
 pub struct Sleep(async_io::Timer);

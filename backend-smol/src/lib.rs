@@ -3,8 +3,10 @@
 //! Tasks run on one [`async_executor::Executor`] shared by the process and driven by one worker
 //! thread per available core (set `GINKGO_WORKERS` to change that), started when the first task
 //! is spawned. Timers, sockets and signals come from the async-io reactor through
-//! [`ginkgo_backend_async_io`] (on Linux, connected streams are edge-triggered in an epoll
-//! instance of its own that async-io's reactor drives); blocking closures run on the
+//! [`ginkgo_backend_async_io`]. On Linux, connected streams are edge-triggered in an epoll
+//! instance of its own, and the workers wait in that one
+//! ([`ginkgo_backend_async_io::block_on`]) while async-io's reactor is driven by the thread in
+//! [`ginkgo_api::block_on`] (or async-io's own thread). Blocking closures run on the
 //! `blocking` crate's thread pool, exactly as `smol::unblock` does.
 //!
 //! Applications select it with the `smol` feature of the `ginkgo` facade instead of naming
@@ -60,7 +62,7 @@ fn start_workers(executor: &'static Executor<'static>) {
         let spawned = std::thread::Builder::new()
             .name(format!("ginkgo-smol-{index}"))
             .spawn(move || {
-                async_io::block_on(executor.run(std::future::pending::<()>()));
+                ginkgo_backend_async_io::block_on(executor.run(std::future::pending::<()>()));
             });
         // Running with fewer workers beats failing: at least one thread (the first) is
         // needed, and if even that fails the OS is out of threads for everything else too.

@@ -9,13 +9,22 @@
 //! dispatches our events, from the waker of that source, so timers, signals and the
 //! application's own async-io sources work as before, and re-arming costs one `epoll_ctl` per
 //! batch of events instead of one per wait.
+//!
+//! A thread can also wait in that epoll instance itself, through [`block_on`]: the smol
+//! workers do. async-io then stops watching it, and a worker with nothing to run makes one
+//! `epoll_wait` per batch of events, instead of async-io's turn of five system calls (arming
+//! its timerfd, waiting, clearing its eventfd, re-arming both) plus ours (draining the nested
+//! instance and re-arming it).
 
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use async_io::Async;
 use atomic_waker::AtomicWaker;
@@ -36,6 +45,9 @@ const TICK: usize = 1 << 8;
 
 /// How many events one `epoll_wait` takes.
 const BATCH: usize = 64;
+
+/// The key of the notifier in our epoll instance; sockets have slab keys, far below it.
+const NOTIFY_KEY: u64 = u64::MAX;
 
 impl Direction {
     /// The bits that let an operation in this direction proceed (closed and error states too:
@@ -117,7 +129,18 @@ struct Reactor {
     sources: Mutex<Slab<Arc<Source>>>,
     /// Wakes [`Reactor::drive`] when async-io reports our epoll instance readable.
     dispatch: Waker,
+    /// An eventfd in our epoll instance, edge-triggered: each write wakes the thread waiting
+    /// in [`block_on`]. It is never read: every write is an edge of its own, and its 64-bit
+    /// count cannot fill up.
+    notifier: OwnedFd,
+    /// Held by the one thread that waits in our epoll instance from [`block_on`].
+    waiter: Mutex<()>,
 }
+
+/// How many threads are in [`block_on`]. While there are any, they take our events
+/// themselves: async-io is not asked to watch our epoll instance, and must not take the
+/// events they wait for.
+static DIRECT: AtomicUsize = AtomicUsize::new(0);
 
 static REACTOR: OnceLock<Reactor> = OnceLock::new();
 
@@ -143,11 +166,24 @@ impl Reactor {
             return Ok(reactor);
         }
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let notifier = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        epoll::add(
+            &epoll,
+            &notifier,
+            epoll::EventData::new_u64(NOTIFY_KEY),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
         let candidate = Reactor {
-            // An epoll descriptor never blocks in the zero-timeout waits made here.
+            // An epoll descriptor is only waited on here, never read: async-io's non-blocking
+            // mode is no concern of it.
             epoll: Async::new_nonblocking(epoll)?,
             sources: Mutex::new(Slab::new()),
             dispatch: Waker::from(Arc::new(Dispatch)),
+            notifier,
+            waiter: Mutex::new(()),
         };
         // Racing first users each build one; the losers' are dropped unused.
         let reactor = REACTOR.get_or_init(|| candidate);
@@ -155,10 +191,14 @@ impl Reactor {
         Ok(reactor)
     }
 
-    /// Dispatches pending events until async-io has our interest registered again.
+    /// Dispatches pending events until async-io has our interest registered again; once a
+    /// thread waits in `block_on`, leaves the events to it and stops asking async-io.
     fn drive(&'static self) {
         let mut cx = Context::from_waker(&self.dispatch);
         loop {
+            if DIRECT.load(Ordering::Acquire) > 0 {
+                return;
+            }
             match self.epoll.poll_readable(&mut cx) {
                 Poll::Ready(Ok(())) => self.dispatch(),
                 Poll::Pending => return,
@@ -202,34 +242,158 @@ impl Reactor {
 
     /// Takes the ready events (waiting up to `timeout`) and wakes the tasks they concern.
     fn wait_and_dispatch(&self, timeout: Option<&Timespec>) {
-        let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
         let mut wakers = Vec::new();
         loop {
-            let ready = match epoll::wait(self.epoll.get_ref(), &mut events, timeout) {
-                Ok((ready, _)) => ready,
-                Err(rustix::io::Errno::INTR) => continue,
-                // Only a bad descriptor or buffer could fail, and ours are neither.
-                Err(_) => return,
-            };
-            let count = ready.len();
-            {
-                let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-                for event in ready.iter() {
-                    // A socket deregistered after its event was taken may have had its key
-                    // reused: the new socket then sees one spurious readiness, which costs
-                    // one `EWOULDBLOCK`.
-                    if let Some(source) = sources.get(event.data.u64() as usize) {
-                        source.record(event.flags, &mut wakers);
-                    }
-                }
+            let batch = self.collect(timeout, &mut wakers);
+            // The notifier's event is for the thread in `block_on`, which this dispatch (on
+            // another thread, as that one began waiting) may have taken: pass it on.
+            if batch.notified {
+                self.notify();
             }
             // Woken outside the lock: a waker may register or drop a socket.
             for waker in wakers.drain(..) {
                 waker.wake();
             }
-            if count < BATCH {
+            if !batch.full {
                 return;
             }
+        }
+    }
+
+    /// Waits up to `timeout` for events, takes one batch of them, and adds the wakers they
+    /// concern to `wakers`.
+    fn collect(&self, timeout: Option<&Timespec>, wakers: &mut Vec<Waker>) -> Batch {
+        let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
+        let ready = loop {
+            match epoll::wait(self.epoll.get_ref(), &mut events, timeout) {
+                Ok((ready, _)) => break ready,
+                Err(rustix::io::Errno::INTR) => continue,
+                // Only a bad descriptor or buffer could fail, and ours are neither.
+                Err(_) => return Batch::default(),
+            }
+        };
+        let mut batch = Batch {
+            full: ready.len() == BATCH,
+            notified: false,
+        };
+        let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        for event in ready.iter() {
+            let key = event.data.u64();
+            if key == NOTIFY_KEY {
+                batch.notified = true;
+            // A socket deregistered after its event was taken may have had its key reused:
+            // the new socket then sees one spurious readiness, which costs one `EWOULDBLOCK`.
+            } else if let Some(source) = sources.get(key as usize) {
+                source.record(event.flags, wakers);
+            }
+        }
+        batch
+    }
+
+    /// Wakes the thread waiting in our epoll instance.
+    fn notify(&self) {
+        // Fails only with a full count (2^64 - 2 writes), when a wake-up is pending anyway.
+        let _ = rustix::io::write(&self.notifier, &1u64.to_ne_bytes());
+    }
+
+    /// The right to wait in our epoll instance, if no other thread has it.
+    fn try_wait(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.waiter.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+/// What one `epoll_wait` brought.
+#[derive(Default)]
+struct Batch {
+    /// It filled the buffer: more events may be waiting.
+    full: bool,
+    /// The notifier's event was among them.
+    notified: bool,
+}
+
+/// Runs `future` on this thread to completion, waiting in our epoll instance while it has
+/// nothing to do. See [`crate::block_on`].
+pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
+    // Before the reactor exists, so that a new one is not registered with async-io.
+    DIRECT.fetch_add(1, Ordering::AcqRel);
+    let _leave = LeaveDirect;
+    let Ok(reactor) = Reactor::get() else {
+        // No epoll instance, so no streams either: async-io's own waiting serves.
+        return async_io::block_on(future);
+    };
+    let (parker, unparker) = parking::pair();
+    let thread = Arc::new(Parked {
+        unparker,
+        in_epoll: AtomicBool::new(false),
+    });
+    let waker = Waker::from(thread.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let mut wakers = Vec::new();
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        if parker.park_timeout(Duration::ZERO) {
+            // Woken while it ran: the future has more to do at once. Take the events that are
+            // ready first, so that sockets are not starved while it stays busy.
+            if let Some(_waiter) = reactor.try_wait() {
+                reactor.collect(Some(&Timespec::default()), &mut wakers);
+            }
+        } else if let Some(waiter) = reactor.try_wait() {
+            thread.in_epoll.store(true, Ordering::SeqCst);
+            // A wake-up from before `in_epoll` was set did not write to the notifier.
+            if !parker.park_timeout(Duration::ZERO) {
+                reactor.collect(None, &mut wakers);
+            }
+            thread.in_epoll.store(false, Ordering::SeqCst);
+            drop(waiter);
+        } else {
+            // Another thread waits for the events; this one waits to be woken.
+            parker.park();
+        }
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+/// Leaves [`block_on`]: the last thread out hands our events back to async-io.
+struct LeaveDirect;
+
+impl Drop for LeaveDirect {
+    fn drop(&mut self) {
+        if DIRECT.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(reactor) = REACTOR.get()
+        {
+            reactor.drive();
+        }
+    }
+}
+
+/// The waker of a thread in [`block_on`].
+struct Parked {
+    unparker: parking::Unparker,
+    /// Whether the thread is (about to be) blocked in `epoll_wait`, where only the notifier
+    /// reaches it.
+    in_epoll: AtomicBool,
+}
+
+impl Wake for Parked {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.unparker.unpark()
+            && self.in_epoll.load(Ordering::SeqCst)
+            && let Some(reactor) = REACTOR.get()
+        {
+            reactor.notify();
         }
     }
 }
@@ -316,5 +480,107 @@ impl<T: AsFd> Drop for Registered<T> {
             let _ = epoll::delete(reactor.epoll.get_ref(), &self.io);
             reactor.remove(self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Duration;
+
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+    use super::block_on;
+    use crate::stream::Stream;
+
+    fn pair() -> (Stream<UnixStream>, Stream<UnixStream>) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (Stream::new(a).unwrap(), Stream::new(b).unwrap())
+    }
+
+    /// Fails the test if `f` has not finished within 30 s: a lost wake-up shows as a hang.
+    fn within_30_s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, finished) = mpsc::channel();
+        thread::spawn(move || done.send(f()));
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a thread in block_on was never woken")
+    }
+
+    async fn round_trips(client: &mut Stream<UnixStream>, count: u32) -> u32 {
+        let mut buf = [0u8; 4];
+        for i in 0..count {
+            client.write_all(&i.to_le_bytes()).await.unwrap();
+            client.read_exact(&mut buf).await.unwrap();
+            assert_eq!(u32::from_le_bytes(buf), i);
+        }
+        count
+    }
+
+    async fn echo(server: &mut Stream<UnixStream>) {
+        let mut buf = [0u8; 4];
+        while server.read_exact(&mut buf).await.is_ok() {
+            server.write_all(&buf).await.unwrap();
+        }
+    }
+
+    // Sixteen threads in `block_on`: one waits in epoll at a time and must wake the others
+    // (parked, or the one in epoll through the notifier) for every event that is theirs.
+    #[test]
+    fn threads_in_block_on_wake_each_other_for_their_events() {
+        const CONNECTIONS: usize = 8;
+        const ROUND_TRIPS: u32 = 300;
+        let total = within_30_s(|| {
+            let threads: Vec<_> = (0..CONNECTIONS)
+                .flat_map(|_| {
+                    let (mut client, mut server) = pair();
+                    [
+                        thread::spawn(move || {
+                            block_on(echo(&mut server));
+                            0
+                        }),
+                        thread::spawn(move || block_on(round_trips(&mut client, ROUND_TRIPS))),
+                    ]
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum::<u32>()
+        });
+        assert_eq!(total, CONNECTIONS as u32 * ROUND_TRIPS);
+    }
+
+    // The reactor exists (and was registered with async-io) before the thread enters
+    // `block_on`; async-io's timers then wake that thread while it waits in epoll, which only
+    // the notifier can reach.
+    #[test]
+    fn timers_wake_a_thread_waiting_in_epoll() {
+        let (a, b) = pair();
+        let fired = within_30_s(|| {
+            block_on(async {
+                for _ in 0..200 {
+                    async_io::Timer::after(Duration::from_micros(200)).await;
+                }
+                200
+            })
+        });
+        assert_eq!(fired, 200);
+        drop((a, b));
+    }
+
+    // When the last thread leaves `block_on`, async-io takes the events again: a stream used
+    // afterwards from an ordinary `block_on` is still woken.
+    #[test]
+    fn events_go_back_to_async_io_after_the_last_block_on() {
+        let (mut client, mut server) = pair();
+        let total = within_30_s(move || {
+            let echoing = thread::spawn(move || futures_lite::future::block_on(echo(&mut server)));
+            let first = block_on(round_trips(&mut client, 50));
+            let then = futures_lite::future::block_on(round_trips(&mut client, 50));
+            drop(client);
+            echoing.join().unwrap();
+            first + then
+        });
+        assert_eq!(total, 100);
     }
 }

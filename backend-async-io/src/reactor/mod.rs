@@ -9,8 +9,10 @@ mod edge;
 #[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
 mod oneshot;
 
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) use async_io::block_on;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use edge::Registered;
+pub(crate) use edge::{Registered, block_on};
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) use oneshot::Registered;
 

@@ -148,17 +148,29 @@ where
 
 /// What a smol user would write without ginkgo: an accept loop on async-net, one task per
 /// connection on the executor, hyper-util's HTTP/1 + HTTP/2 builder (as `axum::serve` uses),
-/// smol-hyper's I/O adapter, no header read timeout (as `axum::serve`). It runs on the same
-/// executor setup as ginkgo's smol backend (its executor, so the same worker threads).
+/// smol-hyper's I/O adapter, no header read timeout (as `axum::serve`). The executor is its
+/// own, with as many threads as ginkgo's smol backend has workers, each in
+/// `async_io::block_on` as smol's threads are, so they drive async-io's reactor.
 fn hyper_on_smol() -> Result<(), String> {
-    let executor = ginkgo_backend_smol::executor();
+    let executor: &'static async_executor::Executor<'static> =
+        Box::leak(Box::new(async_executor::Executor::new()));
+    for index in 0..ginkgo_api::backend::worker_count() {
+        std::thread::Builder::new()
+            .name(format!("smol-{index}"))
+            .spawn(|| async_io::block_on(executor.run(std::future::pending::<()>())))
+            .map_err(|err| format!("cannot start an executor thread: {err}"))?;
+    }
     async_io::block_on(async move {
         let listener = async_net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|err| format!("cannot listen: {err}"))?;
         announce(listener.local_addr().map_err(|err| err.to_string())?)?;
         let tree = ginkgo_api::service::tree::<Smol>(Idle);
-        let app = app(Smol::NAME).merge(admin::router(tree));
+        // Given its state once, as `axum::serve` and ginkgo's `HttpServer` do, so that its
+        // handlers are not turned into routes for every request.
+        let app = app(Smol::NAME)
+            .merge(admin::router(tree))
+            .with_state::<()>(());
         let builder = hyper_util::server::conn::auto::Builder::new(SmolExecutor(executor));
         loop {
             let (stream, _) = listener
