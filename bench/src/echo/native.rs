@@ -76,7 +76,7 @@ pub(super) fn async_std() -> Duration {
 
 /// smol: `async_net` on the runtime suite's native `async_executor` setup.
 pub(super) fn smol() -> Duration {
-    let executor = native_smol::executor();
+    let executor = native_smol::io_executor();
     native_smol::block_on(async {
         let listener = async_net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -148,18 +148,10 @@ where
 
 /// What a smol user would write without ginkgo: an accept loop on async-net, one task per
 /// connection on the executor, hyper-util's HTTP/1 + HTTP/2 builder (as `axum::serve` uses),
-/// smol-hyper's I/O adapter, no header read timeout (as `axum::serve`). The executor is its
-/// own, with as many threads as ginkgo's smol backend has workers, each in
-/// `async_io::block_on` as smol's threads are, so they drive async-io's reactor.
+/// smol-hyper's I/O adapter, no header read timeout (as `axum::serve`), on the native smol
+/// cases' executor (set up as smol sets one up).
 fn hyper_on_smol() -> Result<(), String> {
-    let executor: &'static async_executor::Executor<'static> =
-        Box::leak(Box::new(async_executor::Executor::new()));
-    for index in 0..ginkgo_api::backend::worker_count() {
-        std::thread::Builder::new()
-            .name(format!("smol-{index}"))
-            .spawn(|| async_io::block_on(executor.run(std::future::pending::<()>())))
-            .map_err(|err| format!("cannot start an executor thread: {err}"))?;
-    }
+    let executor = crate::runtime::native::smol::io_executor();
     async_io::block_on(async move {
         let listener = async_net::TcpListener::bind("127.0.0.1:0")
             .await
