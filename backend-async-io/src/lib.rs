@@ -5,13 +5,15 @@
 //! - [`Signals`]: [`async_signal`], which works on any executor.
 //! - [`net`]: sockets, used by the smol backend: async-io listeners, async-net datagram
 //!   sockets, and [`stream::Stream`] for connected streams. On Linux a `Stream` is registered
-//!   once, edge-triggered, with an epoll instance that is itself one async-io source, so a
-//!   request/response exchange costs no `epoll_ctl` to re-arm the socket and no read that
-//!   fails with `EWOULDBLOCK`.
+//!   once, edge-triggered, with an epoll instance of ours, so a request/response exchange
+//!   costs no `epoll_ctl` to re-arm the socket and no read that fails with `EWOULDBLOCK`.
+//! - [`block_on`]: for an executor's worker threads, which then wait in that epoll instance
+//!   themselves (the smol backend's do). While no thread does, the epoll instance is one
+//!   async-io source.
 //!
-//! The reactor runs in the thread that blocks in [`async_io::block_on`], or in async-io's own
-//! driver thread when no thread is blocking, so every wait here can be timed out and cancelled
-//! on any executor, including plain OS threads.
+//! async-io's reactor runs in the thread that blocks in [`async_io::block_on`], or in
+//! async-io's own driver thread when no thread is blocking, so every wait here can be timed
+//! out and cancelled on any executor, including plain OS threads.
 
 use std::future::Future;
 use std::io;

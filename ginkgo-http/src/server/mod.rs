@@ -5,7 +5,6 @@ mod conn;
 mod exec;
 mod handle;
 mod listen;
-mod timer;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -80,10 +79,12 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// - **Protocols**: HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (h2c) on the same
 ///   port, told apart by the first bytes (hyper-util's `auto` builder). Upgrades (such as
 ///   WebSocket) are supported.
-/// - **Timeouts**: hyper always gets a [`Timer`], and a header read timeout
-///   ([`HttpServer::header_read_timeout`], 30 s by default) applies to every request head and
-///   to the first bytes of every connection, so a slow or silent peer cannot hold a connection.
-///   It also closes HTTP/1 keep-alive connections idle for that long.
+/// - **Timeouts**: a header read timeout ([`HttpServer::header_read_timeout`], 30 s by
+///   default) applies to every HTTP/1 request head, counted from when the connection opened
+///   or the previous response was sent, so a slow or silent peer cannot hold a connection. It
+///   also closes HTTP/1 keep-alive connections idle for that long. Request bodies, responses
+///   and upgraded connections are not limited by it. HTTP/2 gets a [`Timer`] for its own
+///   keep-alive settings.
 /// - **Tasks and counters**: one owned task accepts, one owned task serves each connection (and
 ///   runs its HTTP/1 requests), and each HTTP/2 request runs in an owned task of its own. The
 ///   counters `requests`, `connections_accepted` and `connections_active` appear in the
@@ -243,8 +244,12 @@ impl<R: Runtime, S> HttpServer<R, S> {
 
     fn connection_builder(&self, ctx: &Context) -> auto::Builder<OwnedExecutor> {
         let mut builder = auto::Builder::new(OwnedExecutor(ctx.clone()));
-        // The HTTP/1 timer and header read timeout are set per connection (`conn::serve`).
-        builder.http1().keep_alive(self.keep_alive);
+        // The header read timeout is kept by each connection's socket (`conn::HeadDeadline`),
+        // which costs a request less than hyper's own.
+        builder
+            .http1()
+            .keep_alive(self.keep_alive)
+            .header_read_timeout(None);
         builder.http2().timer(Timer::<R>::new());
         builder
     }

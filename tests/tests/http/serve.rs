@@ -319,3 +319,168 @@ pub(crate) async fn serves_inherited_listener<R: Runtime>() {
         assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
     }
 }
+
+/// Reads from `stream` until what arrived ends with `end`; fails if the server closes first.
+async fn read_until<R: Runtime>(stream: &mut TcpStream<R>, end: &[u8]) -> String {
+    let mut received = Vec::new();
+    let mut chunk = [0; 1024];
+    while !received.ends_with(end) {
+        let n = within::<R, _>("the reply", stream.read(&mut chunk))
+            .await
+            .expect("read the reply");
+        assert!(
+            n > 0,
+            "closed early, after {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// A keep-alive connection that stays silent after a response is closed once the header read
+/// timeout has passed since that response.
+pub(crate) async fn header_read_timeout_closes_idle_keep_alive<R: Runtime>() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
+    let (tree, addr) = start(server).await;
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: ginkgo.test\r\n\r\n")
+        .await
+        .expect("write a request");
+    let reply = read_until(&mut stream, b"hello").await;
+    assert!(reply.starts_with("HTTP/1.1 200 "), "reply: {reply}");
+    let answered = Instant::now();
+    let rest = read_until_closed(&mut stream).await;
+    let waited = answered.elapsed();
+    assert!(rest.is_empty(), "sent more: {rest:?}");
+    assert!(
+        waited >= TIMEOUT * 9 / 10,
+        "closed {waited:?} after the reply, before the timeout"
+    );
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// The header read timeout limits request heads only: a request body that trickles in, and a
+/// response that streams out, for longer than the timeout are served in full.
+pub(crate) async fn header_read_timeout_spares_bodies<R: Runtime>() {
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    const STEP: Duration = Duration::from_millis(100);
+    let app = Router::new()
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { format!("got {}", body.len()) }),
+        )
+        .route(
+            "/download",
+            get(|| async {
+                let chunks = futures_lite::stream::unfold(0, |sent| async move {
+                    if sent == 5 {
+                        return None;
+                    }
+                    ginkgo_api::time::sleep::<R>(STEP).await;
+                    Some((Ok::<_, std::io::Error>(Bytes::from_static(b"x")), sent + 1))
+                });
+                ginkgo_http::axum::body::Body::from_stream(chunks)
+            }),
+        );
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", app).header_read_timeout(TIMEOUT);
+    let (tree, addr) = start(server).await;
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    // Five bytes of body, one every `STEP`: 500 ms, over twice the timeout.
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: ginkgo.test\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .expect("write the head");
+    for _ in 0..5 {
+        ginkgo_api::time::sleep::<R>(STEP).await;
+        stream.write_all(b"y").await.expect("write a body byte");
+    }
+    let reply = read_until(&mut stream, b"got 5").await;
+    assert!(reply.starts_with("HTTP/1.1 200 "), "reply: {reply}");
+    // Five chunks, one every `STEP`, on the same connection.
+    stream
+        .write_all(b"GET /download HTTP/1.1\r\nHost: ginkgo.test\r\n\r\n")
+        .await
+        .expect("write a request");
+    let reply = read_until(&mut stream, b"0\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 200 "), "reply: {reply}");
+    assert_eq!(reply.matches("\r\nx\r\n").count(), 5, "reply: {reply}");
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// A connection handed over to an upgrade (`101 Switching Protocols`) no longer carries HTTP:
+/// the header read timeout does not cut it while it is quiet.
+pub(crate) async fn upgraded_connection_outlives_header_read_timeout<R: Runtime>() {
+    use ginkgo_http::axum::extract::Request as AxumRequest;
+    use ginkgo_http::axum::response::Response as AxumResponse;
+
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let app = Router::new().route(
+        "/echo",
+        get(|mut request: AxumRequest| async move {
+            let upgrade = ginkgo_http::hyper::upgrade::on(&mut request);
+            // Detached: it ends when the client closes the connection.
+            drop(ginkgo_api::spawn::<R, _>(async move {
+                if let Ok(upgraded) = upgrade.await {
+                    echo_upgraded(upgraded).await;
+                }
+            }));
+            AxumResponse::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("connection", "upgrade")
+                .header("upgrade", "echo")
+                .body(ginkgo_http::axum::body::Body::empty())
+                .expect("a valid response")
+        }),
+    );
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", app).header_read_timeout(TIMEOUT);
+    let (tree, addr) = start(server).await;
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            b"GET /echo HTTP/1.1\r\nHost: ginkgo.test\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .await
+        .expect("write the upgrade request");
+    let reply = read_until(&mut stream, b"\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 101 "), "reply: {reply}");
+    ginkgo_api::time::sleep::<R>(TIMEOUT * 3).await;
+    stream
+        .write_all(b"ping")
+        .await
+        .expect("write on the upgrade");
+    let echoed = read_until(&mut stream, b"ping").await;
+    assert_eq!(echoed, "ping");
+    drop(stream);
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// Echoes what arrives on an upgraded connection until the peer closes it.
+async fn echo_upgraded(mut upgraded: ginkgo_http::hyper::upgrade::Upgraded) {
+    use ginkgo_http::hyper::rt::{Read, ReadBuf, Write};
+    use std::pin::Pin;
+
+    let mut storage = [0u8; 64];
+    loop {
+        let mut buf = ReadBuf::new(&mut storage);
+        let read =
+            std::future::poll_fn(|cx| Pin::new(&mut upgraded).poll_read(cx, buf.unfilled())).await;
+        let n = buf.filled().len();
+        if read.is_err() || n == 0 {
+            return;
+        }
+        let mut sent = 0;
+        while sent < n {
+            match std::future::poll_fn(|cx| {
+                Pin::new(&mut upgraded).poll_write(cx, &storage[sent..n])
+            })
+            .await
+            {
+                Ok(written) if written > 0 => sent += written,
+                _ => return,
+            }
+        }
+    }
+}
