@@ -254,7 +254,7 @@ struct HeadDeadline<R: Runtime> {
     /// Bytes of the HTTP/2 preface matched so far; `None` once the protocol is known.
     sniffing: Option<usize>,
     http2: bool,
-    /// The connection's one timer, armed at the deadline of this or an earlier wait.
+    /// The connection's one timer, armed at or before the next head's deadline.
     // Boxed: `Sleep` need not be `Unpin`, and hyper needs an `Unpin` socket.
     timer: Option<Pin<Box<Sleep<R>>>>,
 }
