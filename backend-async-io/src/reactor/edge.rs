@@ -135,6 +135,8 @@ struct Reactor {
     notifier: OwnedFd,
     /// Held by the one thread that waits in our epoll instance from [`block_on`].
     waiter: Mutex<()>,
+    /// The threads in [`block_on`] asleep because another one held `waiter`.
+    sleeping: Mutex<Vec<Arc<Parked>>>,
 }
 
 /// How many threads are in [`block_on`]. While there are any, they take our events
@@ -184,6 +186,7 @@ impl Reactor {
             dispatch: Waker::from(Arc::new(Dispatch)),
             notifier,
             waiter: Mutex::new(()),
+            sleeping: Mutex::new(Vec::new()),
         };
         // Racing first users each build one; the losers' are dropped unused.
         let reactor = REACTOR.get_or_init(|| candidate);
@@ -296,6 +299,42 @@ impl Reactor {
         let _ = rustix::io::write(&self.notifier, &1u64.to_ne_bytes());
     }
 
+    /// Parks `thread` until it is woken, listed as a thread that could take over the wait.
+    fn sleep_while_another_waits(&self, thread: &Arc<Parked>, parker: &parking::Parker) {
+        self.sleeping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(thread.clone());
+        // The waiting thread may have stopped after this one's try and before it was listed,
+        // finding no one to hand over to: then this one must not sleep.
+        if self.try_wait().is_none() {
+            parker.park();
+        }
+        self.sleeping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|other| !Arc::ptr_eq(other, thread));
+    }
+
+    /// Gives up the right to wait: the thread goes to run what woke it, and a sleeping one
+    /// takes over, so that sockets are not left unwatched while this one is busy.
+    fn stop_waiting(&self, waiter: MutexGuard<'_, ()>) {
+        drop(waiter);
+        self.wake_a_sleeper();
+    }
+
+    /// Wakes one thread that [`Reactor::sleep_while_another_waits`], if there is one.
+    fn wake_a_sleeper(&self) {
+        let next = self
+            .sleeping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(next) = next {
+            next.unparker.unpark();
+        }
+    }
+
     /// The right to wait in our epoll instance, if no other thread has it.
     fn try_wait(&self) -> Option<MutexGuard<'_, ()>> {
         match self.waiter.try_lock() {
@@ -341,8 +380,9 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
         if parker.park_timeout(Duration::ZERO) {
             // Woken while it ran: the future has more to do at once. Take the events that are
             // ready first, so that sockets are not starved while it stays busy.
-            if let Some(_waiter) = reactor.try_wait() {
+            if let Some(waiter) = reactor.try_wait() {
                 reactor.collect(Some(&Timespec::default()), &mut wakers);
+                reactor.stop_waiting(waiter);
             }
         } else if let Some(waiter) = reactor.try_wait() {
             thread.in_epoll.store(true, Ordering::SeqCst);
@@ -351,10 +391,11 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
                 reactor.collect(None, &mut wakers);
             }
             thread.in_epoll.store(false, Ordering::SeqCst);
-            drop(waiter);
+            reactor.stop_waiting(waiter);
         } else {
-            // Another thread waits for the events; this one waits to be woken.
-            parker.park();
+            // Another thread waits for the events; this one waits to be woken, by a task or
+            // by that thread handing the wait over.
+            reactor.sleep_while_another_waits(&thread, &parker);
         }
         for waker in wakers.drain(..) {
             waker.wake();
@@ -362,15 +403,19 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
     }
 }
 
-/// Leaves [`block_on`]: the last thread out hands our events back to async-io.
+/// Leaves [`block_on`]: a sleeping thread takes over the wait, and the last thread out hands
+/// our events back to async-io.
 struct LeaveDirect;
 
 impl Drop for LeaveDirect {
     fn drop(&mut self) {
-        if DIRECT.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(reactor) = REACTOR.get()
-        {
-            reactor.drive();
+        let last = DIRECT.fetch_sub(1, Ordering::AcqRel) == 1;
+        if let Some(reactor) = REACTOR.get() {
+            if last {
+                reactor.drive();
+            } else {
+                reactor.wake_a_sleeper();
+            }
         }
     }
 }
@@ -488,7 +533,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::sync::mpsc;
     use std::thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
@@ -548,6 +593,43 @@ mod tests {
             threads.into_iter().map(|t| t.join().unwrap()).sum::<u32>()
         });
         assert_eq!(total, CONNECTIONS as u32 * ROUND_TRIPS);
+    }
+
+    // A thread that leaves the wait to run a long task, or leaves `block_on`, hands the wait
+    // over: another thread's socket is still watched. Which thread waits first is up to the
+    // scheduler, so the case runs a few times.
+    #[test]
+    fn a_busy_thread_hands_the_wait_over() {
+        for _ in 0..3 {
+            let (mut busy_peer, mut busy_side) = pair();
+            let (mut quick_peer, mut quick_side) = pair();
+            let latency = within_30_s(move || {
+                let busy = thread::spawn(move || {
+                    block_on(async {
+                        busy_side.read_exact(&mut [0u8; 1]).await.unwrap();
+                        // Blocks this thread, as a long computation would.
+                        thread::sleep(Duration::from_millis(600));
+                    });
+                });
+                let quick = thread::spawn(move || {
+                    block_on(quick_side.read_exact(&mut [0u8; 1])).unwrap();
+                    Instant::now()
+                });
+                // Both threads are in `block_on` now, one of them in `epoll_wait`.
+                thread::sleep(Duration::from_millis(50));
+                futures_lite::future::block_on(busy_peer.write_all(b"b")).unwrap();
+                thread::sleep(Duration::from_millis(50));
+                let sent = Instant::now();
+                futures_lite::future::block_on(quick_peer.write_all(b"q")).unwrap();
+                let received = quick.join().unwrap();
+                busy.join().unwrap();
+                received - sent
+            });
+            assert!(
+                latency < Duration::from_millis(300),
+                "a socket waited {latency:?} while the other thread was busy"
+            );
+        }
     }
 
     // The reactor exists (and was registered with async-io) before the thread enters
