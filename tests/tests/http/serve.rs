@@ -355,9 +355,11 @@ pub(crate) async fn header_read_timeout_closes_idle_keep_alive<R: Runtime>() {
     let rest = read_until_closed(&mut stream).await;
     let waited = answered.elapsed();
     assert!(rest.is_empty(), "sent more: {rest:?}");
+    // The deadline counts from when the server was done with the reply, a little before the
+    // client had read it: half the timeout is the margin for a busy machine.
     assert!(
-        waited >= TIMEOUT * 9 / 10,
-        "closed {waited:?} after the reply, before the timeout"
+        waited >= TIMEOUT / 2,
+        "closed {waited:?} after the reply, well before the timeout"
     );
     assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
 }
