@@ -28,6 +28,8 @@ use ginkgo_api::signal::Signal;
 pub mod net;
 mod reactor;
 pub mod stream;
+#[cfg(test)]
+mod test_support;
 
 /// Runs `future` to completion on this thread, as [`async_io::block_on`] does, but waits in
 /// the stream reactor instead of async-io's: for a thread that runs an executor's tasks, such

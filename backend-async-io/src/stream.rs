@@ -164,30 +164,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::net::UnixStream;
-    use std::sync::mpsc;
     use std::thread;
     use std::time::Duration;
 
     use futures_lite::future::block_on;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-    use super::Stream;
-
-    fn pair() -> (Stream<UnixStream>, Stream<UnixStream>) {
-        let (a, b) = UnixStream::pair().unwrap();
-        (Stream::new(a).unwrap(), Stream::new(b).unwrap())
-    }
-
-    /// Runs `f` on its own thread and fails the test if it has not finished within 30 s:
-    /// a lost wake-up shows as a hang, and a hang must fail, not stall the suite.
-    fn within_30_s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (done, finished) = mpsc::channel();
-        thread::spawn(move || done.send(f()));
-        finished
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a stream operation was never woken")
-    }
+    use crate::test_support::{pair, within_30_s};
 
     // Four MiB is far more than a socket buffer holds, so the writer meets `EWOULDBLOCK` many
     // times and must be woken by the writable edge each time.

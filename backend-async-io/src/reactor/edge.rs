@@ -531,7 +531,6 @@ impl<T: AsFd> Drop for Registered<T> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::net::UnixStream;
-    use std::sync::mpsc;
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -539,20 +538,7 @@ mod tests {
 
     use super::block_on;
     use crate::stream::Stream;
-
-    fn pair() -> (Stream<UnixStream>, Stream<UnixStream>) {
-        let (a, b) = UnixStream::pair().unwrap();
-        (Stream::new(a).unwrap(), Stream::new(b).unwrap())
-    }
-
-    /// Fails the test if `f` has not finished within 30 s: a lost wake-up shows as a hang.
-    fn within_30_s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (done, finished) = mpsc::channel();
-        thread::spawn(move || done.send(f()));
-        finished
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a thread in block_on was never woken")
-    }
+    use crate::test_support::{pair, within_30_s};
 
     async fn round_trips(client: &mut Stream<UnixStream>, count: u32) -> u32 {
         let mut buf = [0u8; 4];

@@ -232,19 +232,7 @@ pub(crate) async fn header_read_timeout_restarts_per_request<R: Runtime>() {
             .write_all(b"GET / HTTP/1.1\r\nHost: ginkgo.test\r\n\r\n")
             .await
             .expect("write a request");
-        let mut reply = Vec::new();
-        let mut chunk = [0; 512];
-        while !reply.ends_with(b"hello") {
-            let n = within::<R, _>("the reply", stream.read(&mut chunk))
-                .await
-                .expect("read the reply");
-            assert!(
-                n > 0,
-                "closed before replying: {:?}",
-                String::from_utf8_lossy(&reply)
-            );
-            reply.extend_from_slice(&chunk[..n]);
-        }
+        read_until(&mut stream, b"hello").await;
         answered = Instant::now();
         // Half the timeout: the first request's deadline passes while the third head trickles.
         ginkgo_api::time::sleep::<R>(TIMEOUT / 2).await;
