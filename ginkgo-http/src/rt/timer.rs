@@ -10,9 +10,11 @@ use pin_project_lite::pin_project;
 
 /// hyper's [`Timer`](hyper::rt::Timer) on the runtime `R`.
 ///
-/// Give it to every hyper builder: hyper silently ignores the HTTP/1 header read timeout, and
-/// HTTP/2 keep-alive pings, when no timer is set. Resetting a timer reuses it (no new
-/// allocation) when it is one of ours.
+/// Give it to every hyper builder you set up yourself: hyper silently ignores the HTTP/1
+/// header read timeout, and HTTP/2 keep-alive pings, when no timer is set. Resetting a timer
+/// reuses it (no new allocation) when it is one of ours. ([`HttpServer`](crate::HttpServer)
+/// gives it to HTTP/2 only: it keeps the HTTP/1 header read timeout itself, at less cost per
+/// request.)
 ///
 /// # Examples
 ///
