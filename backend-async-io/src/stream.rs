@@ -36,9 +36,9 @@ impl Socket for std::os::unix::net::UnixStream {
 /// A connected stream socket, put in non-blocking mode and registered for readiness; clones of
 /// the `Arc` (split halves) share the registration.
 ///
-/// On Linux the socket is registered once, edge-triggered, with an epoll instance nested in
-/// async-io's reactor (see `reactor`), so waiting costs no `epoll_ctl` per wait as async-io's
-/// one-shot registrations do. Readiness is remembered until an operation disproves it: after a
+/// On Linux the socket is registered once, edge-triggered, with an epoll instance of ours
+/// (see `reactor`: threads in [`crate::block_on`] wait in it, otherwise it is one async-io
+/// source), so waiting costs no `epoll_ctl` per wait as async-io's one-shot registrations do. Readiness is remembered until an operation disproves it: after a
 /// short read, which emptied the receive buffer, the next read waits for the socket to become
 /// readable instead of making a system call that would only fail with `EWOULDBLOCK` (tokio
 /// does the same). For a request/response protocol that saves two system calls per request
@@ -170,7 +170,7 @@ mod tests {
     use futures_lite::future::block_on;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-    use crate::test_support::{pair, within_30_s};
+    use crate::test_support::{echo, pair, round_trips, within_30_s};
 
     // Four MiB is far more than a socket buffer holds, so the writer meets `EWOULDBLOCK` many
     // times and must be woken by the writable edge each time.
@@ -229,27 +229,11 @@ mod tests {
                 .flat_map(|_| {
                     let (mut client, mut server) = pair();
                     let echo = thread::spawn(move || {
-                        block_on(async {
-                            let mut buf = [0u8; 4];
-                            while server.read_exact(&mut buf).await.is_ok() {
-                                server.write_all(&buf).await.unwrap();
-                            }
-                        });
+                        block_on(echo(&mut server));
                         0
                     });
-                    let ask = thread::spawn(move || {
-                        block_on(async {
-                            let mut sum = 0;
-                            let mut buf = [0u8; 4];
-                            for i in 0..ROUND_TRIPS {
-                                client.write_all(&i.to_le_bytes()).await.unwrap();
-                                client.read_exact(&mut buf).await.unwrap();
-                                assert_eq!(u32::from_le_bytes(buf), i);
-                                sum += 1;
-                            }
-                            sum
-                        })
-                    });
+                    let ask =
+                        thread::spawn(move || block_on(round_trips(&mut client, ROUND_TRIPS)));
                     [echo, ask]
                 })
                 .collect();

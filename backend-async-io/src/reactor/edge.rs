@@ -530,32 +530,13 @@ impl<T: AsFd> Drop for Registered<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::net::UnixStream;
     use std::thread;
     use std::time::{Duration, Instant};
 
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
     use super::block_on;
-    use crate::stream::Stream;
-    use crate::test_support::{pair, within_30_s};
-
-    async fn round_trips(client: &mut Stream<UnixStream>, count: u32) -> u32 {
-        let mut buf = [0u8; 4];
-        for i in 0..count {
-            client.write_all(&i.to_le_bytes()).await.unwrap();
-            client.read_exact(&mut buf).await.unwrap();
-            assert_eq!(u32::from_le_bytes(buf), i);
-        }
-        count
-    }
-
-    async fn echo(server: &mut Stream<UnixStream>) {
-        let mut buf = [0u8; 4];
-        while server.read_exact(&mut buf).await.is_ok() {
-            server.write_all(&buf).await.unwrap();
-        }
-    }
+    use crate::test_support::{echo, pair, round_trips, within_30_s};
 
     // Sixteen threads in `block_on`: one waits in epoll at a time and must wake the others
     // (parked, or the one in epoll through the notifier) for every event that is theirs.
