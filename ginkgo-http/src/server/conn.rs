@@ -119,9 +119,10 @@ impl Exchanges {
         ExchangeEnd(self.clone())
     }
 
-    /// The instant by which the next request head must have arrived, if one is awaited.
+    /// The instant by which the next request head must have arrived; `None` while an
+    /// exchange is under way.
     fn head_deadline(&self, limit: Duration) -> Option<Instant> {
-        if self.open.load(Ordering::Acquire) > 0 || self.upgraded.load(Ordering::Acquire) {
+        if self.open.load(Ordering::Acquire) > 0 {
             return None;
         }
         let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
@@ -233,6 +234,17 @@ impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
     }
 }
 
+/// What a connection speaks, as far as its first bytes tell.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// The bytes so far are the first `matched` of the HTTP/2 preface.
+    Sniffing {
+        matched: usize,
+    },
+    Http1,
+    Http2,
+}
+
 /// The preface an HTTP/2 client with prior knowledge opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -251,9 +263,7 @@ struct HeadDeadline<R: Runtime> {
     stream: TcpStream<R>,
     exchanges: Arc<Exchanges>,
     limit: Duration,
-    /// Bytes of the HTTP/2 preface matched so far; `None` once the protocol is known.
-    sniffing: Option<usize>,
-    http2: bool,
+    protocol: Protocol,
     /// The connection's one timer, armed at or before the next head's deadline.
     // Boxed: `Sleep` need not be `Unpin`, and hyper needs an `Unpin` socket.
     timer: Option<Pin<Box<Sleep<R>>>>,
@@ -265,27 +275,24 @@ impl<R: Runtime> HeadDeadline<R> {
             stream,
             exchanges,
             limit,
-            sniffing: Some(0),
-            http2: false,
+            protocol: Protocol::Sniffing { matched: 0 },
             timer: None,
         }
     }
 
     /// Takes note of bytes read while the protocol is not yet known.
-    fn sniff(&mut self, read: &[u8]) {
-        let Some(matched) = self.sniffing else {
-            return;
-        };
+    fn sniff(&mut self, matched: usize, read: &[u8]) {
         let rest = &H2_PREFACE[matched..];
         let n = read.len().min(rest.len());
-        if read.is_empty() || read[..n] != rest[..n] {
-            self.sniffing = None;
+        self.protocol = if read.is_empty() || read[..n] != rest[..n] {
+            Protocol::Http1
         } else if matched + n == H2_PREFACE.len() {
-            self.sniffing = None;
-            self.http2 = true;
+            Protocol::Http2
         } else {
-            self.sniffing = Some(matched + n);
-        }
+            Protocol::Sniffing {
+                matched: matched + n,
+            }
+        };
     }
 
     /// Whether a read that must wait has missed the head's deadline; otherwise the task is
@@ -296,7 +303,7 @@ impl<R: Runtime> HeadDeadline<R> {
     /// not read again after the response. It is polled at every wait, but set again only when
     /// it fires, so a request costs no timer registration.
     fn missed_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.http2 || self.exchanges.upgraded.load(Ordering::Acquire) {
+        if self.protocol == Protocol::Http2 || self.exchanges.upgraded.load(Ordering::Acquire) {
             return false;
         }
         let deadline = self.exchanges.head_deadline(self.limit);
@@ -340,8 +347,8 @@ impl<R: Runtime> AsyncRead for HeadDeadline<R> {
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(n)) => {
-                if this.sniffing.is_some() {
-                    this.sniff(&buf[..n]);
+                if let Protocol::Sniffing { matched } = this.protocol {
+                    this.sniff(matched, &buf[..n]);
                 }
                 Poll::Ready(Ok(n))
             }
