@@ -197,12 +197,21 @@ async fn read_until_closed<R: Runtime>(stream: &mut TcpStream<R>) -> Vec<u8> {
     received
 }
 
+/// Starts a server for `app` with the header read `timeout`, and connects to it.
+async fn connect_with_timeout<R: Runtime>(
+    app: Router,
+    timeout: Duration,
+) -> (ServiceHandle, TcpStream<R>) {
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", app).header_read_timeout(timeout);
+    let (tree, addr) = start(server).await;
+    let stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    (tree, stream)
+}
+
 /// A request head that never ends is cut off by the header read timeout.
 pub(crate) async fn header_read_timeout_closes_partial_head<R: Runtime>() {
     const TIMEOUT: Duration = Duration::from_millis(200);
-    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
-    let (tree, addr) = start(server).await;
-    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (tree, mut stream) = connect_with_timeout::<R>(hello(), TIMEOUT).await;
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: ginkgo.test\r\n")
         .await
@@ -223,9 +232,7 @@ pub(crate) async fn header_read_timeout_closes_partial_head<R: Runtime>() {
 /// awaited, not from an earlier request's: the connection's shared timer is moved along.
 pub(crate) async fn header_read_timeout_restarts_per_request<R: Runtime>() {
     const TIMEOUT: Duration = Duration::from_millis(400);
-    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
-    let (tree, addr) = start(server).await;
-    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (tree, mut stream) = connect_with_timeout::<R>(hello(), TIMEOUT).await;
     let mut answered = Instant::now();
     for _ in 0..2 {
         stream
@@ -330,9 +337,7 @@ async fn read_until<R: Runtime>(stream: &mut TcpStream<R>, end: &[u8]) -> String
 /// timeout has passed since that response.
 pub(crate) async fn header_read_timeout_closes_idle_keep_alive<R: Runtime>() {
     const TIMEOUT: Duration = Duration::from_millis(300);
-    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello()).header_read_timeout(TIMEOUT);
-    let (tree, addr) = start(server).await;
-    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (tree, mut stream) = connect_with_timeout::<R>(hello(), TIMEOUT).await;
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: ginkgo.test\r\n\r\n")
         .await
@@ -375,9 +380,7 @@ pub(crate) async fn header_read_timeout_spares_bodies<R: Runtime>() {
                 ginkgo_http::axum::body::Body::from_stream(chunks)
             }),
         );
-    let server = HttpServer::<R, _>::new("127.0.0.1:0", app).header_read_timeout(TIMEOUT);
-    let (tree, addr) = start(server).await;
-    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (tree, mut stream) = connect_with_timeout::<R>(app, TIMEOUT).await;
     // Five bytes of body, one every `STEP`: 500 ms, over twice the timeout.
     stream
         .write_all(b"POST /upload HTTP/1.1\r\nHost: ginkgo.test\r\nContent-Length: 5\r\n\r\n")
@@ -425,9 +428,7 @@ pub(crate) async fn upgraded_connection_outlives_header_read_timeout<R: Runtime>
                 .expect("a valid response")
         }),
     );
-    let server = HttpServer::<R, _>::new("127.0.0.1:0", app).header_read_timeout(TIMEOUT);
-    let (tree, addr) = start(server).await;
-    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (tree, mut stream) = connect_with_timeout::<R>(app, TIMEOUT).await;
     stream
         .write_all(
             b"GET /echo HTTP/1.1\r\nHost: ginkgo.test\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
