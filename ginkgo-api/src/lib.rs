@@ -12,7 +12,6 @@
 //! - [`future`]: combinators such as [`future::or`] and [`future::zip`] (from futures-lite).
 //! - [`sync`]: channels, events and locks, re-exported from async-channel, event-listener and
 //!   async-lock.
-//! - [`config`]: declared, typed, layered, live-reloadable settings.
 //! - [`service`]: services with lifecycle, owned tasks and supervision.
 //! - [`runtime`]: the traits a backend implements; [`backend`]: helpers for implementing them.
 //!
@@ -34,7 +33,6 @@
 //! ```
 
 pub mod backend;
-pub mod config;
 pub mod future;
 pub mod io;
 pub mod net;

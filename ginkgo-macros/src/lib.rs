@@ -3,8 +3,8 @@
 //! See `ginkgo::config` for the model and a full example. The derive reads:
 //!
 //! - `#[settings(group = "numbers")]` on the struct: the dotted group path (empty for
-//!   top-level settings), and optionally `crate = ginkgo_api` when deriving without the
-//!   `ginkgo` facade;
+//!   top-level settings), and optionally `crate = ginkgo_config` (the path of the config crate) when deriving
+//!   without the `ginkgo` facade;
 //! - on each field: its doc comment as help text, `#[setting(default = EXPR)]` (else
 //!   `Default::default()`), and `#[setting(validate = path::to::function)]` where the function
 //!   is `fn(&T) -> Result<(), String>`.
@@ -51,7 +51,7 @@ fn doc_text(attrs: &[syn::Attribute]) -> String {
 fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
     let mut group = String::new();
-    let mut krate: Path = syn::parse_quote!(::ginkgo);
+    let mut krate: Path = syn::parse_quote!(::ginkgo::config);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("settings")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("group") {
@@ -109,7 +109,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         });
     }
 
-    let private = quote!(#krate::config::__private);
+    let private = quote!(#krate::__private);
     let info = fields.iter().map(|f| {
         let key = f.ident.to_string();
         let ty = &f.ty;
@@ -142,7 +142,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     });
     let type_name = name.to_string();
     Ok(quote! {
-        impl #krate::config::Settings for #name {
+        impl #krate::Settings for #name {
             const GROUP: &'static str = #group;
 
             fn settings() -> ::std::vec::Vec<#private::SettingInfo> {
@@ -151,7 +151,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
 
             fn from_values(
                 values: &#private::Values,
-            ) -> ::core::result::Result<Self, #krate::config::ConfigError> {
+            ) -> ::core::result::Result<Self, #krate::ConfigError> {
                 let mut problems = ::std::vec::Vec::new();
                 #(#reads)*
                 if !problems.is_empty() {

@@ -79,7 +79,9 @@ pub type Backend = ginkgo_backend_threads::Threads;
 
 pub use ginkgo_api::Runtime;
 pub use ginkgo_api::task::JoinError;
-pub use ginkgo_api::{config, future, io, stream, sync};
+pub use ginkgo_api::{future, io, stream, sync};
+/// Settings: declared beside the code, typed, layered, live; see [`ginkgo_config`].
+pub use ginkgo_config as config;
 
 /// Logging and diagnostics: the runner installs a subscriber; services log with its macros.
 pub use tracing;

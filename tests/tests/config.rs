@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ginkgo_api::config::{Config, ConfigError, Problem, Source};
+use ginkgo_config::{Config, ConfigError, Problem, Source};
 use ginkgo_macros::Settings;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the number server.
 #[derive(Settings, Serialize, Deserialize, Debug, PartialEq)]
-#[settings(group = "numbers", crate = ginkgo_api)]
+#[settings(group = "numbers", crate = ginkgo_config)]
 struct Numbers {
     /// How many numbers to send each minute.
     #[setting(default = 60, validate = positive)]
@@ -36,7 +36,7 @@ fn positive(n: &u32) -> Result<(), String> {
 
 /// Top-level settings.
 #[derive(Settings, Serialize, Deserialize, Debug, PartialEq)]
-#[settings(crate = ginkgo_api)]
+#[settings(crate = ginkgo_config)]
 struct Top {
     /// Print more.
     #[setting(default = false)]
@@ -45,7 +45,7 @@ struct Top {
 
 /// A nested group.
 #[derive(Settings, Serialize, Deserialize, Debug, PartialEq)]
-#[settings(group = "deep.inner", crate = ginkgo_api)]
+#[settings(group = "deep.inner", crate = ginkgo_config)]
 struct Deep {
     /// A ratio.
     #[setting(default = 1.5)]
@@ -61,7 +61,7 @@ fn file(text: &str) -> PathBuf {
     path
 }
 
-fn builder() -> ginkgo_api::config::ConfigBuilder {
+fn builder() -> ginkgo_config::ConfigBuilder {
     Config::builder("testprog").no_env()
 }
 
@@ -371,7 +371,7 @@ fn forced_and_command_line_values_survive_reload() {
 
 #[test]
 fn template_loads_back_to_the_defaults() {
-    let text = ginkgo_api::config::template();
+    let text = ginkgo_config::template();
     assert!(text.contains("[numbers]\n# How many numbers to send each minute.\n# type: u32\nrate_per_minute = 60\n"), "{text}");
     assert!(text.contains("[deep.inner]"), "{text}");
     assert!(text.contains("# label =   (unset by default)"), "{text}");

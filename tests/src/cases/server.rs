@@ -301,7 +301,7 @@ pub async fn server_on_inherited_listener<R: Runtime>() {
 
 /// The rate of the live-rate case, read afresh for every line.
 #[derive(ginkgo_macros::Settings)]
-#[settings(group = "conformance_rate", crate = ginkgo_api)]
+#[settings(group = "conformance_rate", crate = ginkgo_config)]
 pub struct RateSettings {
     /// Lines per second sent to each connection.
     #[setting(default = 20)]
@@ -317,7 +317,7 @@ pub async fn live_rate_changes_after_reload<R: Runtime>() {
         R::NAME
     ));
     std::fs::write(&path, "[conformance_rate]\nper_second = 20\n").expect("config");
-    let config = ginkgo_api::config::Config::builder("conformance")
+    let config = ginkgo_config::Config::builder("conformance")
         .no_env()
         .file(&path)
         .load()

@@ -22,12 +22,12 @@ use super::source::Source;
 /// # Examples
 ///
 /// ```
-/// use ginkgo_api::config::{Config, Live, Settings};
+/// use ginkgo_config::{Config, Live, Settings};
 /// use ginkgo_macros::Settings;
 ///
 /// /// How often and what to say.
 /// #[derive(Settings, serde::Serialize, serde::Deserialize)]
-/// #[settings(group = "doc_example", crate = ginkgo_api)]
+/// #[settings(group = "doc_example", crate = ginkgo_config)]
 /// struct Greeting {
 ///     /// The message to print.
 ///     #[setting(default = "Hello World")]
@@ -37,7 +37,7 @@ use super::source::Source;
 /// let config = Config::builder("demo").set("doc_example.message=hi").no_env().load()?;
 /// let greeting: Live<Greeting> = config.get()?;
 /// assert_eq!(greeting.get().message, "hi");
-/// # Ok::<(), ginkgo_api::config::ConfigError>(())
+/// # Ok::<(), ginkgo_config::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct Config {

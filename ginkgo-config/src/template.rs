@@ -12,7 +12,7 @@ use super::registry::{Group, SettingInfo};
 /// # Examples
 ///
 /// ```
-/// let text = ginkgo_api::config::template();
+/// let text = ginkgo_config::template();
 /// assert!(text.starts_with('#'));
 /// ```
 pub fn template() -> String {

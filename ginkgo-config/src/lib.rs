@@ -18,12 +18,12 @@
 //! # Examples
 //!
 //! ```
-//! use ginkgo_api::config::{Config, Settings};
+//! use ginkgo_config::{Config, Settings};
 //! use ginkgo_macros::Settings;
 //!
 //! /// Settings of the number server.
 //! #[derive(Settings, serde::Serialize, serde::Deserialize)]
-//! #[settings(group = "numbers", crate = ginkgo_api)]
+//! #[settings(group = "numbers", crate = ginkgo_config)]
 //! struct Numbers {
 //!     /// How many numbers to send each minute.
 //!     #[setting(default = 60, validate = positive)]
@@ -42,7 +42,7 @@
 //!     err.to_string(),
 //!     "command line --set: unknown setting numbers.rate_per_minut (did you mean numbers.rate_per_minute?)"
 //! );
-//! # Ok::<(), ginkgo_api::config::ConfigError>(())
+//! # Ok::<(), ginkgo_config::ConfigError>(())
 //! ```
 
 mod duration;

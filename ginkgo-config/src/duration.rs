@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// # Examples
 ///
 /// ```
-/// use ginkgo_api::config::Duration;
+/// use ginkgo_config::Duration;
 /// let d: Duration = toml::Value::String("1.5s".into()).try_into().unwrap();
 /// assert_eq!(d.0, std::time::Duration::from_millis(1500));
 /// assert_eq!(d.to_string(), "1500ms");
