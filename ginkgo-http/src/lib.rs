@@ -8,8 +8,15 @@
 //!   stop. [`Listen`] says where; [`HttpHandle`] tells the bound address.
 //! - [`admin`]: `/healthz`, `/readyz`, `/status` and `/metrics` for the service tree, as the
 //!   [`Admin`] service or as a router to merge into an application's.
-//! - [`axum`]: re-exported (without its tokio parts), so routers are built against the same
-//!   version the server runs.
+//! - `axum` (feature `axum`, on by default): re-exported without its tokio parts, so routers
+//!   are built against the same version the server runs; `admin::router`.
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | serving an `axum::Router` unchanged, `admin::router`, `ginkgo_http::axum` |
+//!
+//! Without `axum`, [`HttpServer`] serves any tower service (hyper's own, tower's, or
+//! [`admin::Endpoints`]).
 //!
 //! Everything is generic over the runtime `R`; the `ginkgo` facade's `ginkgo::http` module
 //! fixes it to the backend chosen at build time.
@@ -50,6 +57,7 @@ pub use server::{
     BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpHandle, HttpServer, HttpService, Listen,
 };
 
+#[cfg(feature = "axum")]
 pub use axum;
 pub use http;
 pub use hyper;

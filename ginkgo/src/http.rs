@@ -6,7 +6,8 @@
 //!   service tree, on a port of their own or beside an application's routes.
 //! - [`Executor`], [`Timer`] and [`Io`]: hyper's runtime traits, for using hyper directly
 //!   (its HTTP clients, say).
-//! - [`axum`], [`hyper`] and [`http`]: the versions the server runs, re-exported.
+//! - `axum` (feature `axum`), [`hyper`] and [`http`]: the versions the server runs,
+//!   re-exported.
 //!
 //! # Examples
 //!
@@ -22,8 +23,10 @@
 //! ```
 
 pub use ginkgo_http::admin;
+#[cfg(feature = "axum")]
+pub use ginkgo_http::axum;
 pub use ginkgo_http::{
-    BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpHandle, HttpService, Listen, axum, http, hyper,
+    BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpHandle, HttpService, Listen, http, hyper,
 };
 
 /// A service serving HTTP with a tower service `S`; see [`ginkgo_http::HttpServer`].

@@ -20,8 +20,20 @@
 //!   every backend (drop detaches, `abort()` cancels, panics are reported, never propagated).
 //! - [`service`]: services with a lifecycle, owned tasks and supervision; [`serve_forever`].
 //! - [`config`] and [`Settings`]: declared, layered, live settings.
-//! - [`runner::Runner`]: the command line of a daemon (`run`, `config`, `check`).
 //! - [`time`], [`net`], [`signal`], [`sync`], [`io`], [`future`].
+//!
+//! The optional parts, each a crate of its own behind a feature (all in `default`), so a
+//! program compiles only what it uses:
+//!
+//! | feature | module | crate | what it adds |
+//! |---|---|---|---|
+//! | `net` | `server` | `ginkgo-net` | `StreamServer`, `StreamClient`, the listener and accept loop they share |
+//! | `http` | `http` | `ginkgo-http` | `HttpServer` (hyper, HTTP/1.1 and HTTP/2), the admin endpoints; implies `net` |
+//! | `axum` | `http` | `ginkgo-http` | serving an `axum::Router`, `admin::router`; implies `http` |
+//! | `runner` | `runner` | `ginkgo-runner` | `Runner`: the daemon's command line (clap, tracing-subscriber) |
+//!
+//! `ginkgo = { version = "0.1", default-features = false, features = ["smol"] }` gives the
+//! runtime, services and settings only: no hyper, axum, clap or tracing-subscriber.
 //!
 //! # Examples
 //!
@@ -53,11 +65,11 @@ compile_error!(
 
 use std::future::Future;
 
-// Lets `#[derive(Settings)]`, which names `::ginkgo`, work inside this crate too.
-extern crate self as ginkgo;
-
+#[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "runner")]
 pub mod runner;
+#[cfg(feature = "net")]
 pub mod server;
 
 /// The runtime chosen at build time. Generic code (such as the service layer) is written over

@@ -1,5 +1,5 @@
 //! Stream servers and clients as services, on the backend chosen at build time; see
-//! [`ginkgo_server`] for the details.
+//! [`ginkgo_net`] for the details.
 //!
 //! # Examples
 //!
@@ -30,13 +30,13 @@
 //! });
 //! ```
 
-pub use ginkgo_server::{Backoff, Bind, BoundAddr, Handler};
+pub use ginkgo_net::{Backoff, Bind, BoundAddr, Handler};
 
 /// A TCP server as a service: one owned task per connection.
-pub type StreamServer<H> = ginkgo_server::StreamServer<crate::Backend, H>;
+pub type StreamServer<H> = ginkgo_net::StreamServer<crate::Backend, H>;
 /// One accepted connection.
-pub type Connection = ginkgo_server::Connection<crate::Backend>;
+pub type Connection = ginkgo_net::Connection<crate::Backend>;
 /// A TCP client as a service that reconnects.
-pub type StreamClient<H> = ginkgo_server::StreamClient<crate::Backend, H>;
+pub type StreamClient<H> = ginkgo_net::StreamClient<crate::Backend, H>;
 /// The client's connection.
-pub type ClientConnection = ginkgo_server::ClientConnection<crate::Backend>;
+pub type ClientConnection = ginkgo_net::ClientConnection<crate::Backend>;

@@ -20,7 +20,7 @@ use ginkgo_backend_async_std::AsyncStd;
 use ginkgo_backend_smol::Smol;
 use ginkgo_backend_threads::Threads;
 use ginkgo_backend_tokio::Tokio;
-use ginkgo_server::{Connection, StreamServer};
+use ginkgo_net::{Connection, StreamServer};
 
 use crate::messages;
 use crate::suite::{Backend, Case, Suite};

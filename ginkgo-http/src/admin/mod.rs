@@ -8,21 +8,92 @@
 //! | `GET /metrics` | the tree in the Prometheus text format; see [`metrics::render`] |
 //!
 //! Serve them on their own port with the [`Admin`] service (one line in a parent's `init`),
-//! or merge [`router`] into an application's axum `Router` to serve them beside it.
+//! serve [`Endpoints`] (a plain tower service) from an `HttpServer` of your own, or, with the
+//! `axum` feature, merge `router` into an application's axum `Router` to serve them beside it.
 
 pub mod metrics;
 
+use std::convert::Infallible;
 use std::fmt;
+use std::future::{Ready, ready};
+use std::task::{Context as TaskContext, Poll};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use bytes::Bytes;
 use ginkgo_api::Runtime;
 use ginkgo_api::service::{Context, Error, Options, Service, ServiceHandle, Snapshot, async_trait};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
 
 use crate::{HttpHandle, HttpServer, Listen};
+
+/// The admin endpoints for the tree below `tree` as a tower service, without axum: what
+/// [`Admin`] serves. Paths other than the four endpoints get `404`, methods other than `GET`
+/// and `HEAD` get `405`.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: ginkgo_api::Runtime>() {
+/// use ginkgo_http::{HttpServer, admin::Endpoints};
+///
+/// let server = HttpServer::<R, _>::with_context("127.0.0.1:9000", |ctx| {
+///     Endpoints::new(ctx.handle().root())
+/// });
+/// # drop(server);
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    tree: ServiceHandle,
+}
+
+impl Endpoints {
+    /// The endpoints of the tree below `tree` (pass the root, `ctx.handle().root()`, for the
+    /// whole tree).
+    pub fn new(tree: ServiceHandle) -> Self {
+        Self { tree }
+    }
+
+    /// The answer to `GET path`, or `None` for a path that is not an endpoint.
+    fn answer(&self, path: &str) -> Option<Response<Full<Bytes>>> {
+        Some(match path {
+            "/healthz" => text(StatusCode::OK, "ok".to_owned()),
+            "/readyz" => readyz(&self.tree),
+            "/status" => json(&self.tree.snapshot()),
+            "/metrics" => with_type(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                metrics::render(&self.tree.snapshot()),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for Endpoints {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let response = match self.answer(request.uri().path()) {
+            None => text(StatusCode::NOT_FOUND, "not found".to_owned()),
+            Some(_) if !matches!(*request.method(), Method::GET | Method::HEAD) => {
+                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, String::new());
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("GET,HEAD"));
+                response
+            }
+            Some(response) => response,
+        };
+        ready(Ok(response))
+    }
+}
 
 /// The admin endpoints for the tree below `tree` (pass the root, `ctx.handle().root()`, for
 /// the whole tree), as an axum `Router` to merge into an application's.
@@ -41,23 +112,38 @@ use crate::{HttpHandle, HttpServer, Listen};
 /// # drop(server);
 /// # }
 /// ```
-pub fn router(tree: ServiceHandle) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/status", get(status))
-        .route("/metrics", get(prometheus))
-        .with_state(tree)
+#[cfg(feature = "axum")]
+pub fn router(tree: ServiceHandle) -> axum::Router {
+    let endpoints = Endpoints::new(tree);
+    ["/healthz", "/readyz", "/status", "/metrics"]
+        .into_iter()
+        .fold(axum::Router::new(), |router, path| {
+            router.route_service(path, endpoints.clone())
+        })
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+fn with_type(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
 }
 
-async fn readyz(State(tree): State<ServiceHandle>) -> (StatusCode, String) {
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    with_type(status, "text/plain; charset=utf-8", body)
+}
+
+fn readyz(tree: &ServiceHandle) -> Response<Full<Bytes>> {
     let snapshot = tree.snapshot();
     if snapshot.all_ready() {
-        return (StatusCode::OK, "ready".to_owned());
+        return text(StatusCode::OK, "ready".to_owned());
     }
     let mut waiting = Vec::new();
     snapshot.walk(&mut |service| {
@@ -66,30 +152,20 @@ async fn readyz(State(tree): State<ServiceHandle>) -> (StatusCode, String) {
         }
     });
     let body = format!("not ready: {}", waiting.join(", "));
-    (StatusCode::SERVICE_UNAVAILABLE, body)
+    text(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
-async fn status(State(tree): State<ServiceHandle>) -> Response {
-    json(&tree.snapshot())
-}
-
-fn json(snapshot: &Snapshot) -> Response {
+fn json(snapshot: &Snapshot) -> Response<Full<Bytes>> {
     match serde_json::to_string_pretty(snapshot) {
         Ok(mut body) => {
             body.push('\n');
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            with_type(StatusCode::OK, "application/json", body)
         }
-        Err(err) => (
+        Err(err) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot serialize the snapshot of {}: {err}", snapshot.path),
-        )
-            .into_response(),
+        ),
     }
-}
-
-async fn prometheus(State(tree): State<ServiceHandle>) -> Response {
-    let body = metrics::render(&tree.snapshot());
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// A service serving the [admin endpoints](self) of its whole tree on a port of their own.
@@ -115,15 +191,16 @@ async fn prometheus(State(tree): State<ServiceHandle>) -> Response {
 /// }
 /// ```
 pub struct Admin<R> {
-    server: HttpServer<R, Router>,
+    server: HttpServer<R, Endpoints>,
 }
 
 impl<R: Runtime> Admin<R> {
     /// The admin endpoints on `listen` (an address such as `"127.0.0.1:9000"`, or a bound
     /// [`std::net::TcpListener`]).
     pub fn new(listen: impl Into<Listen>) -> Self {
-        let server = HttpServer::with_context(listen, |ctx: &Context| router(ctx.handle().root()))
-            .named("Admin");
+        let server =
+            HttpServer::with_context(listen, |ctx: &Context| Endpoints::new(ctx.handle().root()))
+                .named("Admin");
         Self { server }
     }
 
@@ -142,7 +219,7 @@ impl<R: Runtime> Admin<R> {
     #[must_use]
     pub fn configure(
         mut self,
-        change: impl FnOnce(HttpServer<R, Router>) -> HttpServer<R, Router>,
+        change: impl FnOnce(HttpServer<R, Endpoints>) -> HttpServer<R, Endpoints>,
     ) -> Self {
         self.server = change(self.server);
         self

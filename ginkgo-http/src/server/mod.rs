@@ -6,7 +6,6 @@ mod exec;
 mod handle;
 mod listen;
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -257,6 +256,7 @@ impl<R: Runtime, S> HttpServer<R, S> {
 
 impl<S: Clone + 'static> Make<S> {
     fn make(&self, ctx: &Context) -> S {
+        #[cfg_attr(not(feature = "axum"), allow(unused_mut))] // only the axum case changes it
         let mut service = match self {
             Make::Service(service) => service.clone(),
             Make::Build(build) => build(ctx),
@@ -264,7 +264,10 @@ impl<S: Clone + 'static> Make<S> {
         // An axum `Router` whose state was never given turns its handlers into routes anew
         // for every request (a clone and allocations each time); giving it the unit state
         // does that once. `axum::serve` does the same for each connection.
-        if let Some(router) = (&mut service as &mut dyn Any).downcast_mut::<axum::Router>() {
+        #[cfg(feature = "axum")]
+        if let Some(router) =
+            (&mut service as &mut dyn std::any::Any).downcast_mut::<axum::Router>()
+        {
             *router = router.clone().with_state(());
         }
         service

@@ -11,7 +11,7 @@ use ginkgo_api::net::TcpStream;
 use ginkgo_api::service::{Cause, State, tree};
 use ginkgo_api::sync::Semaphore;
 use ginkgo_api::time::{sleep, timeout};
-use ginkgo_server::{ClientConnection, Connection, StreamClient, StreamServer};
+use ginkgo_net::{ClientConnection, Connection, StreamClient, StreamServer};
 
 use crate::support::eventually;
 

@@ -1,6 +1,7 @@
 //! The serving loop of `run` and of a daemon: pid file, control socket, tree start, privilege
 //! drop, readiness, then signals and control requests until the tree stops.
 
+use std::marker::PhantomData;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
@@ -10,24 +11,28 @@ use super::notify::Notifier;
 use super::pidfile::{Pidfile, PidfileError};
 use super::privileges;
 use super::settings::{Paths, RunnerSettings};
-use super::{EXIT_CONFIG, EXIT_FAILURE};
-use crate::config::{Config, Live};
-use crate::service::{ServiceHandle, State};
-use crate::signal::{Signal, Signals};
-use crate::sync::channel;
+use crate::{EXIT_CONFIG, EXIT_FAILURE};
+use ginkgo_api::Runtime;
+use ginkgo_api::future::or;
+use ginkgo_api::service::{ServiceHandle, State};
+use ginkgo_api::signal::{Signal, Signals};
+use ginkgo_api::sync::channel;
+use ginkgo_config::{Config, Live};
 
 /// Exit status after a second SIGINT cut the stop short (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// Everything the loop needs.
-pub(super) struct Serving<'a> {
+pub(super) struct Serving<'a, R> {
     pub(super) program: &'a str,
     pub(super) config: &'a Config,
     pub(super) settings: Live<RunnerSettings>,
     pub(super) paths: Paths,
-    pub(super) logs: Logs,
+    /// `None` when the program installs its own tracing subscriber.
+    pub(super) logs: Option<Logs>,
     /// A daemon reports start-up to `start` through its standard input (a pipe).
     pub(super) daemon: bool,
+    pub(super) runtime: PhantomData<fn() -> R>,
 }
 
 /// Reports the start-up outcome to the waiting `start` command, then detaches standard input.
@@ -44,9 +49,9 @@ fn report(daemon: bool, line: &str) {
     }
 }
 
-impl Serving<'_> {
+impl<R: Runtime> Serving<'_, R> {
     /// Runs the tree built from `root` until it stops; returns the exit status.
-    pub(super) fn run(self, root: impl crate::service::Service) -> u8 {
+    pub(super) async fn run(self, root: impl ginkgo_api::service::Service) -> u8 {
         let drop_to = {
             let s = self.settings.get();
             privileges::Drop {
@@ -74,7 +79,9 @@ impl Serving<'_> {
                 };
             }
         };
-        let status = crate::run(self.serve(root, drop_to.is_needed().then_some(privileges)));
+        let status = self
+            .serve(root, drop_to.is_needed().then_some(privileges))
+            .await;
         // The socket file goes before the pid file, so a client that sees no lock finds no
         // socket either.
         if let Err(err) = std::fs::remove_file(&self.paths.socket)
@@ -88,7 +95,7 @@ impl Serving<'_> {
 
     async fn serve(
         &self,
-        root: impl crate::service::Service,
+        root: impl ginkgo_api::service::Service,
         privileges: Option<privileges::Resolved>,
     ) -> u8 {
         let fail = |message: String| {
@@ -105,7 +112,7 @@ impl Serving<'_> {
                 Ok(signals) => signals,
                 Err(err) => return fail(format!("cannot listen for signals: {err}")),
             };
-        let listener = match control::bind(&self.paths.socket) {
+        let listener = match control::bind::<R>(&self.paths.socket) {
             Ok(listener) => listener,
             Err(err) => {
                 return fail(format!(
@@ -115,7 +122,7 @@ impl Serving<'_> {
             }
         };
 
-        let tree = crate::service::tree(root);
+        let tree = ginkgo_api::service::tree::<R>(root);
         if let Err(failure) = tree.start().await {
             eprintln!("{}: {failure}", self.program);
             return fail(format!("start failed: {failure}"));
@@ -128,13 +135,13 @@ impl Serving<'_> {
         }
 
         let (requests, incoming) = channel::unbounded();
-        let control = crate::spawn(control::serve(listener, tree.clone(), requests));
+        let control = ginkgo_api::spawn::<R, _>(control::serve(listener, tree.clone(), requests));
         let watchdog = notifier.watchdog_interval().map(|interval| {
             let notifier = notifier.clone();
-            crate::spawn(async move {
+            ginkgo_api::spawn::<R, _>(async move {
                 loop {
                     notifier.send("WATCHDOG=1");
-                    crate::time::sleep(interval).await;
+                    ginkgo_api::time::sleep::<R>(interval).await;
                 }
             })
         });
@@ -154,7 +161,7 @@ impl Serving<'_> {
     async fn answer(
         &self,
         tree: &ServiceHandle,
-        signals: &mut Signals,
+        signals: &mut Signals<R>,
         incoming: &channel::Receiver<Request>,
         notifier: &Notifier,
     ) -> u8 {
@@ -166,9 +173,9 @@ impl Serving<'_> {
         let ended = tree.wait_until(|state| matches!(state, State::Stopped | State::Failed));
         let mut ended = std::pin::pin!(ended);
         loop {
-            let event = crate::future::or(
+            let event = or(
                 async { Event::Ended(ended.as_mut().await) },
-                crate::future::or(async { Event::Signal(signals.recv().await) }, async {
+                or(async { Event::Signal(signals.recv().await) }, async {
                     match incoming.recv().await {
                         Ok(request) => Event::Request(request),
                         Err(_) => std::future::pending().await,
@@ -216,10 +223,15 @@ impl Serving<'_> {
     }
 
     /// Stops the tree within `stop_timeout`; a second SIGINT exits at once.
-    async fn stop(&self, tree: &ServiceHandle, signals: &mut Signals, notifier: &Notifier) -> u8 {
+    async fn stop(
+        &self,
+        tree: &ServiceHandle,
+        signals: &mut Signals<R>,
+        notifier: &Notifier,
+    ) -> u8 {
         notifier.stopping();
         let limit = self.settings.get().stop_timeout.0;
-        let stopping = crate::time::timeout(limit, tree.stop());
+        let stopping = ginkgo_api::time::timeout::<R, _>(limit, tree.stop());
         let interrupted = async {
             loop {
                 match signals.recv().await {
@@ -229,7 +241,7 @@ impl Serving<'_> {
                 }
             }
         };
-        match crate::future::or(async { Some(stopping.await) }, async {
+        match or(async { Some(stopping.await) }, async {
             interrupted.await;
             None
         })
@@ -266,7 +278,9 @@ impl Serving<'_> {
                 format!("configuration rejected; the old one stays in force:\n{err}")
             })?;
             tracing::info!(?changed, "configuration reloaded");
-            if let Err(err) = self.logs.apply(&self.settings.get()) {
+            if let Some(logs) = &self.logs
+                && let Err(err) = logs.apply(&self.settings.get())
+            {
                 tracing::error!(%err, "log settings not applied");
             }
             tree.reload().await.map_err(|failure| {

@@ -106,12 +106,14 @@ fn monotonic_usec() -> u64 {
 /// # Examples
 ///
 /// ```no_run
-/// let mut inherited = ginkgo::runner::ListenFds::take();
+/// # fn demo<R: ginkgo_api::Runtime>() -> std::io::Result<()> {
+/// let mut inherited = ginkgo_runner::ListenFds::take();
 /// if let Some(listener) = inherited.tcp(0).transpose() {
 ///     let std_listener = listener?;
-///     let listener = ginkgo::net::TcpListener::from_std(std_listener)?;
+///     let listener = ginkgo_api::net::TcpListener::<R>::from_std(std_listener)?;
 /// }
-/// # Ok::<(), std::io::Error>(())
+/// # Ok(())
+/// # }
 /// ```
 pub struct ListenFds(listenfd::ListenFd);
 

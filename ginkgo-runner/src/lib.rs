@@ -31,17 +31,21 @@
 //!
 //! # Examples
 //!
+//! Generic over the runtime here; with the `ginkgo` facade it is `ginkgo::runner::Runner`,
+//! which names no runtime:
+//!
 //! ```no_run
-//! use ginkgo::runner::Runner;
-//! use ginkgo::service::Service;
+//! use ginkgo_api::Runtime;
+//! use ginkgo_api::service::{Service, async_trait};
+//! use ginkgo_runner::Runner;
 //!
 //! struct App;
 //!
-//! #[ginkgo::async_trait]
+//! #[async_trait]
 //! impl Service for App {}
 //!
-//! fn main() -> std::process::ExitCode {
-//!     Runner::new("app").run(|_config| Ok(App))
+//! fn main_on<R: Runtime>() -> std::process::ExitCode {
+//!     Runner::<R>::new("app").run(|_config| Ok(App))
 //! }
 //! ```
 
@@ -55,6 +59,8 @@ mod serve;
 mod settings;
 
 use std::ffi::OsString;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,8 +70,9 @@ use clap::{Parser, Subcommand};
 pub use notify::{ListenFds, Notifier};
 pub use settings::{Paths, RunnerSettings};
 
-use crate::config::{Config, ConfigError};
-use crate::service::Service;
+use ginkgo_api::Runtime;
+use ginkgo_api::service::Service;
+use ginkgo_config::{Config, ConfigError};
 
 /// Exit status for a configuration error (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: u8 = 78;
@@ -118,16 +125,63 @@ enum Command {
     Daemon,
 }
 
-/// Runs a ginkgo program: parses the command line, loads the configuration, and runs the
-/// command.
-#[derive(Debug, Clone)]
-pub struct Runner {
+/// Runs a ginkgo program on runtime `R`: parses the command line, loads the configuration, and
+/// runs the command. The `ginkgo` facade fixes `R` (`ginkgo::runner::Runner`).
+///
+/// Library code here never exits the process: every entry point returns the exit status, so a
+/// program can embed the runner in its own `main` and decide what to do with it.
+///
+/// - [`Runner::run`] / [`Runner::run_with_args`] start runtime `R` themselves.
+/// - [`Runner::run_async`] runs on a runtime the program has already started: the serving loop
+///   runs in the caller's task; the commands that block (`stop`, `logtail`, ...) run in a
+///   blocking task.
+pub struct Runner<R> {
     program: String,
     version: Option<String>,
     about: Option<String>,
+    install_logging: bool,
+    _runtime: PhantomData<fn() -> R>,
 }
 
-impl Runner {
+impl<R> fmt::Debug for Runner<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("program", &self.program)
+            .field("version", &self.version)
+            .field("about", &self.about)
+            .field("install_logging", &self.install_logging)
+            .finish()
+    }
+}
+
+impl<R> Clone for Runner<R> {
+    fn clone(&self) -> Self {
+        Self {
+            program: self.program.clone(),
+            version: self.version.clone(),
+            about: self.about.clone(),
+            install_logging: self.install_logging,
+            _runtime: PhantomData,
+        }
+    }
+}
+
+/// What the command line asks for, once parsed and loaded.
+enum Next {
+    /// Done already (help, a configuration error, `config`, `check`).
+    Exit(ExitCode),
+    /// A command that talks to a running daemon or follows a file; it may block for long.
+    Command(Box<dyn FnOnce() -> ExitCode + Send>),
+    /// Serve the tree in this process.
+    Serve {
+        config: Config,
+        settings: ginkgo_config::Live<RunnerSettings>,
+        paths: Paths,
+        daemon: bool,
+    },
+}
+
+impl<R: Runtime> Runner<R> {
     /// A runner for `program` (its name also sets the environment prefix of its settings and
     /// the default pid and log file names).
     pub fn new(program: &str) -> Self {
@@ -135,6 +189,8 @@ impl Runner {
             program: program.to_owned(),
             version: None,
             about: None,
+            install_logging: true,
+            _runtime: PhantomData,
         }
     }
 
@@ -152,12 +208,21 @@ impl Runner {
         self
     }
 
+    /// Whether the runner installs the process-wide tracing subscriber (the default, `true`).
+    /// A program that installs its own passes `false`; `loglevel` and `logformat` are then
+    /// not applied, and SIGUSR1 still reopens the daemon's log file.
+    #[must_use]
+    pub fn install_logging(mut self, install: bool) -> Self {
+        self.install_logging = install;
+        self
+    }
+
     /// Runs the program with the process's arguments. `build` makes the root service from
     /// the loaded configuration. Returns the exit status for `main`.
     pub fn run<S, F>(self, build: F) -> ExitCode
     where
         S: Service,
-        F: FnOnce(&Config) -> Result<S, crate::service::Error>,
+        F: FnOnce(&Config) -> Result<S, ginkgo_api::service::Error>,
     {
         self.run_with_args(std::env::args_os(), build)
     }
@@ -166,7 +231,70 @@ impl Runner {
     pub fn run_with_args<S, F, I, A>(self, args: I, build: F) -> ExitCode
     where
         S: Service,
-        F: FnOnce(&Config) -> Result<S, crate::service::Error>,
+        F: FnOnce(&Config) -> Result<S, ginkgo_api::service::Error>,
+        I: IntoIterator<Item = A>,
+        A: Into<OsString> + Clone,
+    {
+        match self.prepare(args) {
+            Next::Exit(status) => status,
+            Next::Command(command) => command(),
+            Next::Serve {
+                config,
+                settings,
+                paths,
+                daemon,
+            } => ginkgo_api::block_on::<R, _>(self.serve(&config, settings, paths, daemon, build)),
+        }
+    }
+
+    /// Like [`Runner::run_with_args`], on a runtime `R` that is already running: await it
+    /// from the program's own main task.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use ginkgo_api::Runtime;
+    /// # struct App;
+    /// # #[ginkgo_api::service::async_trait]
+    /// # impl ginkgo_api::service::Service for App {}
+    /// # fn demo<R: Runtime>() -> std::process::ExitCode {
+    /// use ginkgo_runner::Runner;
+    ///
+    /// ginkgo_api::block_on::<R, _>(async {
+    ///     // ... the program's own set-up on the running runtime ...
+    ///     Runner::<R>::new("app")
+    ///         .run_async(std::env::args_os(), |_config| Ok(App))
+    ///         .await
+    /// })
+    /// # }
+    /// ```
+    pub async fn run_async<S, F, I, A>(self, args: I, build: F) -> ExitCode
+    where
+        S: Service,
+        F: FnOnce(&Config) -> Result<S, ginkgo_api::service::Error>,
+        I: IntoIterator<Item = A>,
+        A: Into<OsString> + Clone,
+    {
+        match self.prepare(args) {
+            Next::Exit(status) => status,
+            Next::Command(command) => ginkgo_api::spawn_blocking::<R, _, _>(command)
+                .await
+                .unwrap_or_else(|err| {
+                    eprintln!("{}: {err}", self.program);
+                    ExitCode::from(EXIT_FAILURE)
+                }),
+            Next::Serve {
+                config,
+                settings,
+                paths,
+                daemon,
+            } => self.serve(&config, settings, paths, daemon, build).await,
+        }
+    }
+
+    /// Parses the command line and loads the configuration; says what to do next.
+    fn prepare<I, A>(&self, args: I) -> Next
+    where
         I: IntoIterator<Item = A>,
         A: Into<OsString> + Clone,
     {
@@ -185,34 +313,36 @@ impl Runner {
             // `--help` and `--version` land here too, with exit status 0.
             Err(err) => {
                 let _ = err.print();
-                return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+                return Next::Exit(ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2)));
             }
         };
         let command = cli.command.clone().unwrap_or(Command::Run);
         if command == (Command::Config { template: true }) {
-            print!("{}", crate::config::template());
-            return ExitCode::SUCCESS;
+            print!("{}", ginkgo_config::template());
+            return Next::Exit(ExitCode::SUCCESS);
         }
         let config = match self.load(&cli) {
             Ok(config) => config,
             Err(err) => {
                 eprintln!("{}: configuration error:\n{err}", self.program);
-                return self.without_config(&cli, &command);
+                return self.without_config(cli, command);
             }
         };
         let settings = match config.get::<RunnerSettings>() {
             Ok(settings) => settings,
             Err(err) => {
                 eprintln!("{}: configuration error:\n{err}", self.program);
-                return ExitCode::from(EXIT_CONFIG);
+                return Next::Exit(ExitCode::from(EXIT_CONFIG));
             }
         };
         let paths = Paths::resolve(&self.program, &settings.get());
-        let program = self.program.as_str();
+        let program = self.program.clone();
+        let stop_timeout = settings.get().stop_timeout.0;
+        let blocking = |command: Box<dyn FnOnce() -> ExitCode + Send>| Next::Command(command);
         match command {
             Command::Config { .. } => {
                 print_settings(&config);
-                ExitCode::SUCCESS
+                Next::Exit(ExitCode::SUCCESS)
             }
             Command::Check => {
                 match config.file() {
@@ -221,52 +351,64 @@ impl Runner {
                     }
                     None => println!("{program}: configuration is valid"),
                 }
-                ExitCode::SUCCESS
+                Next::Exit(ExitCode::SUCCESS)
             }
-            Command::Run => self.serve(&config, settings, paths, false, build),
+            Command::Run => Next::Serve {
+                config,
+                settings,
+                paths,
+                daemon: false,
+            },
             Command::Daemon => {
                 daemon::set_umask(settings.get().umask);
-                self.serve(&config, settings, paths, true, build)
+                Next::Serve {
+                    config,
+                    settings,
+                    paths,
+                    daemon: true,
+                }
             }
-            Command::Start => daemon::start(program, &paths, &forwarded(&cli)),
-            Command::Detach => daemon::detach(&paths, &forwarded(&cli)),
-            Command::Stop => stop(program, &paths, settings.get().stop_timeout.0),
-            Command::Restart => {
-                let stopped = stop(program, &paths, settings.get().stop_timeout.0);
+            Command::Start => blocking(Box::new(move || {
+                daemon::start(&program, &paths, &forwarded(&cli))
+            })),
+            Command::Detach => blocking(Box::new(move || daemon::detach(&paths, &forwarded(&cli)))),
+            Command::Stop => blocking(Box::new(move || stop(&program, &paths, stop_timeout))),
+            Command::Restart => blocking(Box::new(move || {
+                let stopped = stop(&program, &paths, stop_timeout);
                 if stopped != ExitCode::SUCCESS {
                     return stopped;
                 }
-                daemon::start(program, &paths, &forwarded(&cli))
-            }
-            Command::Reload => reload(program, &paths),
-            Command::Status => status(program, &paths),
-            Command::Log => log(program, &paths),
-            Command::Logtail => logtail(program, &paths),
+                daemon::start(&program, &paths, &forwarded(&cli))
+            })),
+            Command::Reload => blocking(Box::new(move || reload(&program, &paths))),
+            Command::Status => blocking(Box::new(move || status(&program, &paths))),
+            Command::Log => blocking(Box::new(move || log(&program, &paths))),
+            Command::Logtail => blocking(Box::new(move || logtail(&program, &paths))),
         }
     }
 
     /// Commands that only talk to a running daemon still work when the configuration does
     /// not load (so a typo never prevents a stop); the others exit with `EX_CONFIG`.
-    fn without_config(&self, cli: &Cli, command: &Command) -> ExitCode {
-        let program = self.program.as_str();
+    fn without_config(&self, cli: Cli, command: Command) -> Next {
+        let program = self.program.clone();
         let file = cli.config.as_ref().map(|file| origin().join(file));
-        let (paths, stop_timeout) = match settings::lenient(program, file.as_deref(), &cli.set) {
+        let (paths, stop_timeout) = match settings::lenient(&program, file.as_deref(), &cli.set) {
             Ok(found) => found,
             // Even the declared defaults do not load: nothing can be found.
-            Err(_) => return ExitCode::from(EXIT_CONFIG),
+            Err(_) => return Next::Exit(ExitCode::from(EXIT_CONFIG)),
         };
-        match command {
-            Command::Stop => stop(program, &paths, stop_timeout),
-            Command::Status => status(program, &paths),
-            Command::Log => log(program, &paths),
-            Command::Logtail => logtail(program, &paths),
+        Next::Command(match command {
+            Command::Stop => Box::new(move || stop(&program, &paths, stop_timeout)),
+            Command::Status => Box::new(move || status(&program, &paths)),
+            Command::Log => Box::new(move || log(&program, &paths)),
+            Command::Logtail => Box::new(move || logtail(&program, &paths)),
             // The daemon checks the same files and gives its verdict; exit non-zero anyway.
-            Command::Reload => {
-                let _ = reload(program, &paths);
+            Command::Reload => Box::new(move || {
+                let _ = reload(&program, &paths);
                 ExitCode::from(EXIT_CONFIG)
-            }
-            _ => ExitCode::from(EXIT_CONFIG),
-        }
+            }),
+            _ => return Next::Exit(ExitCode::from(EXIT_CONFIG)),
+        })
     }
 
     fn load(&self, cli: &Cli) -> Result<Config, ConfigError> {
@@ -280,24 +422,28 @@ impl Runner {
         builder.load()
     }
 
-    fn serve<S, F>(
+    async fn serve<S, F>(
         &self,
         config: &Config,
-        settings: crate::config::Live<RunnerSettings>,
+        settings: ginkgo_config::Live<RunnerSettings>,
         paths: Paths,
         daemon: bool,
         build: F,
     ) -> ExitCode
     where
         S: Service,
-        F: FnOnce(&Config) -> Result<S, crate::service::Error>,
+        F: FnOnce(&Config) -> Result<S, ginkgo_api::service::Error>,
     {
-        let logs = match logging::install(&settings.get()) {
-            Ok(logs) => logs,
-            Err(err) => {
-                eprintln!("{}: cannot set up logging: {err}", self.program);
-                return ExitCode::from(EXIT_CONFIG);
+        let logs = if self.install_logging {
+            match logging::install(&settings.get()) {
+                Ok(logs) => Some(logs),
+                Err(err) => {
+                    eprintln!("{}: cannot set up logging: {err}", self.program);
+                    return ExitCode::from(EXIT_CONFIG);
+                }
             }
+        } else {
+            None
         };
         let root = match build(config) {
             Ok(root) => root,
@@ -306,15 +452,16 @@ impl Runner {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let serving = serve::Serving {
+        let serving = serve::Serving::<R> {
             program: &self.program,
             config,
             settings,
             paths,
             logs,
             daemon,
+            runtime: PhantomData,
         };
-        ExitCode::from(serving.run(root))
+        ExitCode::from(serving.run(root).await)
     }
 }
 
@@ -356,7 +503,7 @@ fn stop(program: &str, paths: &Paths, stop_timeout: Duration) -> ExitCode {
     };
     let asked = control::request(&paths.socket, "stop", Duration::from_secs(10));
     if !matches!(asked, Ok((true, _)))
-        && let Err(err) = crate::signal::Signal::Term.send_to(pid)
+        && let Err(err) = ginkgo_api::signal::Signal::Term.send_to(pid)
     {
         eprintln!("{program}: cannot stop pid {pid}: {err}");
         return ExitCode::from(EXIT_FAILURE);
@@ -393,7 +540,7 @@ fn reload(program: &str, paths: &Paths) -> ExitCode {
             eprint!("{program}: {text}");
             ExitCode::from(EXIT_FAILURE)
         }
-        Err(err) => match crate::signal::Signal::Hup.send_to(pid) {
+        Err(err) => match ginkgo_api::signal::Signal::Hup.send_to(pid) {
             Ok(()) => {
                 println!(
                     "{program}: no control socket ({err}); sent SIGHUP to pid {pid}, the outcome is in the log"

@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
-//! use ginkgo_server::{Connection, StreamServer};
+//! use ginkgo_net::{Connection, StreamServer};
 //!
 //! # fn demo<R: ginkgo_api::Runtime>() {
 //! let echo = StreamServer::<R, _>::new("echo", "127.0.0.1:0", |mut conn: Connection<R>| async move {

@@ -8,10 +8,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
-use crate::net::UnixListener;
-use crate::service::{ServiceHandle, Snapshot};
-use crate::sync::channel;
+use ginkgo_api::Runtime;
+use ginkgo_api::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use ginkgo_api::net::{UnixListener, UnixStream};
+use ginkgo_api::service::{ServiceHandle, Snapshot};
+use ginkgo_api::sync::channel;
 
 /// A request the control socket hands to the serving loop.
 pub(super) enum Request {
@@ -23,7 +24,7 @@ pub(super) enum Request {
 
 /// Binds the control socket, replacing a leftover file (the caller holds the pid file lock,
 /// so no live process uses it), and makes it private to its owner.
-pub(super) fn bind(path: &Path) -> io::Result<UnixListener> {
+pub(super) fn bind<R: Runtime>(path: &Path) -> io::Result<UnixListener<R>> {
     match std::fs::remove_file(path) {
         Ok(()) => tracing::info!(socket = %path.display(), "removed a stale control socket"),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -35,8 +36,8 @@ pub(super) fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Serves control requests until the task is aborted.
-pub(super) async fn serve(
-    listener: UnixListener,
+pub(super) async fn serve<R: Runtime>(
+    listener: UnixListener<R>,
     tree: ServiceHandle,
     requests: channel::Sender<Request>,
 ) {
@@ -45,14 +46,14 @@ pub(super) async fn serve(
             Ok((stream, _)) => stream,
             Err(err) => {
                 tracing::warn!(%err, "control socket accept failed");
-                crate::time::sleep(Duration::from_millis(100)).await;
+                ginkgo_api::time::sleep::<R>(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let tree = tree.clone();
         let requests = requests.clone();
         // Each client is answered in its own task, so a slow one cannot block the others.
-        drop(crate::spawn(async move {
+        drop(ginkgo_api::spawn::<R, _>(async move {
             if let Err(err) = answer(stream, &tree, &requests).await {
                 tracing::debug!(%err, "control client went away");
             }
@@ -60,14 +61,15 @@ pub(super) async fn serve(
     }
 }
 
-async fn answer(
-    stream: crate::net::UnixStream,
+async fn answer<R: Runtime>(
+    stream: UnixStream<R>,
     tree: &ServiceHandle,
     requests: &channel::Sender<Request>,
 ) -> io::Result<()> {
     let mut reader = AsyncBufReader::new(stream);
     let mut line = String::new();
-    crate::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await??;
+    ginkgo_api::time::timeout::<R, _>(Duration::from_secs(5), reader.read_line(&mut line))
+        .await??;
     let mut stream = reader.into_inner();
     let reply = match line.trim() {
         "status" => format!("ok\n{}", render(&tree.snapshot(), SystemTime::now())),

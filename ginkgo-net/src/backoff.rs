@@ -8,7 +8,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use ginkgo_server::Backoff;
+/// use ginkgo_net::Backoff;
 /// let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(40), 0.0);
 /// let delays: Vec<_> = (0..4).map(|_| backoff.next_delay()).collect();
 /// assert_eq!(delays, [10, 20, 40, 40].map(Duration::from_millis));

@@ -9,10 +9,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
-use super::EXIT_FAILURE;
 use super::logging::open_logfile;
 use super::pidfile;
 use super::settings::Paths;
+use crate::EXIT_FAILURE;
 
 /// The hidden command of the first child.
 pub(super) const DETACH: &str = "__detach";

@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Duration;
+use ginkgo_config::Duration;
 
 /// Settings every ginkgo program has, at the top level (Ginkgo's built-in settings).
-#[derive(crate::Settings, Debug)]
+#[derive(ginkgo_macros::Settings, Debug)]
+#[settings(crate = ginkgo_config)]
 pub struct RunnerSettings {
     /// The pid file, locked while the program runs. Empty: <rundir>/<program>.pid.
     #[setting(default = "")]
@@ -63,7 +64,7 @@ pub struct Paths {
 impl Paths {
     /// Resolves the settings against the current directory.
     pub fn resolve(program: &str, settings: &RunnerSettings) -> Self {
-        let cwd = super::origin();
+        let cwd = crate::origin();
         let absolute = |p: &str| -> PathBuf {
             let path = Path::new(p);
             if path.is_absolute() {
@@ -102,7 +103,7 @@ pub(super) fn lenient(
     program: &str,
     file: Option<&Path>,
     sets: &[String],
-) -> Result<(Paths, std::time::Duration), crate::config::ConfigError> {
+) -> Result<(Paths, std::time::Duration), ginkgo_config::ConfigError> {
     const KEYS: [&str; 4] = ["pidfile", "rundir", "logfile", "stop_timeout"];
     let mut assignments: Vec<String> = Vec::new();
     if let Some(table) = file
@@ -116,7 +117,7 @@ pub(super) fn lenient(
             assignments.push(format!("{key}={text}"));
         }
     }
-    let prefix = crate::config::env_prefix(program);
+    let prefix = ginkgo_config::env_prefix(program);
     for key in KEYS {
         if let Ok(value) = std::env::var(format!("{prefix}{}", key.to_uppercase())) {
             assignments.push(format!("{key}={value}"));
@@ -131,7 +132,7 @@ pub(super) fn lenient(
             .cloned(),
     );
     let load = |assignments: &[String]| {
-        let mut builder = crate::config::Config::builder(program).no_env();
+        let mut builder = ginkgo_config::Config::builder(program).no_env();
         for assignment in assignments {
             builder = builder.set(assignment.clone());
         }
