@@ -5,3 +5,71 @@ pub use futures_io::{AsyncBufRead, AsyncRead, AsyncWrite};
 pub use futures_lite::io::{
     AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, copy,
 };
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+/// Adds context (the path or address that failed, say) to an I/O error without losing what it
+/// was: the result has the same [`io::ErrorKind`], its message is `message(&err)`, its
+/// [`source`](Error::source) is the original error, and [`raw_os_error`] still finds the OS
+/// error code.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use ginkgo_api::io::{raw_os_error, with_context};
+///
+/// let refused = io::Error::from_raw_os_error(111); // ECONNREFUSED on Linux
+/// let err = with_context(refused, |err| format!("connect to 127.0.0.1:9: {err}"));
+/// assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+/// assert!(err.to_string().starts_with("connect to 127.0.0.1:9: "));
+/// assert_eq!(raw_os_error(&err), Some(111));
+/// assert!(std::error::Error::source(&err).is_some());
+/// ```
+pub fn with_context(err: io::Error, message: impl FnOnce(&io::Error) -> String) -> io::Error {
+    let message = message(&err);
+    io::Error::new(
+        err.kind(),
+        ContextError {
+            message,
+            source: err,
+        },
+    )
+}
+
+/// The OS error code of `err`, also when [`with_context`] wrapped it (at any depth).
+pub fn raw_os_error(err: &io::Error) -> Option<i32> {
+    err.raw_os_error().or_else(|| {
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ContextError>())
+            .and_then(|context| raw_os_error(&context.source))
+    })
+}
+
+/// An I/O error with context; see [`with_context`].
+#[derive(Debug)]
+pub struct ContextError {
+    message: String,
+    source: io::Error,
+}
+
+impl ContextError {
+    /// The error that had the context added.
+    pub fn original(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for ContextError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}

@@ -1,6 +1,8 @@
 //! Configuration errors: each problem names where it came from and what to fix.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 use super::source::Source;
 
@@ -18,8 +20,8 @@ pub enum Problem {
     Io {
         /// The file.
         file: String,
-        /// The operating system's message.
-        message: String,
+        /// The error reading it, with its kind and OS error code.
+        error: IoError,
     },
     /// A file is not valid TOML.
     Syntax {
@@ -104,8 +106,8 @@ fn located(f: &mut fmt::Formatter<'_>, source: &Source) -> fmt::Result {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Io { file, message } => {
-                write!(f, "cannot read config file {file}: {message}")
+            Problem::Io { file, error } => {
+                write!(f, "cannot read config file {file}: {}", error.0)
             }
             Problem::Syntax {
                 file,
@@ -161,4 +163,30 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+/// The I/O error of [`Problem::Io`]; two are equal when their kind and message are.
+#[derive(Debug, Clone)]
+pub struct IoError(pub Arc<io::Error>);
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::error::Error for Problem {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Problem::Io { error, .. } => Some(&*error.0),
+            _ => None,
+        }
+    }
+}
+
+/// Its source is the first problem (the whole list is in the message).
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.problems
+            .first()
+            .map(|problem| problem as &(dyn std::error::Error + 'static))
+    }
+}

@@ -54,7 +54,7 @@ mod source;
 mod template;
 
 pub use duration::Duration;
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, IoError, Problem};
 pub use live::{Config, ConfigBuilder, Entry, Live, env_prefix};
 pub use registry::{SettingInfo, Values, settings};
 pub use source::Source;

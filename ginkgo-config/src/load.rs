@@ -6,7 +6,7 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::error::{ConfigError, Problem};
+use super::error::{ConfigError, IoError, Problem};
 use super::registry::{Registry, SettingInfo, Values};
 use super::source::Source;
 
@@ -171,7 +171,7 @@ fn read_file(
         Err(err) => {
             problems.push(Problem::Io {
                 file: name.to_string(),
-                message: err.to_string(),
+                error: IoError(Arc::new(err)),
             });
             return;
         }

@@ -5,7 +5,8 @@
 //!   futures-io adapter [`rt::Io`], for hyper's servers and clients alike.
 //! - [`HttpServer`]: a service that serves HTTP/1.1 (keep-alive) and HTTP/2 (prior knowledge)
 //!   on one port, a task per connection, with counters, header read timeouts and a graceful
-//!   stop. [`Listen`] says where; [`HttpHandle`] tells the bound address.
+//!   stop. [`Listen`] says where; [`BoundAddr`] tells the bound address (both ginkgo-net's, shared
+//!   with every server kind, as is the accept loop).
 //! - [`admin`]: `/healthz`, `/readyz`, `/status` and `/metrics` for the service tree, as the
 //!   [`Admin`] service or as a router to merge into an application's.
 //! - `axum` (feature `axum`, on by default): re-exported without its tokio parts, so routers
@@ -39,7 +40,7 @@
 //! # fn demo<R: Runtime>() {
 //! ginkgo_api::block_on::<R, _>(async {
 //!     let server = app::<R>("127.0.0.1:0");
-//!     let listening = server.handle();
+//!     let listening = server.address();
 //!     let tree = ginkgo_api::service::tree::<R>(server);
 //!     tree.start().await.unwrap();
 //!     println!("serving on http://{}", listening.local_addr().unwrap());
@@ -53,9 +54,8 @@ pub mod rt;
 mod server;
 
 pub use admin::Admin;
-pub use server::{
-    BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpHandle, HttpServer, HttpService, Listen,
-};
+pub use ginkgo_net::{BoundAddr, Listen};
+pub use server::{BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpServer, HttpService};
 
 #[cfg(feature = "axum")]
 pub use axum;

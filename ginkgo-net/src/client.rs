@@ -10,7 +10,7 @@ use ginkgo_api::Runtime;
 use ginkgo_api::net::TcpStream;
 use ginkgo_api::service::{Context, Error, Service, Shutdown, TaskResult, async_trait};
 
-use crate::backoff::Backoff;
+use ginkgo_api::time::Backoff;
 
 /// The client's connection, handed to its handler.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub struct StreamClient<R: Runtime, H> {
     name: String,
     address: String,
     handler: H,
-    backoff: (Duration, Duration),
+    backoff: Backoff,
     connect_timeout: Duration,
     _runtime: PhantomData<fn() -> R>,
 }
@@ -50,7 +50,7 @@ where
             name: name.to_owned(),
             address: address.to_owned(),
             handler,
-            backoff: (Duration::from_millis(50), Duration::from_secs(5)),
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5), 0.1),
             connect_timeout: Duration::from_secs(5),
             _runtime: PhantomData,
         }
@@ -59,7 +59,7 @@ where
     /// The reconnect backoff: first delay and cap (default 50 ms and 5 s).
     #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff = (initial, max);
+        self.backoff = Backoff::new(initial, max, 0.1);
         self
     }
 
@@ -93,7 +93,7 @@ where
             self.handler.clone(),
             self.connect_timeout,
         );
-        let mut backoff = Backoff::new(self.backoff.0, self.backoff.1, 0.1);
+        let mut backoff = self.backoff.retries();
         let me = ctx.clone();
         let shutdown = ctx.shutdown();
         ctx.spawn("connection", async move {

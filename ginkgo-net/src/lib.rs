@@ -1,8 +1,12 @@
-//! Stream servers and clients as ginkgo-rs services.
+//! Stream servers and clients as ginkgo-rs services, and the listener and accept loop every
+//! server kind shares.
 //!
+//! - [`Listen`]: where a server listens (an address, or an inherited listener); [`BoundAddr`]:
+//!   where it listens now.
+//! - [`AcceptLoop`]: the one accept loop (connection cap, backoff on accept errors, counters,
+//!   graceful close) that [`StreamServer`] and ginkgo-http's `HttpServer` run.
 //! - [`StreamServer`]: accepts TCP connections and runs a handler per connection in a task the
-//!   service owns; caps concurrent connections; backs off on accept errors such as `EMFILE`;
-//!   stops gracefully; counts connections.
+//!   service owns; stops gracefully.
 //! - [`StreamClient`]: keeps one connection to a server, reconnecting with capped exponential
 //!   backoff; ready only while connected.
 //!
@@ -31,7 +35,7 @@
 //! ginkgo_api::block_on::<R, _>(async {
 //!     let tree = ginkgo_api::service::tree::<R>(echo);
 //!     tree.start().await.unwrap();
-//!     let mut client = ginkgo_api::net::TcpStream::<R>::connect(address.get().unwrap()).await.unwrap();
+//!     let mut client = ginkgo_api::net::TcpStream::<R>::connect(address.local_addr().unwrap()).await.unwrap();
 //!     client.write_all(b"ping").await.unwrap();
 //!     let mut reply = [0u8; 4];
 //!     client.read_exact(&mut reply).await.unwrap();
@@ -41,12 +45,13 @@
 //! # }
 //! ```
 
-mod backoff;
-mod bind;
+mod accept;
 mod client;
+mod listen;
 mod server;
 
-pub use backoff::Backoff;
-pub use bind::{Bind, BoundAddr};
+pub use accept::{AcceptLoop, Accepted, ConnectionGuard, DEFAULT_MAX_CONNECTIONS};
 pub use client::{ClientConnection, StreamClient};
+pub use ginkgo_api::time::Backoff;
+pub use listen::{BoundAddr, Listen};
 pub use server::{Connection, Handler, StreamServer};

@@ -26,7 +26,7 @@ pub use ginkgo_http::admin;
 #[cfg(feature = "axum")]
 pub use ginkgo_http::axum;
 pub use ginkgo_http::{
-    BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpHandle, HttpService, Listen, http, hyper,
+    BoundAddr, BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpService, Listen, http, hyper,
 };
 
 /// A service serving HTTP with a tower service `S`; see [`ginkgo_http::HttpServer`].

@@ -21,7 +21,7 @@
 //! ginkgo::run(async {
 //!     let tree = ginkgo::service::tree(echo);
 //!     tree.start().await.unwrap();
-//!     let mut client = ginkgo::net::TcpStream::connect(address.get().unwrap()).await.unwrap();
+//!     let mut client = ginkgo::net::TcpStream::connect(address.local_addr().unwrap()).await.unwrap();
 //!     client.write_all(b"ping").await.unwrap();
 //!     let mut reply = [0u8; 4];
 //!     client.read_exact(&mut reply).await.unwrap();
@@ -30,7 +30,7 @@
 //! });
 //! ```
 
-pub use ginkgo_net::{Backoff, Bind, BoundAddr, Handler};
+pub use ginkgo_net::{Backoff, BoundAddr, DEFAULT_MAX_CONNECTIONS, Handler, Listen};
 
 /// A TCP server as a service: one owned task per connection.
 pub type StreamServer<H> = ginkgo_net::StreamServer<crate::Backend, H>;

@@ -75,6 +75,7 @@ macro_rules! conformance_suite {
             service::restart_strategies,
             service::intensity_escalates,
             service::backoff_grows,
+            service::normal_exits_spend_intensity,
             service::dynamic_children,
             service::subscriber_sees_transitions,
             service::stop_idempotent_and_restartable,

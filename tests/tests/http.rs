@@ -30,6 +30,7 @@ macro_rules! http_suite {
             serve::upgraded_connection_outlives_header_read_timeout,
             serve::bind_error_names_address,
             serve::serves_inherited_listener,
+            serve::max_connections_caps_connections,
             admin::readyz_follows_tree,
             admin::status_is_json,
             admin::metrics_exposition,

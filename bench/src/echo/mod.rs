@@ -60,7 +60,7 @@ fn ginkgo<R: Runtime>() -> Duration {
     ginkgo_api::block_on::<R, _>(async move {
         let tree = ginkgo_api::service::tree::<R>(server);
         tree.start().await.expect("the echo server starts");
-        let took = load(address.get().expect("listening once started")).await;
+        let took = load(address.local_addr().expect("listening once started")).await;
         let report = tree.stop().await;
         assert!(
             report.is_clean(),

@@ -86,7 +86,7 @@ fn ginkgo<R: Runtime>() -> Result<(), String> {
         app.clone().merge(admin::router(ctx.handle().root()))
     })
     .named("http");
-    let listening = server.handle();
+    let listening = server.address();
     ginkgo_api::block_on::<R, _>(async move {
         let tree = ginkgo_api::service::tree::<R>(server);
         tree.start().await.map_err(|err| err.to_string())?;

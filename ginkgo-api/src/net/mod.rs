@@ -20,11 +20,12 @@ pub use unix::{UnixListener, UnixStream};
 
 pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 
-/// Adds `what` and `target` to an I/O error, keeping its kind, so the message says what failed.
+/// Adds `what` and `target` to an I/O error, keeping its kind and OS error code, so the message
+/// says what failed.
 pub(crate) fn context(
     err: std::io::Error,
     what: &str,
     target: impl std::fmt::Display,
 ) -> std::io::Error {
-    std::io::Error::new(err.kind(), format!("{what} {target}: {err}"))
+    crate::io::with_context(err, |err| format!("{what} {target}: {err}"))
 }

@@ -218,9 +218,9 @@ fn report<T: TaskResult>(
     let cause = match outcome {
         Ok(output) => match output.into_result() {
             Ok(()) => return,
-            Err(err) => Cause::TaskError {
+            Err(error) => Cause::TaskError {
                 task,
-                message: err.to_string(),
+                error: error.into(),
             },
         },
         Err(payload) => Cause::TaskPanic {

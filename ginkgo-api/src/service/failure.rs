@@ -13,30 +13,57 @@ pub struct Failure {
     cause: Cause,
 }
 
-/// Why a service failed.
+/// An error a hook or task returned, kept whole (shared, so a [`Failure`] can be cloned).
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A service's lifecycle hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// [`Service::start`](super::Service::start).
+    Start,
+    /// [`Service::stop`](super::Service::stop).
+    Stop,
+    /// [`Service::reload`](super::Service::reload).
+    Reload,
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hook::Start => "start",
+            Hook::Stop => "stop",
+            Hook::Reload => "reload",
+        })
+    }
+}
+
+/// Why a service failed. Errors are kept as they were returned (see
+/// [`std::error::Error::source`] on [`Failure`]), never turned into strings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Cause {
-    /// A hook (`"start"`, `"stop"`, `"reload"`) returned an error.
+    /// A hook returned an error.
     HookError {
         /// Which hook.
-        hook: &'static str,
-        /// The error's message.
-        message: String,
+        hook: Hook,
+        /// The error it returned.
+        error: SharedError,
     },
     /// A hook panicked.
     HookPanic {
         /// Which hook.
-        hook: &'static str,
+        hook: Hook,
         /// The panic message.
         message: String,
     },
+    /// A hook was called while the service was busy in another one (a bug in the caller).
+    HookBusy(Hook),
     /// An owned task returned an error.
     TaskError {
         /// The task's name.
         task: String,
-        /// The error's message.
-        message: String,
+        /// The error it returned.
+        error: SharedError,
     },
     /// An owned task panicked.
     TaskPanic {
@@ -50,7 +77,7 @@ pub enum Cause {
     /// The `stop` or `reload` hook took longer than its limit and was cancelled.
     HookTimeout {
         /// Which hook.
-        hook: &'static str,
+        hook: Hook,
         /// The limit.
         limit: Duration,
     },
@@ -63,8 +90,11 @@ pub enum Cause {
         max_restarts: u32,
         /// Its window.
         window: Duration,
-        /// The child failure that went over the limit.
-        last: Box<Failure>,
+        /// The path of the child whose exit went over the limit.
+        child: Arc<str>,
+        /// How that child ended: its failure, or `None` if it exited normally (a permanent
+        /// child that keeps exiting is restarted too).
+        last: Option<Box<Failure>>,
     },
     /// The operation needs a running service, and the service was in this state.
     NotRunning(State),
@@ -89,7 +119,10 @@ impl Failure {
     /// [`Cause::RestartIntensity`]: the service where it started.
     pub fn root_cause(&self) -> &Failure {
         match &self.cause {
-            Cause::Child(inner) | Cause::RestartIntensity { last: inner, .. } => inner.root_cause(),
+            Cause::Child(inner)
+            | Cause::RestartIntensity {
+                last: Some(inner), ..
+            } => inner.root_cause(),
             _ => self,
         }
     }
@@ -99,10 +132,16 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "service {} failed: ", self.path)?;
         match &self.cause {
-            Cause::HookError { hook, message } => write!(f, "{hook} returned an error: {message}"),
+            Cause::HookError { hook, error } => write!(f, "{hook} returned an error: {error}"),
             Cause::HookPanic { hook, message } => write!(f, "{hook} panicked: {message}"),
-            Cause::TaskError { task, message } => {
-                write!(f, "task {task:?} returned an error: {message}")
+            Cause::HookBusy(hook) => {
+                write!(
+                    f,
+                    "{hook} was called while the service was busy in another hook"
+                )
+            }
+            Cause::TaskError { task, error } => {
+                write!(f, "task {task:?} returned an error: {error}")
             }
             Cause::TaskPanic { task, message } => write!(f, "task {task:?} panicked: {message}"),
             Cause::StartTimeout(limit) => write!(
@@ -119,17 +158,35 @@ impl fmt::Display for Failure {
             Cause::RestartIntensity {
                 max_restarts,
                 window,
+                child,
                 last,
-            } => write!(
-                f,
-                "more than {max_restarts} restarts of children within {window:?}; last: {last}"
-            ),
+            } => {
+                write!(
+                    f,
+                    "more than {max_restarts} restarts of children within {window:?}; last: "
+                )?;
+                match last {
+                    Some(failure) => write!(f, "{failure}"),
+                    None => write!(f, "service {child} exited normally"),
+                }
+            }
             Cause::NotRunning(state) => write!(f, "it is {state}, not running"),
         }
     }
 }
 
-impl std::error::Error for Failure {}
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Cause::HookError { error, .. } | Cause::TaskError { error, .. } => Some(&**error),
+            Cause::Child(child)
+            | Cause::RestartIntensity {
+                last: Some(child), ..
+            } => Some(&**child),
+            _ => None,
+        }
+    }
+}
 
 /// A task that was still running after its service's stop timeout and abort: blocking code
 /// that cannot be interrupted (a `spawn_blocking` closure, or a busy task on the threads

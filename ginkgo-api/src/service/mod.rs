@@ -101,9 +101,11 @@ mod supervise;
 
 use std::time::Duration;
 
+use crate::time::Backoff;
+
 pub use async_trait::async_trait;
 pub use context::{Context, Shutdown, ShutdownWait};
-pub use failure::{Cause, Failure, StopReport, StuckTask};
+pub use failure::{Cause, Failure, Hook, SharedError, StopReport, StuckTask};
 pub use handle::{ServiceHandle, serve, serve_forever, tree};
 pub use state::{Snapshot, State, Transition};
 
@@ -257,13 +259,9 @@ pub struct Options {
     pub max_restarts: u32,
     /// The sliding window for [`Options::max_restarts`]. Default: 10 s.
     pub restart_window: Duration,
-    /// The delay before the first restart within the window; it doubles with each further
-    /// restart. Default: 100 ms.
-    pub backoff_initial: Duration,
-    /// The cap of the restart delay. Default: 10 s.
-    pub backoff_max: Duration,
-    /// Random spread of each delay, as a fraction (0.1 is ±10 %). Default: 0.1.
-    pub backoff_jitter: f64,
+    /// The delay before each restart within the window: the first is `initial`, each further
+    /// one doubles, up to `max`. Default: 100 ms doubling to 10 s, with ±10 % jitter.
+    pub backoff: Backoff,
 }
 
 impl Default for Options {
@@ -275,9 +273,7 @@ impl Default for Options {
             strategy: Strategy::OneForOne,
             max_restarts: 5,
             restart_window: Duration::from_secs(10),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            backoff_jitter: 0.1,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10), 0.1),
         }
     }
 }
@@ -323,19 +319,8 @@ impl Options {
     /// 0..=1).
     #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration, jitter: f64) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
-        self.backoff_jitter = jitter.clamp(0.0, 1.0);
+        self.backoff = Backoff::new(initial, max, jitter);
         self
-    }
-
-    /// The delay before the `nth` restart (1-based) within the window, without jitter:
-    /// `backoff_initial * 2^(nth - 1)`, capped at `backoff_max`.
-    pub fn backoff_delay(&self, nth: u32) -> Duration {
-        let doublings = nth.saturating_sub(1).min(31);
-        self.backoff_initial
-            .saturating_mul(1u32 << doublings)
-            .min(self.backoff_max)
     }
 }
 

@@ -15,7 +15,7 @@ use futures_lite::FutureExt;
 
 use super::context::{Context, Shutdown, panic_text};
 use super::exec::{BoxFuture, Exec, TaskHandle, within};
-use super::failure::{Cause, Failure, StopReport, StuckTask};
+use super::failure::{Cause, Failure, Hook, StopReport, StuckTask};
 use super::state::{Snapshot, State, Transition};
 use super::{Counter, Options, Restart, Service};
 
@@ -76,23 +76,6 @@ pub(crate) struct Inner {
     last_failure: Option<Box<Failure>>,
     start_duration: Option<Duration>,
     stop_duration: Option<Duration>,
-}
-
-#[derive(Clone, Copy)]
-enum Hook {
-    Start,
-    Stop,
-    Reload,
-}
-
-impl Hook {
-    fn name(self) -> &'static str {
-        match self {
-            Hook::Start => "start",
-            Hook::Stop => "stop",
-            Hook::Reload => "reload",
-        }
-    }
 }
 
 impl Node {
@@ -305,10 +288,7 @@ impl Node {
     async fn call_hook(self: &Arc<Self>, hook: Hook, limit: Duration) -> Result<(), Failure> {
         let Some(mut service) = self.inner().service.take() else {
             // Only possible if a previous hook is still running, which the op lock prevents.
-            return Err(self.failure(Cause::HookError {
-                hook: hook.name(),
-                message: "the service instance is busy in another hook".into(),
-            }));
+            return Err(self.failure(Cause::HookBusy(hook)));
         };
         let ctx = Context::new(self.clone());
         let outcome = {
@@ -325,19 +305,16 @@ impl Node {
         self.inner().service = Some(service);
         let cause = match outcome {
             Some(Ok(Ok(()))) => return Ok(()),
-            Some(Ok(Err(err))) => Cause::HookError {
-                hook: hook.name(),
-                message: err.to_string(),
+            Some(Ok(Err(error))) => Cause::HookError {
+                hook,
+                error: error.into(),
             },
             Some(Err(payload)) => Cause::HookPanic {
-                hook: hook.name(),
+                hook,
                 message: panic_text(payload.as_ref()),
             },
             None if matches!(hook, Hook::Start) => Cause::StartTimeout(limit),
-            None => Cause::HookTimeout {
-                hook: hook.name(),
-                limit,
-            },
+            None => Cause::HookTimeout { hook, limit },
         };
         Err(self.failure(cause))
     }

@@ -65,16 +65,11 @@ async fn child_exited(parent: Arc<Node>, child: Arc<Node>, exit: Exit) {
             match admit_restart(&parent) {
                 Ok(delay) => delay,
                 Err((max_restarts, window)) => {
-                    let last = last.unwrap_or_else(|| {
-                        child.failure(Cause::HookError {
-                            hook: "exit",
-                            message: "exited normally".into(),
-                        })
-                    });
                     let failure = parent.failure(Cause::RestartIntensity {
                         max_restarts,
                         window,
-                        last: Box::new(last),
+                        child: child.path.clone(),
+                        last: last.map(Box::new),
                     });
                     tracing::error!(%failure, "restart intensity exceeded; escalating");
                     drop(_op);
@@ -121,9 +116,7 @@ fn admit_restart(parent: &Node) -> Result<Duration, (u32, Duration)> {
         inner.restart_log.clear();
         return Err((options.max_restarts, options.restart_window));
     }
-    let base = options.backoff_delay(count);
-    let spread = options.backoff_jitter * (fastrand::f64() * 2.0 - 1.0);
-    Ok(base.mul_f64((1.0 + spread).max(0.0)))
+    Ok(options.backoff.delay(count))
 }
 
 /// Stops the children the strategy names (in reverse), rebuilds and starts them (in order).

@@ -24,7 +24,7 @@ use ginkgo_api::service::{Context, Error, Options, Service, ServiceHandle, Snaps
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::{HttpHandle, HttpServer, Listen};
+use crate::{BoundAddr, HttpServer, Listen};
 
 /// The admin endpoints for the tree below `tree` as a tower service, without axum: what
 /// [`Admin`] serves. Paths other than the four endpoints get `404`, methods other than `GET`
@@ -226,8 +226,8 @@ impl<R: Runtime> Admin<R> {
     }
 
     /// A handle that tells the bound address once the service has started.
-    pub fn handle(&self) -> HttpHandle {
-        self.server.handle()
+    pub fn address(&self) -> BoundAddr {
+        self.server.address()
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +13,7 @@ use ginkgo_api::Runtime;
 use ginkgo_api::net::TcpStream;
 use ginkgo_api::service::{Counter, Shutdown};
 use ginkgo_api::time::Sleep;
+use ginkgo_net::Accepted;
 use http::{Request, Response, StatusCode};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -28,15 +28,12 @@ pub(crate) struct Shared {
     pub(crate) builder: auto::Builder<OwnedExecutor>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) requests: Counter,
-    pub(crate) accepted: Counter,
-    pub(crate) active: Counter,
 }
 
 /// Serves one connection until the peer closes it, it fails, or the server stops; on stop it
 /// shuts down gracefully: requests in flight finish, an idle connection closes at once.
 pub(crate) async fn serve<R, S>(
-    stream: TcpStream<R>,
-    peer: SocketAddr,
+    accepted: Accepted<R>,
     service: S,
     shared: Arc<Shared>,
     shutdown: Shutdown,
@@ -44,7 +41,11 @@ pub(crate) async fn serve<R, S>(
     R: Runtime,
     S: HttpService,
 {
-    let _active = Active::enter(&shared.active);
+    let Accepted {
+        stream,
+        peer,
+        guard: _open,
+    } = accepted;
     let exchanges = Arc::new(Exchanges::new());
     let io = Io::new(HeadDeadline::<R>::new(
         stream,
@@ -72,22 +73,6 @@ pub(crate) async fn serve<R, S>(
     if let Err(err) = result {
         // Peers that vanish or time out are routine for a server: not worth a warning.
         tracing::debug!(%peer, error = %err, "HTTP connection ended with an error");
-    }
-}
-
-/// Counts the open connections: up on entry, down on drop, so an aborted task counts too.
-struct Active(Counter);
-
-impl Active {
-    fn enter(counter: &Counter) -> Self {
-        counter.inc();
-        Self(counter.clone())
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

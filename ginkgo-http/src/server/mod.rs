@@ -1,10 +1,7 @@
 //! [`HttpServer`]: a service that serves any tower `Service` over HTTP/1.1 and HTTP/2.
 
-mod accept;
 mod conn;
 mod exec;
-mod handle;
-mod listen;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,8 +16,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::server::conn::auto;
 
-pub use handle::HttpHandle;
-pub use listen::Listen;
+use ginkgo_net::{AcceptLoop, BoundAddr, DEFAULT_MAX_CONNECTIONS, Listen};
 
 use crate::rt::Timer;
 use exec::OwnedExecutor;
@@ -114,7 +110,8 @@ pub struct HttpServer<R, S> {
     header_read_timeout: Duration,
     keep_alive: bool,
     options: Options,
-    handle: HttpHandle,
+    max_connections: usize,
+    address: BoundAddr,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -164,7 +161,8 @@ impl<R: Runtime, S> HttpServer<R, S> {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             keep_alive: true,
             options: Options::default(),
-            handle: HttpHandle::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            address: BoundAddr::default(),
             _runtime: PhantomData,
         }
     }
@@ -210,12 +208,20 @@ impl<R: Runtime, S> HttpServer<R, S> {
         &self.listen
     }
 
-    /// A handle that tells the bound address once the server has started.
-    pub fn handle(&self) -> HttpHandle {
-        self.handle.clone()
+    /// At most `limit` connections at once (default 10,000; at least 1): at the cap the server
+    /// stops accepting (the kernel queues new connections) until one closes.
+    #[must_use]
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.max_connections = limit.max(1);
+        self
     }
 
-    /// Publishes the bound address in `handle` instead of a handle of its own: for a server
+    /// A handle that tells the bound address once the server has started.
+    pub fn address(&self) -> BoundAddr {
+        self.address.clone()
+    }
+
+    /// Publishes the bound address in `address` instead of a handle of its own: for a server
     /// built by a supervisor's factory, whose every fresh instance should report to the same
     /// handle.
     ///
@@ -223,21 +229,21 @@ impl<R: Runtime, S> HttpServer<R, S> {
     ///
     /// ```
     /// use ginkgo_api::service::{Context, Restart};
-    /// use ginkgo_http::{HttpHandle, HttpServer};
+    /// use ginkgo_http::{BoundAddr, HttpServer};
     /// use ginkgo_http::axum::Router;
     ///
-    /// fn add_web<R: ginkgo_api::Runtime>(ctx: &Context) -> HttpHandle {
-    ///     let listening = HttpHandle::new();
-    ///     let handle = listening.clone();
+    /// fn add_web<R: ginkgo_api::Runtime>(ctx: &Context) -> BoundAddr {
+    ///     let listening = BoundAddr::new();
+    ///     let address = listening.clone();
     ///     ctx.supervise(Restart::Permanent, move || {
-    ///         HttpServer::<R, _>::new("127.0.0.1:8080", Router::new()).with_handle(handle.clone())
+    ///         HttpServer::<R, _>::new("127.0.0.1:8080", Router::new()).with_address(address.clone())
     ///     });
     ///     listening
     /// }
     /// ```
     #[must_use]
-    pub fn with_handle(mut self, handle: HttpHandle) -> Self {
-        self.handle = handle;
+    pub fn with_address(mut self, address: BoundAddr) -> Self {
+        self.address = address;
         self
     }
 
@@ -286,27 +292,35 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
         let listener = self.listen.open::<R>().await?;
-        let addr = listener.local_addr().map_err(|err| {
-            format!(
-                "cannot read the address of the listener for {}: {err}",
-                self.listen
-            )
-        })?;
+        let accept = AcceptLoop::new(listener, &self.address, ctx)
+            .map_err(|err| {
+                format!(
+                    "cannot read the address of the listener for {}: {err}",
+                    self.listen
+                )
+            })?
+            .max_connections(self.max_connections);
         let shared = Arc::new(conn::Shared {
             builder: self.connection_builder(ctx),
             header_read_timeout: self.header_read_timeout,
             requests: ctx.counter("requests"),
-            accepted: ctx.counter("connections_accepted"),
-            active: ctx.counter("connections_active"),
         });
         // Built per start and kept only by the tasks, never in `self`: a service holding the
-        // tree (as the admin router does) would otherwise keep the tree alive forever.
+        // tree (as the admin endpoints do) would otherwise keep the tree alive forever.
         let service = self.make.make(ctx);
-        let listening = accept::Listening::new(listener, addr, self.handle.clone());
-        tracing::info!(service = %ctx.path(), %addr, "HTTP server listening");
+        tracing::info!(service = %ctx.path(), address = ?self.address.local_addr(), "HTTP server listening");
+        let owner = ctx.clone();
+        let shutdown = ctx.shutdown();
         ctx.spawn(
             "accept",
-            accept::accept_loop(listening, ctx.clone(), service, shared),
+            accept.run(ctx.clone(), move |accepted| {
+                // Responses go out as soon as they are written, not after a delayed ACK.
+                let _ = accepted.stream.set_nodelay(true);
+                owner.spawn(
+                    format!("connection from {}", accepted.peer),
+                    conn::serve(accepted, service.clone(), shared.clone(), shutdown.clone()),
+                );
+            }),
         );
         Ok(())
     }
@@ -317,7 +331,7 @@ impl<R: Runtime, S> fmt::Debug for HttpServer<R, S> {
         f.debug_struct("HttpServer")
             .field("name", &self.name)
             .field("listen", &self.listen)
-            .field("local_addr", &self.handle.local_addr())
+            .field("local_addr", &self.address.local_addr())
             .field("header_read_timeout", &self.header_read_timeout)
             .field("runtime", &R::NAME)
             .finish_non_exhaustive()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ginkgo_api::Runtime;
 use ginkgo_api::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use ginkgo_api::net::TcpStream;
-use ginkgo_api::service::{Cause, State, tree};
+use ginkgo_api::service::{Cause, Hook, State, tree};
 use ginkgo_api::sync::Semaphore;
 use ginkgo_api::time::{sleep, timeout};
 use ginkgo_net::{ClientConnection, Connection, StreamClient, StreamServer};
@@ -47,7 +47,7 @@ pub async fn stream_echo_1000_clients<R: Runtime>() {
     let address = server.address();
     let tree = tree::<R>(server);
     tree.start().await.expect("start");
-    let addr = address.get().expect("bound");
+    let addr = address.local_addr().expect("bound");
     let connecting = Arc::new(Semaphore::new(64));
     let clients: Vec<_> = (0..1000u32)
         .map(|i| {
@@ -118,7 +118,7 @@ pub async fn max_connections_holds<R: Runtime>() {
     let address = server.address();
     let tree = tree::<R>(server);
     tree.start().await.expect("start");
-    let addr = address.get().expect("bound");
+    let addr = address.local_addr().expect("bound");
     let mut clients = Vec::new();
     for _ in 0..5 {
         clients.push(
@@ -159,7 +159,7 @@ pub async fn graceful_stop_finishes_in_flight<R: Runtime>() {
     let address = server.address();
     let tree = tree::<R>(server);
     tree.start().await.expect("start");
-    let addr = address.get().expect("bound");
+    let addr = address.local_addr().expect("bound");
     let mut client = TcpStream::<R>::connect(addr).await.expect("connect");
     client.write_all(b"work\n").await.expect("request");
     sleep::<R>(Duration::from_millis(50)).await; // the request is in flight
@@ -177,7 +177,7 @@ pub async fn graceful_stop_finishes_in_flight<R: Runtime>() {
     assert!(report.is_clean(), "{report}");
     let refused = TcpStream::<R>::connect(addr).await;
     assert!(refused.is_err(), "a stopped server accepts nothing");
-    assert_eq!(address.get(), None);
+    assert_eq!(address.local_addr(), None);
 }
 
 /// A client reconnects after its server restarts, and is ready only while connected.
@@ -247,10 +247,28 @@ pub async fn server_errors_are_contained<R: Runtime>() {
     let clash = tree::<R>(StreamServer::<R, _>::new("clash", addr, echo::<R>));
     let failure = clash.start().await.expect_err("address in use");
     assert!(
-        matches!(failure.cause(), Cause::HookError { hook: "start", .. }),
+        matches!(
+            failure.cause(),
+            Cause::HookError {
+                hook: Hook::Start,
+                ..
+            }
+        ),
         "{failure}"
     );
     assert!(failure.to_string().contains(&addr.to_string()), "{failure}");
+    // The hook's error is kept whole: the io::Error, with its kind and OS error code, is the
+    // failure's source, under the context that names the address.
+    let source = std::error::Error::source(&failure).expect("the hook's error");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .unwrap_or_else(|| panic!("not an io::Error: {source:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse, "{io}");
+    assert_eq!(
+        ginkgo_api::io::raw_os_error(io),
+        Some(rustix::io::Errno::ADDRINUSE.raw_os_error()),
+        "{io:?}"
+    );
 
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
@@ -267,7 +285,7 @@ pub async fn server_errors_are_contained<R: Runtime>() {
     let address = server.address();
     let tree = tree::<R>(server);
     tree.start().await.expect("start");
-    let addr = address.get().expect("bound");
+    let addr = address.local_addr().expect("bound");
     for _ in 0..2 {
         let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
         let mut buf = Vec::new();
@@ -339,7 +357,7 @@ pub async fn live_rate_changes_after_reload<R: Runtime>() {
     let address = server.address();
     let tree = tree::<R>(server);
     tree.start().await.expect("start");
-    let stream = TcpStream::<R>::connect(address.get().expect("bound"))
+    let stream = TcpStream::<R>::connect(address.local_addr().expect("bound"))
         .await
         .expect("connect");
     let mut lines = BufReader::new(stream);

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ginkgo_api::Runtime;
 use ginkgo_api::service::{
-    Cause, Context, Error, Options, Restart, Service, State, Strategy, async_trait, serve_forever,
-    tree,
+    Cause, Context, Error, Hook, Options, Restart, Service, State, Strategy, async_trait,
+    serve_forever, tree,
 };
 use ginkgo_api::time::{sleep, timeout};
 
@@ -261,7 +261,7 @@ pub async fn hook_panics_are_contained<R: Runtime>() {
     let bad_start = tree::<R>(Probe::new("s", &log).on_start(Act::Panic));
     let failure = bad_start.start().await.expect_err("start panics");
     assert!(
-        matches!(failure.cause(), Cause::HookPanic { hook: "start", message } if message == "start s panicked"),
+        matches!(failure.cause(), Cause::HookPanic { hook: Hook::Start, message } if message == "start s panicked"),
         "{failure}"
     );
 
@@ -277,7 +277,10 @@ pub async fn hook_panics_are_contained<R: Runtime>() {
     let failure = bad_reload.reload().await.expect_err("reload panics");
     assert!(matches!(
         failure.cause(),
-        Cause::HookPanic { hook: "reload", .. }
+        Cause::HookPanic {
+            hook: Hook::Reload,
+            ..
+        }
     ));
     assert_eq!(
         bad_reload.state(),
@@ -627,10 +630,10 @@ pub async fn backoff_grows<R: Runtime>() {
     let options = Options::default()
         .backoff(Duration::from_millis(20), Duration::from_millis(80), 0.0)
         .restart_intensity(5, Duration::from_secs(60));
-    assert_eq!(options.backoff_delay(1), Duration::from_millis(20));
-    assert_eq!(options.backoff_delay(3), Duration::from_millis(80));
+    assert_eq!(options.backoff.base_delay(1), Duration::from_millis(20));
+    assert_eq!(options.backoff.base_delay(3), Duration::from_millis(80));
     assert_eq!(
-        options.backoff_delay(9),
+        options.backoff.base_delay(9),
         Duration::from_millis(80),
         "capped"
     );
@@ -894,4 +897,53 @@ pub async fn tasks_spawned_during_stop_are_reaped<R: Runtime>() {
         "the late task was aborted by the stop"
     );
     assert_eq!(root.snapshot().tasks, 0);
+}
+
+/// A service that exits normally as soon as it has started.
+struct Quitter;
+
+#[async_trait]
+impl Service for Quitter {
+    fn name(&self) -> &str {
+        "quitter"
+    }
+
+    async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        ctx.exit();
+        Ok(())
+    }
+}
+
+/// A permanent child that keeps exiting normally is restarted until the intensity is spent;
+/// the escalation says it exited normally, and names no error it never had.
+pub async fn normal_exits_spend_intensity<R: Runtime>() {
+    let result = timeout::<R, _>(
+        LIMIT,
+        serve_forever::<R>(
+            Probe::new("top", &Log::default())
+                .options(quick().restart_intensity(2, Duration::from_secs(30)))
+                .children(|ctx| {
+                    ctx.supervise(Restart::Permanent, || Quitter);
+                }),
+        ),
+    )
+    .await
+    .expect("serve_forever returned");
+    let failure = result.expect_err("the root failed");
+    match failure.cause() {
+        Cause::RestartIntensity {
+            max_restarts: 2,
+            child,
+            last: None,
+            ..
+        } => assert_eq!(&**child, "top/quitter"),
+        other => panic!("not a normal-exit escalation: {other:?}"),
+    }
+    assert!(
+        failure
+            .to_string()
+            .ends_with("last: service top/quitter exited normally"),
+        "{failure}"
+    );
+    assert!(std::error::Error::source(&failure).is_none());
 }

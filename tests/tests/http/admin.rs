@@ -62,7 +62,7 @@ async fn start_with_admin<R: Runtime>(
     others: Vec<AddChild>,
 ) -> (ServiceHandle, std::net::SocketAddr) {
     let admin = Admin::<R>::new("127.0.0.1:0");
-    let listening = admin.handle();
+    let listening = admin.address();
     let mut children = vec![child(admin)];
     children.extend(others);
     let tree = tree::<R>(Root(children));
@@ -77,7 +77,7 @@ async fn start_with_admin<R: Runtime>(
 /// whole tree is; `/healthz` answers 200 throughout.
 pub(crate) async fn readyz_follows_tree<R: Runtime>() {
     let admin = Admin::<R>::new("127.0.0.1:0");
-    let listening = admin.handle();
+    let listening = admin.address();
     let (open, gate) = channel::bounded::<()>(1);
     let tree = tree::<R>(Root(vec![child(admin), child(Gate(gate))]));
     let starting = ginkgo_api::spawn::<R, _>({
@@ -196,7 +196,7 @@ pub(crate) async fn router_merges_into_app<R: Runtime>() {
     let server = HttpServer::<R, _>::with_context("127.0.0.1:0", move |ctx| {
         app.clone().merge(admin::router(ctx.handle().root()))
     });
-    let listening = server.handle();
+    let listening = server.address();
     let tree = tree::<R>(server);
     within::<R, _>("start", tree.start())
         .await

@@ -30,7 +30,7 @@ fn counter(snapshot: &Snapshot, name: &str) -> u64 {
 
 /// Starts `server` as the root of a tree and returns the tree and the bound address.
 async fn start<R: Runtime>(server: HttpServer<R, Router>) -> (ServiceHandle, std::net::SocketAddr) {
-    let listening = server.handle();
+    let listening = server.address();
     let tree = tree::<R>(server);
     within::<R, _>("start", tree.start())
         .await
@@ -139,7 +139,7 @@ async fn graceful_stop<R: Runtime>(version: Version) {
     });
     let app = hello().route("/slow", slow);
     let server = HttpServer::<R, _>::new("127.0.0.1:0", app).stop_timeout(STOP_TIMEOUT);
-    let listening = server.handle();
+    let listening = server.address();
     let (tree, addr) = start(server).await;
 
     let mut idle = client::h1::<R>(addr).await;
@@ -299,7 +299,7 @@ pub(crate) async fn serves_inherited_listener<R: Runtime>() {
     let inherited = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     let addr = inherited.local_addr().expect("its address");
     let server = HttpServer::<R, _>::new(inherited, hello());
-    let listening = server.handle();
+    let listening = server.address();
     let tree = tree::<R>(server);
     for round in 0..2 {
         within::<R, _>("start", tree.start())
@@ -474,4 +474,39 @@ async fn echo_upgraded(mut upgraded: ginkgo_http::hyper::upgrade::Upgraded) {
             }
         }
     }
+}
+
+/// `max_connections` caps HTTP connections through the shared accept loop: beyond the cap a
+/// connection waits in the backlog, and is served once another closes.
+pub(crate) async fn max_connections_caps_connections<R: Runtime>() {
+    let (tree, addr) =
+        start(HttpServer::<R, _>::new("127.0.0.1:0", hello()).max_connections(2)).await;
+    let request = b"GET / HTTP/1.1\r\nhost: test\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+        stream.write_all(request).await.expect("send");
+        let mut reply = [0u8; 12];
+        within::<R, _>("a reply", stream.read_exact(&mut reply))
+            .await
+            .expect("read");
+        assert_eq!(&reply, b"HTTP/1.1 200");
+        open.push(stream);
+    }
+    // The kernel completes the third handshake, but the server does not accept it yet.
+    let mut third = TcpStream::<R>::connect(addr).await.expect("connect");
+    third.write_all(request).await.expect("send");
+    ginkgo_api::time::sleep::<R>(Duration::from_millis(200)).await;
+    assert_eq!(counter(&tree.snapshot(), "connections_accepted"), 2);
+    drop(open.remove(0));
+    let mut reply = [0u8; 12];
+    within::<R, _>("the third reply", third.read_exact(&mut reply))
+        .await
+        .expect("served once one closed");
+    assert_eq!(&reply, b"HTTP/1.1 200");
+    let snapshot = tree.snapshot();
+    assert_eq!(counter(&snapshot, "connections_accepted"), 3);
+    assert_eq!(counter(&snapshot, "connections_closed"), 1);
+    drop((open, third));
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
 }

@@ -1,4 +1,7 @@
-//! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`] and the monotonic [`Instant`].
+//! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`], the monotonic [`Instant`], and
+//! the [`Backoff`] policy for retries.
+
+mod backoff;
 
 use std::fmt;
 use std::future::Future;
@@ -7,6 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+pub use backoff::{Backoff, Retries};
 pub use std::time::Instant;
 
 use pin_project_lite::pin_project;
