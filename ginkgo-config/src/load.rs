@@ -7,7 +7,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, IoError, Problem};
-use super::registry::{Registry, SettingInfo, Values};
+use super::registry::{Registry, Values};
 use super::source::Source;
 
 /// Where the environment layer comes from.
@@ -123,19 +123,6 @@ enum Raw<'a> {
     Value(toml::Value),
 }
 
-/// Parses a value given as text for a setting: as text for string settings, otherwise as a
-/// TOML value (`60`, `true`, `["a", "b"]`), falling back to text so that the type check gives
-/// the message.
-fn parse_text(info: &SettingInfo, raw: &str) -> toml::Value {
-    if info.takes_text() {
-        return toml::Value::String(raw.to_owned());
-    }
-    toml::from_str::<toml::Table>(&format!("value = {raw}"))
-        .ok()
-        .and_then(|mut table| table.remove("value"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
-}
-
 fn assign(
     registry: &Registry,
     path: &str,
@@ -153,7 +140,7 @@ fn assign(
         return;
     };
     let value = match raw {
-        Raw::Text(text) => parse_text(info, text),
+        Raw::Text(text) => info.parse_text(text),
         Raw::Value(value) => value,
     };
     values.entries.insert(path.to_owned(), (value, source));

@@ -19,11 +19,37 @@ pub struct SettingInfo {
     pub help: &'static str,
     /// The default as a TOML value; `None` when it has none (an `Option` left unset).
     pub default: Option<toml::Value>,
+    /// Whether a TOML value has the setting's type: asked of the type itself, so a type alias
+    /// or a newtype behaves like what it stands for.
+    accepts: Accepts,
+}
+
+/// Asks the setting's type whether it deserializes from a value.
+#[derive(Clone, Copy)]
+struct Accepts(fn(&toml::Value) -> bool);
+
+impl Accepts {
+    fn of<T: DeserializeOwned>() -> Self {
+        Self(|value| T::deserialize(value.clone()).is_ok())
+    }
+}
+
+impl std::fmt::Debug for Accepts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Accepts")
+    }
+}
+
+/// The type check is a function of the type, which the path and type name already identify.
+impl PartialEq for Accepts {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl SettingInfo {
     /// Describes the setting `key` of `group`, of type `T`. Called by the derive.
-    pub fn new<T: 'static>(
+    pub fn new<T: DeserializeOwned + 'static>(
         group: &str,
         key: &str,
         help: &'static str,
@@ -34,15 +60,24 @@ impl SettingInfo {
             type_name: short_type_name(std::any::type_name::<T>()),
             help,
             default,
+            accepts: Accepts::of::<T>(),
         }
     }
 
-    /// Whether values from the environment or `--set` are taken as text as they are, rather
-    /// than parsed as TOML.
-    pub(crate) fn takes_text(&self) -> bool {
-        matches!(self.default, Some(toml::Value::String(_)))
-            || ["String", "PathBuf", "Option<String>", "Option<PathBuf>"]
-                .contains(&self.type_name.as_str())
+    /// A value given as text (in the environment or with `--set`): as a TOML value (`60`,
+    /// `true`, `["a", "b"]`) when the setting's type takes that, else as the text itself
+    /// (`name=123` for a string setting, `format=json` for an enum), else the TOML value, so
+    /// that the type check names what was found.
+    pub(crate) fn parse_text(&self, raw: &str) -> toml::Value {
+        let text = toml::Value::String(raw.to_owned());
+        let parsed = toml::from_str::<toml::Table>(&format!("value = {raw}"))
+            .ok()
+            .and_then(|mut table| table.remove("value"));
+        match parsed {
+            Some(value) if (self.accepts.0)(&value) => value,
+            Some(value) if !(self.accepts.0)(&text) => value,
+            _ => text,
+        }
     }
 }
 

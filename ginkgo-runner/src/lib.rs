@@ -68,7 +68,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use notify::{ListenFds, Notifier};
-pub use settings::{Paths, RunnerSettings};
+pub use settings::{LogFormat, Paths, RunnerSettings};
 
 use ginkgo_api::Runtime;
 use ginkgo_api::service::Service;

@@ -8,7 +8,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
-use super::settings::RunnerSettings;
+use super::settings::{LogFormat, RunnerSettings};
 
 /// The validator of `loglevel`.
 pub(super) fn check_filter(directive: &String) -> Result<(), String> {
@@ -20,18 +20,10 @@ pub(super) fn check_filter(directive: &String) -> Result<(), String> {
         })
 }
 
-/// The validator of `logformat`.
-pub(super) fn check_format(format: &String) -> Result<(), String> {
-    match format.as_str() {
-        "text" | "json" => Ok(()),
-        _ => Err(format!("must be \"text\" or \"json\", not {format:?}")),
-    }
-}
-
 /// The installed subscriber's handle for changing the filter on reload.
 pub(super) struct Logs {
     filter: reload::Handle<EnvFilter, Registry>,
-    format: String,
+    format: LogFormat,
 }
 
 /// Installs the process-wide subscriber writing to standard error.
@@ -41,7 +33,7 @@ pub(super) fn install(settings: &RunnerSettings) -> Result<Logs, String> {
         .map_err(|err| err.to_string())?;
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
-    let installed = if settings.logformat == "json" {
+    let installed = if settings.logformat == LogFormat::Json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
@@ -61,7 +53,7 @@ pub(super) fn install(settings: &RunnerSettings) -> Result<Logs, String> {
     installed.map_err(|err| err.to_string())?;
     Ok(Logs {
         filter: handle,
-        format: settings.logformat.clone(),
+        format: settings.logformat,
     })
 }
 

@@ -3,7 +3,7 @@
 //! root cannot be regained. Each step is the libc call, which applies to every thread.
 
 use std::ffi::CString;
-use std::path::Path;
+use std::path::PathBuf;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
@@ -15,7 +15,7 @@ pub(super) struct Drop {
     /// The group to become (default: the user's primary group).
     pub(super) group: Option<String>,
     /// A directory to chroot into first.
-    pub(super) chroot: Option<String>,
+    pub(super) chroot: Option<PathBuf>,
 }
 
 impl Drop {
@@ -62,7 +62,7 @@ impl Drop {
 pub(super) struct Resolved {
     user: Option<User>,
     gid: Option<Gid>,
-    chroot: Option<String>,
+    chroot: Option<PathBuf>,
 }
 
 impl Resolved {
@@ -82,7 +82,8 @@ impl Resolved {
             return Err("changing user, group or root directory needs root; start as root or leave user, group and chroot unset".into());
         }
         if let Some(dir) = &self.chroot {
-            nix::unistd::chroot(Path::new(dir)).map_err(|err| format!("chroot to {dir}: {err}"))?;
+            nix::unistd::chroot(dir.as_path())
+                .map_err(|err| format!("chroot to {}: {err}", dir.display()))?;
             nix::unistd::chdir("/").map_err(|err| format!("chdir / after chroot: {err}"))?;
         }
         if let Some(gid) = self.gid {

@@ -8,24 +8,21 @@ use ginkgo_config::Duration;
 #[derive(ginkgo_macros::Settings, Debug)]
 #[settings(crate = ginkgo_config)]
 pub struct RunnerSettings {
-    /// The pid file, locked while the program runs. Empty: <rundir>/<program>.pid.
-    #[setting(default = "")]
-    pub pidfile: String,
-    /// Where a daemon writes its log (`log` and `logtail` read it). Empty:
+    /// The pid file, locked while the program runs. Unset: <rundir>/<program>.pid.
+    pub pidfile: Option<PathBuf>,
+    /// Where a daemon writes its log (`log` and `logtail` read it). Unset:
     /// <rundir>/<program>.log. In the foreground the log goes to standard error.
-    #[setting(default = "")]
-    pub logfile: String,
+    pub logfile: Option<PathBuf>,
     /// Which log lines to keep: a tracing filter directive such as "info" or
     /// "warn,my_crate=debug". Reloaded on SIGHUP.
     #[setting(default = "info", validate = super::logging::check_filter)]
     pub loglevel: String,
     /// How log lines are written: "text" or "json".
-    #[setting(default = "text", validate = super::logging::check_format)]
-    pub logformat: String,
+    pub logformat: LogFormat,
     /// The directory a daemon runs in, and where its pid file, control socket and log go by
     /// default.
-    #[setting(default = ".")]
-    pub rundir: String,
+    #[setting(default = PathBuf::from("."))]
+    pub rundir: PathBuf,
     /// The user to run as once the services have started (needs root to start).
     pub user: Option<String>,
     /// The group to run as (default: the user's primary group).
@@ -34,10 +31,30 @@ pub struct RunnerSettings {
     #[setting(default = 0o027, validate = check_umask)]
     pub umask: u32,
     /// A directory to chroot into after the services have started (needs root).
-    pub chroot: Option<String>,
+    pub chroot: Option<PathBuf>,
     /// How long a graceful stop may take in all before the program exits anyway.
     #[setting(default = Duration::from_secs(10))]
     pub stop_timeout: Duration,
+}
+
+/// How the runner writes log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
 }
 
 fn check_umask(mask: &u32) -> Result<(), String> {
@@ -65,8 +82,7 @@ impl Paths {
     /// Resolves the settings against the current directory.
     pub fn resolve(program: &str, settings: &RunnerSettings) -> Self {
         let cwd = crate::origin();
-        let absolute = |p: &str| -> PathBuf {
-            let path = Path::new(p);
+        let absolute = |path: &Path| -> PathBuf {
             if path.is_absolute() {
                 path.to_owned()
             } else {
@@ -74,17 +90,15 @@ impl Paths {
             }
         };
         let rundir = absolute(&settings.rundir);
-        let pidfile = if settings.pidfile.is_empty() {
-            rundir.join(format!("{program}.pid"))
-        } else {
-            absolute(&settings.pidfile)
-        };
+        let pidfile = settings
+            .pidfile
+            .as_deref()
+            .map_or_else(|| rundir.join(format!("{program}.pid")), absolute);
         let socket = pidfile.with_extension("sock");
-        let logfile = if settings.logfile.is_empty() {
-            rundir.join(format!("{program}.log"))
-        } else {
-            absolute(&settings.logfile)
-        };
+        let logfile = settings
+            .logfile
+            .as_deref()
+            .map_or_else(|| rundir.join(format!("{program}.log")), absolute);
         Self {
             rundir,
             pidfile,

@@ -18,8 +18,8 @@
 //! ```
 
 pub use ginkgo_runner::{
-    EXIT_CONFIG, EXIT_FAILURE, EXIT_NOT_RUNNING, ListenFds, Notifier, Paths, RunnerSettings,
-    pidfile,
+    EXIT_CONFIG, EXIT_FAILURE, EXIT_NOT_RUNNING, ListenFds, LogFormat, Notifier, Paths,
+    RunnerSettings, pidfile,
 };
 
 /// Runs a ginkgo program: parses the command line, loads the configuration, and runs the

@@ -422,3 +422,83 @@ mod property {
         }
     }
 }
+
+/// A name, under another name: the loader asks the type, not its name, how to read text.
+type Name = String;
+
+/// A path, wrapped.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+struct Place(PathBuf);
+
+/// The log format, as an enum.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Settings whose types are aliases, newtypes and enums.
+#[derive(Settings, Serialize, Deserialize, Debug, PartialEq)]
+#[settings(group = "aliases", crate = ginkgo_config)]
+struct Aliases {
+    /// A name that looks like a number on the command line.
+    name: Name,
+    /// A path that looks like a boolean.
+    place: Place,
+    /// An optional alias.
+    nickname: Option<Name>,
+    /// An enum from plain text.
+    format: Format,
+    /// A number stays a number.
+    #[setting(default = 1)]
+    count: u32,
+}
+
+#[test]
+fn text_values_follow_the_type_not_its_name() {
+    let config = builder()
+        .set("aliases.name=123")
+        .set("aliases.place=true")
+        .set("aliases.nickname=4.5")
+        .set("aliases.format=json")
+        .set("aliases.count=7")
+        .load()
+        .expect("every value has its setting's type");
+    let aliases = config.get::<Aliases>().expect("aliases").get();
+    assert_eq!(aliases.name, "123");
+    assert_eq!(aliases.place, Place(PathBuf::from("true")));
+    assert_eq!(aliases.nickname.as_deref(), Some("4.5"));
+    assert_eq!(aliases.format, Format::Json);
+    assert_eq!(aliases.count, 7);
+
+    let err = builder()
+        .set("aliases.count=many")
+        .set("aliases.format=yaml")
+        .load()
+        .expect_err("neither is of its type");
+    let found = messages(&err);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("aliases.count: expected u32")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|m| m.contains("aliases.format")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_keeps_its_io_error_as_the_source() {
+    let missing = std::env::temp_dir().join("ginkgo-config-no-such-dir/none.toml");
+    let err = builder().file(&missing).load().expect_err("no such file");
+    let source = std::error::Error::source(&err).expect("the first problem");
+    let io = std::error::Error::source(source)
+        .and_then(|io| io.downcast_ref::<std::io::Error>())
+        .expect("the io::Error under the problem");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(matches!(&err.problems()[0], Problem::Io { file, .. } if file.contains("none.toml")));
+}

@@ -191,3 +191,23 @@ fn sighup_reloads_a_good_file_and_rejects_a_broken_one() {
     running.signal(Signal::Int);
     assert!(running.wait().success());
 }
+
+#[test]
+fn runner_settings_are_typed() {
+    let out = run(&["-s", "logformat=xml", "check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr)
+            .contains("command line --set: logformat: expected LogFormat, found string \"xml\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["-s", "stop_timeout=soon", "check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    // A path that looks like a number is a path.
+    let out = run(&["-s", "rundir=2026", "-s", "logformat=json", "config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(listing.contains("rundir = \"2026\""), "{listing}");
+    assert!(listing.contains("logformat = \"json\""), "{listing}");
+}
