@@ -180,8 +180,9 @@ fn start_thread<T: Send + 'static>(
         builder = builder.stack_size(stack_size());
     }
     if let Err(err) = builder.spawn(move || filler.fill(body())) {
-        let message = format!("could not start a thread for the task: {err}");
-        slot.fill(Err(JoinError::panicked(Box::new(message))));
+        // The operating system refused the thread (EAGAIN at the process's thread limit, say):
+        // the task never runs, and awaiting it says so.
+        slot.fill(Err(JoinError::not_started(err)));
     }
     JoinHandle { slot, flag }
 }

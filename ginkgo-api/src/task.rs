@@ -176,13 +176,15 @@ impl<R: Runtime> fmt::Debug for AbortHandle<R> {
     }
 }
 
-/// Why a task did not return a value: it was cancelled, or it panicked.
+/// Why a task did not return a value: it was cancelled, it panicked, or it could not be started
+/// at all (the threads backend's thread spawn was refused).
 pub struct JoinError {
     kind: Kind,
 }
 
 enum Kind {
     Cancelled,
+    NotStarted(std::io::Error),
     // The message is taken out at construction so that it can be borrowed; the payload sits in a
     // mutex only to make `JoinError` `Sync` (it is never locked while shared).
     Panicked {
@@ -207,6 +209,20 @@ impl JoinError {
                 payload: Mutex::new(payload),
             },
         }
+    }
+
+    /// The error for a task that never ran because the backend could not start it (the
+    /// operating system refused a thread, say). Backends call this.
+    pub fn not_started(error: std::io::Error) -> Self {
+        Self {
+            kind: Kind::NotStarted(error),
+        }
+    }
+
+    /// Returns `true` if the task never ran because it could not be started; its error is the
+    /// [`source`](std::error::Error::source).
+    pub fn is_not_started(&self) -> bool {
+        matches!(self.kind, Kind::NotStarted(_))
     }
 
     /// Returns `true` if the task was aborted.
@@ -234,7 +250,7 @@ impl JoinError {
     pub fn panic_message(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panicked { message, .. } => message.as_deref(),
-            Kind::Cancelled => None,
+            Kind::Cancelled | Kind::NotStarted(_) => None,
         }
     }
 
@@ -248,7 +264,7 @@ impl JoinError {
             Kind::Panicked { payload, .. } => {
                 Ok(payload.into_inner().unwrap_or_else(PoisonError::into_inner))
             }
-            Kind::Cancelled => Err(self),
+            Kind::Cancelled | Kind::NotStarted(_) => Err(self),
         }
     }
 }
@@ -266,6 +282,7 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Cancelled => f.write_str("JoinError::Cancelled"),
+            Kind::NotStarted(error) => f.debug_tuple("JoinError::NotStarted").field(error).finish(),
             Kind::Panicked { .. } => f
                 .debug_tuple("JoinError::Panicked")
                 .field(&self.panic_message().unwrap_or("<non-string payload>"))
@@ -278,6 +295,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Cancelled => f.write_str("task was cancelled"),
+            Kind::NotStarted(error) => write!(f, "task could not be started: {error}"),
             Kind::Panicked { .. } => match self.panic_message() {
                 Some(msg) => write!(f, "task panicked: {msg}"),
                 None => f.write_str("task panicked with a non-string payload"),
@@ -286,7 +304,14 @@ impl fmt::Display for JoinError {
     }
 }
 
-impl std::error::Error for JoinError {}
+impl std::error::Error for JoinError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::NotStarted(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl From<JoinError> for std::io::Error {
     fn from(err: JoinError) -> Self {

@@ -63,7 +63,14 @@ impl Context {
             let outcome = AssertUnwindSafe(future).catch_unwind().await;
             report(&node, task, outcome);
         };
-        let handle = self.node.tree.exec.spawn(Box::pin(watched));
+        let mut handle = self.node.tree.exec.spawn(Box::pin(watched));
+        // A task the backend could not start never ran to report it: fail the service here.
+        if let Some(err) = handle.start_error() {
+            self.node.clone().task_failed(Cause::TaskError {
+                task: name.to_string(),
+                error: Arc::new(err),
+            });
+        }
         self.node.own_task(name, handle);
     }
 

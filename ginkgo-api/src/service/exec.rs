@@ -74,6 +74,21 @@ impl TaskHandle {
     pub(crate) fn is_finished(&self) -> bool {
         self.0.is_finished()
     }
+
+    /// The error of a task the backend could not start (it is finished at once, never having
+    /// run); `None` for a task that started.
+    pub(crate) fn start_error(&mut self) -> Option<JoinError> {
+        if !self.is_finished() {
+            return None;
+        }
+        match self
+            .0
+            .poll_join(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(Err(err)) if err.is_not_started() => Some(err),
+            _ => None,
+        }
+    }
 }
 
 impl Future for TaskHandle {
