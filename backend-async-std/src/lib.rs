@@ -27,10 +27,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use ginkgo_api::Runtime;
-use ginkgo_api::backend::native::{NativeAbort, NativeHandle, NativeRuntime};
 use ginkgo_api::runtime::{RawTcpListener, RawTcpStream, RawUnixListener, RawUnixStream};
 use ginkgo_api::{forward_async_read, forward_async_write};
-use ginkgo_backend_async_io::{Signals, Sleep};
+use ginkgo_backend_kit::native::{NativeAbort, NativeHandle, NativeRuntime};
+use ginkgo_backend_kit::{Signals, Sleep};
 
 /// The async-std runtime marker.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,7 +89,7 @@ impl Runtime for AsyncStd {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (call, flag) = ginkgo_api::backend::blocking(f);
+        let (call, flag) = ginkgo_backend_kit::task::blocking(f);
         NativeHandle::blocking(async_std::task::spawn_blocking(call), flag)
     }
 
@@ -158,7 +158,7 @@ impl RawTcpStream for TcpStream {
         async_std::net::TcpStream::connect(addr).await.map(Self)
     }
 
-    ginkgo_api::tcp_stream_accessors!(0);
+    ginkgo_backend_kit::tcp_stream_accessors!(0);
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.shutdown(how)
@@ -173,7 +173,7 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(async_std::net::UdpSocket);
 
-ginkgo_api::forward_udp_socket!(UdpSocket, async_std::net::UdpSocket);
+ginkgo_backend_kit::forward_udp_socket!(UdpSocket, async_std::net::UdpSocket);
 
 /// A Unix-domain listener (`async_std::os::unix::net::UnixListener`).
 #[derive(Debug)]

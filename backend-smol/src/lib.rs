@@ -2,12 +2,13 @@
 //!
 //! Tasks run on one [`async_executor::Executor`] shared by the process and driven by one worker
 //! thread per available core (set `GINKGO_WORKERS` to change that), started when the first task
-//! is spawned. Timers, sockets and signals come from the async-io reactor through
-//! [`ginkgo_backend_async_io`]. On Linux, connected streams are edge-triggered in an epoll
-//! instance of its own, and the workers wait in that one
-//! ([`ginkgo_backend_async_io::block_on`]) while async-io's reactor is driven by the thread in
-//! [`ginkgo_api::block_on`] (or async-io's own thread). Blocking closures run on the
-//! `blocking` crate's thread pool, exactly as `smol::unblock` does.
+//! is spawned. Timers, listeners, datagram sockets and signals come from the async-io reactor
+//! (through [`ginkgo_backend_kit`]). On Linux, connected streams ([`stream::Stream`]) are
+//! registered once, edge-triggered, in an epoll instance of this crate's, and the workers wait
+//! in that one ([`block_on`]) while async-io's reactor is driven by the thread in
+//! [`ginkgo_api::block_on`] (or async-io's own thread): so a request/response exchange costs
+//! no `epoll_ctl` to re-arm the socket and no read that fails with `EWOULDBLOCK`. Blocking
+//! closures run on the `blocking` crate's thread pool, exactly as `smol::unblock` does.
 //!
 //! Applications select it with the `smol` feature of the `ginkgo` facade instead of naming
 //! [`Smol`] themselves.
@@ -28,8 +29,39 @@ use std::time::Instant;
 
 use async_executor::Executor;
 use ginkgo_api::Runtime;
-use ginkgo_api::backend::native::{NativeAbort, NativeHandle, NativeRuntime};
-use ginkgo_backend_async_io::{Signals, Sleep, net};
+use ginkgo_backend_kit::native::{NativeAbort, NativeHandle, NativeRuntime};
+use ginkgo_backend_kit::{Signals, Sleep};
+
+pub mod net;
+mod reactor;
+pub mod stream;
+#[cfg(test)]
+mod test_support;
+
+/// Runs `future` to completion on this thread, as [`async_io::block_on`] does, but waits in
+/// the stream reactor instead of async-io's: for a thread that runs an executor's tasks, such
+/// as the smol backend's workers.
+///
+/// While the future waits, one of the threads in `block_on` blocks in the epoll instance of
+/// [`stream::Stream`]s (on Linux) and wakes their tasks itself, with no system call besides
+/// the wait; the others sleep until they are woken. async-io's reactor (timers, listeners,
+/// datagram sockets, signals) is then driven by the threads in [`async_io::block_on`], or by
+/// async-io's own thread. Where streams use async-io's reactor (not Linux), this is
+/// [`async_io::block_on`].
+///
+/// While any thread is in `block_on`, stream events wait for one of them to be idle (or
+/// between two polls of its future), so it suits threads that run many short tasks, as an
+/// executor's workers do. When the last one returns, async-io takes the stream events again.
+///
+/// # Examples
+///
+/// ```
+/// let answer = ginkgo_backend_smol::block_on(async { 6 * 7 });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn block_on<T>(future: impl Future<Output = T>) -> T {
+    reactor::block_on(future)
+}
 
 /// The smol runtime marker.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,11 +90,11 @@ pub fn executor() -> &'static Executor<'static> {
 
 #[cold]
 fn start_workers(executor: &'static Executor<'static>) {
-    for index in 0..ginkgo_api::backend::worker_count() {
+    for index in 0..ginkgo_backend_kit::worker_count() {
         let spawned = std::thread::Builder::new()
             .name(format!("ginkgo-smol-{index}"))
             .spawn(move || {
-                ginkgo_backend_async_io::block_on(executor.run(std::future::pending::<()>()));
+                block_on(executor.run(std::future::pending::<()>()));
             });
         // Running with fewer workers beats failing: at least one thread (the first) is
         // needed, and if even that fails the OS is out of threads for everything else too.
@@ -131,7 +163,7 @@ impl Runtime for Smol {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (call, flag) = ginkgo_api::backend::blocking(f);
+        let (call, flag) = ginkgo_backend_kit::task::blocking(f);
         NativeHandle::blocking(blocking::unblock(call), flag)
     }
 

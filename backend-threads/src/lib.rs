@@ -52,10 +52,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use ginkgo_api::Runtime;
-use ginkgo_api::backend::{self, AbortFlag};
 use ginkgo_api::runtime::{RawAbortHandle, RawJoinHandle};
 use ginkgo_api::task::JoinError;
-use ginkgo_backend_async_io::Signals;
+use ginkgo_backend_kit::Signals;
+use ginkgo_backend_kit::task::{self as backend, AbortFlag};
 
 mod net;
 mod poller;

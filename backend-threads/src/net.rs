@@ -24,7 +24,7 @@ use ginkgo_api::runtime::{
     RawTcpListener, RawTcpStream, RawUdpSocket, RawUnixListener, RawUnixStream,
 };
 use ginkgo_api::{forward_async_read, forward_async_write};
-use ginkgo_backend_async_io::stream::Socket as StreamSocket;
+use ginkgo_backend_kit::Socket as StreamSocket;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::poller::{self, Interest, Shared, Source};
@@ -263,7 +263,7 @@ impl RawTcpListener for TcpListener {
     }
 }
 
-ginkgo_api::tcp_stream_types!(
+ginkgo_backend_kit::tcp_stream_types!(
     Handle<std::net::TcpStream>,
     "A TCP connection of the threads backend."
 );
@@ -297,7 +297,7 @@ impl RawTcpStream for TcpStream {
         Ok(Self(stream))
     }
 
-    ginkgo_api::tcp_stream_accessors!(0.get_ref());
+    ginkgo_backend_kit::tcp_stream_accessors!(0.get_ref());
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.get_ref().shutdown(how)

@@ -131,7 +131,7 @@ impl Runtime for Tokio {
 
     fn block_on<F: Future>(future: F) -> F::Output {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(ginkgo_api::backend::worker_count())
+            .worker_threads(ginkgo_backend_kit::worker_count())
             .thread_name("ginkgo-tokio")
             .enable_all()
             .build()
@@ -266,7 +266,7 @@ impl RawTcpStream for TcpStream {
         Ok(Self(stream.compat()))
     }
 
-    ginkgo_api::tcp_stream_accessors!(0.get_ref());
+    ginkgo_backend_kit::tcp_stream_accessors!(0.get_ref());
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         socket2::SockRef::from(self.0.get_ref()).shutdown(how)
@@ -285,7 +285,7 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(tokio::net::UdpSocket);
 
-ginkgo_api::forward_udp_socket!(UdpSocket, tokio::net::UdpSocket);
+ginkgo_backend_kit::forward_udp_socket!(UdpSocket, tokio::net::UdpSocket);
 
 /// A Unix-domain listener (`tokio::net::UnixListener`).
 #[derive(Debug)]

@@ -123,7 +123,7 @@ pub(crate) fn run(suite: &Suite, options: &Options) -> ExitCode {
         if !suite.intro.is_empty() {
             println!("{}\n", suite.intro);
         }
-        let workers = ginkgo_api::backend::worker_count();
+        let workers = ginkgo_backend_kit::worker_count();
         println!(
             "Median of {} timed runs per side (ginkgo and baseline alternating, after \
              {WARM_UP} warm-up), {workers} worker threads, one process per backend.\n",

@@ -73,3 +73,91 @@ impl Error for ContextError {
         Some(&self.source)
     }
 }
+
+/// Implements futures-io `AsyncRead` for a wrapper by forwarding to one of its fields.
+///
+/// `forward_async_read!(MyStream, 0)` forwards to `self.0`;
+/// `forward_async_read!(impl<R: Runtime> Wrapper<R>, inner)` does it for a generic wrapper.
+#[macro_export]
+macro_rules! forward_async_read {
+    (impl<$($param:ident: $bound:path),*> $ty:ty, $field:tt) => {
+        impl<$($param: $bound),*> $crate::io::AsyncRead for $ty {
+            #[inline]
+            fn poll_read(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::io::AsyncRead::poll_read(::std::pin::Pin::new(&mut self.$field), cx, buf)
+            }
+
+            #[inline]
+            fn poll_read_vectored(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::io::AsyncRead::poll_read_vectored(
+                    ::std::pin::Pin::new(&mut self.$field),
+                    cx,
+                    bufs,
+                )
+            }
+        }
+    };
+    ($ty:ty, $field:tt) => {
+        $crate::forward_async_read!(impl<> $ty, $field);
+    };
+}
+
+/// Implements futures-io `AsyncWrite` for a wrapper by forwarding to one of its fields.
+///
+/// `forward_async_write!(MyStream, 0)` forwards to `self.0`;
+/// `forward_async_write!(impl<R: Runtime> Wrapper<R>, inner)` does it for a generic wrapper.
+#[macro_export]
+macro_rules! forward_async_write {
+    (impl<$($param:ident: $bound:path),*> $ty:ty, $field:tt) => {
+        impl<$($param: $bound),*> $crate::io::AsyncWrite for $ty {
+            #[inline]
+            fn poll_write(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::io::AsyncWrite::poll_write(::std::pin::Pin::new(&mut self.$field), cx, buf)
+            }
+
+            #[inline]
+            fn poll_write_vectored(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                $crate::io::AsyncWrite::poll_write_vectored(
+                    ::std::pin::Pin::new(&mut self.$field),
+                    cx,
+                    bufs,
+                )
+            }
+
+            #[inline]
+            fn poll_flush(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                $crate::io::AsyncWrite::poll_flush(::std::pin::Pin::new(&mut self.$field), cx)
+            }
+
+            #[inline]
+            fn poll_close(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                $crate::io::AsyncWrite::poll_close(::std::pin::Pin::new(&mut self.$field), cx)
+            }
+        }
+    };
+    ($ty:ty, $field:tt) => {
+        $crate::forward_async_write!(impl<> $ty, $field);
+    };
+}

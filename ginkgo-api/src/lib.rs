@@ -13,7 +13,8 @@
 //! - [`sync`]: channels, events and locks, re-exported from async-channel, event-listener and
 //!   async-lock.
 //! - [`service`]: services with lifecycle, owned tasks and supervision.
-//! - [`runtime`]: the traits a backend implements; [`backend`]: helpers for implementing them.
+//! - [`runtime`]: the traits a backend implements (the `ginkgo-backend-kit` crate has the
+//!   helpers backends share).
 //!
 //! This crate depends on no executor: it compiles without tokio, async-std or smol.
 //!
@@ -32,7 +33,6 @@
 //! # fn demo<R: Runtime>() { assert_eq!(ginkgo_api::block_on::<R, _>(double_later::<R>(21)), 42); }
 //! ```
 
-pub mod backend;
 pub mod future;
 pub mod io;
 pub mod net;

@@ -81,7 +81,7 @@ fn client_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(ginkgo_api::backend::worker_count())
+            .worker_threads(ginkgo_backend_kit::worker_count())
             .thread_name("bench-client")
             .enable_io()
             .build()

@@ -97,7 +97,7 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         load.duration.as_secs(),
         options.rounds,
         WARM_UP.as_secs(),
-        ginkgo_api::backend::worker_count(),
+        ginkgo_backend_kit::worker_count(),
     );
     println!("| benchmark | backend | ginkgo | baseline | ratio | ginkgo p99 | baseline p99 |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");

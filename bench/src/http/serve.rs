@@ -112,7 +112,7 @@ impl Service for Idle {
 /// `TCP_NODELAY` through axum's `tap_io`, as ginkgo's server sets it.
 fn axum_on_tokio() -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ginkgo_api::backend::worker_count())
+        .worker_threads(ginkgo_backend_kit::worker_count())
         .enable_all()
         .build()
         .map_err(|err| format!("cannot start tokio: {err}"))?;

@@ -27,7 +27,7 @@ pub(crate) fn io_executor() -> &'static Executor<'static> {
     static EXECUTOR: OnceLock<&'static Executor<'static>> = OnceLock::new();
     EXECUTOR.get_or_init(|| {
         let executor: &'static Executor<'static> = Box::leak(Box::new(Executor::new()));
-        for index in 0..ginkgo_api::backend::worker_count() {
+        for index in 0..ginkgo_backend_kit::worker_count() {
             std::thread::Builder::new()
                 .name(format!("smol-{index}"))
                 .spawn(|| async_io::block_on(executor.run(std::future::pending::<()>())))

@@ -13,7 +13,7 @@ use crate::runtime::{ECHO_CONNS, ECHO_LEN, ECHO_ROUND_TRIPS};
 /// A fresh runtime built like the one `ginkgo_api::block_on::<Tokio, _>` builds.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ginkgo_api::backend::worker_count())
+        .worker_threads(ginkgo_backend_kit::worker_count())
         .enable_all()
         .build()
         .expect("could not start the tokio runtime")

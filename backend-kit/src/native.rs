@@ -22,8 +22,8 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
-use crate::runtime::{RawAbortHandle, RawJoinHandle};
-use crate::task::JoinError;
+use ginkgo_api::runtime::{RawAbortHandle, RawJoinHandle};
+use ginkgo_api::task::JoinError;
 
 /// A runtime whose own task handles can be cancelled and detached (async-task's `Task`,
 /// async-std's `JoinHandle`), as [`NativeHandle`] needs it.
@@ -58,7 +58,7 @@ pub enum NativeTask<N: NativeRuntime, T: Send + 'static> {
     Spawned(N::Task<T>),
     /// A blocking closure wrapped by [`super::blocking`]: aborting stops it from starting,
     /// but one already running completes and gives its value.
-    Blocking(N::Task<Result<T, JoinError>>, super::AbortFlag),
+    Blocking(N::Task<Result<T, JoinError>>, crate::task::AbortFlag),
 }
 
 impl<N: NativeRuntime, T: Send + 'static> NativeTask<N, T> {
@@ -325,7 +325,7 @@ impl<N: NativeRuntime, T: Send + 'static> NativeHandle<N, T> {
     }
 
     /// Wraps the native handle of a blocking call made with [`super::blocking`].
-    pub fn blocking(task: N::Task<Result<T, JoinError>>, flag: super::AbortFlag) -> Self {
+    pub fn blocking(task: N::Task<Result<T, JoinError>>, flag: crate::task::AbortFlag) -> Self {
         Self::new(Slot::Watched(Box::new(Watched {
             task: NativeTask::Blocking(task, flag),
             waker: None,

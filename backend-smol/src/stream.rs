@@ -9,29 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_io::{AsyncRead, AsyncWrite};
+use ginkgo_backend_kit::Socket;
 
 use crate::reactor::{Direction, Registered};
-
-/// A stream socket type of `std` that [`Stream`] can drive.
-pub trait Socket: AsFd + Send + Sync + 'static
-where
-    for<'a> &'a Self: Read + Write,
-{
-    /// Shuts down the given direction(s), as `std`'s `shutdown`.
-    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
-}
-
-impl Socket for std::net::TcpStream {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        std::net::TcpStream::shutdown(self, how)
-    }
-}
-
-impl Socket for std::os::unix::net::UnixStream {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        std::os::unix::net::UnixStream::shutdown(self, how)
-    }
-}
 
 /// A connected stream socket, put in non-blocking mode and registered for readiness; clones of
 /// the `Arc` (split halves) share the registration.

@@ -1,19 +1,6 @@
-//! Timers, sockets and signals on the portable async-io reactor, shared by the ginkgo-rs
-//! backends that have no reactor of their own to prefer.
-//!
-//! - [`Sleep`]: an [`async_io::Timer`] (the timer behind smol and async-std alike).
-//! - [`Signals`]: [`async_signal`], which works on any executor.
-//! - [`net`]: sockets, used by the smol backend: async-io listeners, async-net datagram
-//!   sockets, and [`stream::Stream`] for connected streams. On Linux a `Stream` is registered
-//!   once, edge-triggered, with an epoll instance of ours, so a request/response exchange
-//!   costs no `epoll_ctl` to re-arm the socket and no read that fails with `EWOULDBLOCK`.
-//! - [`block_on`]: for an executor's worker threads, which then wait in that epoll instance
-//!   themselves (the smol backend's do). While no thread does, the epoll instance is one
-//!   async-io source.
-//!
-//! async-io's reactor runs in the thread that blocks in [`async_io::block_on`], or in
-//! async-io's own driver thread when no thread is blocking, so every wait here can be timed
-//! out and cancelled on any executor, including plain OS threads.
+//! Timers and signals on async-io's reactor: [`Sleep`] (an [`async_io::Timer`], the timer
+//! behind smol and async-std alike) and [`Signals`] ([`async_signal`], which works on any
+//! executor).
 
 use std::future::Future;
 use std::io;
@@ -24,37 +11,6 @@ use std::time::Instant;
 use futures_core::Stream;
 use ginkgo_api::runtime::{RawSignals, RawSleep};
 use ginkgo_api::signal::Signal;
-
-pub mod net;
-mod reactor;
-pub mod stream;
-#[cfg(test)]
-mod test_support;
-
-/// Runs `future` to completion on this thread, as [`async_io::block_on`] does, but waits in
-/// the stream reactor instead of async-io's: for a thread that runs an executor's tasks, such
-/// as the smol backend's workers.
-///
-/// While the future waits, one of the threads in `block_on` blocks in the epoll instance of
-/// [`stream::Stream`]s (on Linux) and wakes their tasks itself, with no system call besides
-/// the wait; the others sleep until they are woken. async-io's reactor (timers, listeners,
-/// datagram sockets, signals) is then driven by the threads in [`async_io::block_on`], or by
-/// async-io's own thread. Where streams use async-io's reactor (not Linux), this is
-/// [`async_io::block_on`].
-///
-/// While any thread is in `block_on`, stream events wait for one of them to be idle (or
-/// between two polls of its future), so it suits threads that run many short tasks, as an
-/// executor's workers do. When the last one returns, async-io takes the stream events again.
-///
-/// # Examples
-///
-/// ```
-/// let answer = ginkgo_backend_async_io::block_on(async { 6 * 7 });
-/// assert_eq!(answer, 42);
-/// ```
-pub fn block_on<T>(future: impl Future<Output = T>) -> T {
-    reactor::block_on(future)
-}
 
 /// A timer on the async-io reactor.
 #[derive(Debug)]

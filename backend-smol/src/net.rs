@@ -38,7 +38,7 @@ impl RawTcpListener for TcpListener {
     }
 }
 
-ginkgo_api::tcp_stream_types!(
+ginkgo_backend_kit::tcp_stream_types!(
     Stream<std::net::TcpStream>,
     "A TCP connection on the async-io reactor."
 );
@@ -53,7 +53,7 @@ impl RawTcpStream for TcpStream {
         Stream::new(stream.into_inner()?).map(Self)
     }
 
-    ginkgo_api::tcp_stream_accessors!(0.get_ref());
+    ginkgo_backend_kit::tcp_stream_accessors!(0.get_ref());
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.get_ref().shutdown(how)
@@ -68,7 +68,7 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(async_net::UdpSocket);
 
-ginkgo_api::forward_udp_socket!(UdpSocket, async_net::UdpSocket);
+ginkgo_backend_kit::forward_udp_socket!(UdpSocket, async_net::UdpSocket);
 
 /// A Unix-domain listener on the async-io reactor.
 #[derive(Debug)]
