@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
 use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields};
+use tempfile::TempDir;
 
 /// A `hello` daemon in a directory of its own, driven through its command line.
 struct Daemon {
-    rundir: PathBuf,
+    rundir: TempDir,
     config: PathBuf,
     extra: Vec<String>,
 }
@@ -22,7 +23,7 @@ struct Daemon {
 impl Daemon {
     fn new(config: &str) -> Self {
         let rundir = dir();
-        let path = rundir.join("hello.toml");
+        let path = rundir.path().join("hello.toml");
         std::fs::write(&path, config).expect("config");
         Self {
             rundir,
@@ -42,7 +43,7 @@ impl Daemon {
             .arg("-c")
             .arg(&self.config)
             .arg("-s")
-            .arg(format!("rundir={}", self.rundir.display()))
+            .arg(format!("rundir={}", self.rundir.path().display()))
             .env_remove("NOTIFY_SOCKET");
         for assignment in &self.extra {
             command.arg("-s").arg(assignment);
@@ -51,15 +52,15 @@ impl Daemon {
     }
 
     fn pidfile(&self) -> PathBuf {
-        self.rundir.join("hello.pid")
+        self.rundir.path().join("hello.pid")
     }
 
     fn socket(&self) -> PathBuf {
-        self.rundir.join("hello.sock")
+        self.rundir.path().join("hello.sock")
     }
 
     fn logfile(&self) -> PathBuf {
-        self.rundir.join("hello.log")
+        self.rundir.path().join("hello.log")
     }
 
     fn pid(&self) -> u32 {
@@ -90,7 +91,15 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // This runs before the fields drop: the daemon is gone before its directory (pid file,
+        // socket, log) is removed. A daemon that does not stop is killed rather than left.
         let _ = self.cmd(&["stop"]);
+        if self.cmd(&["status"]).status.code() == Some(0)
+            && let Ok(text) = std::fs::read_to_string(self.pidfile())
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            kill(pid);
+        }
     }
 }
 
@@ -111,9 +120,26 @@ fn proc_field(pid: u32, field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Sends SIGKILL to `pid` and waits (up to 10 s) until it is gone.
+fn kill(pid: u32) {
+    use rustix::process::{Pid, Signal, kill_process};
+    if let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(target, Signal::KILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether `pid` runs (a zombie does not); never panics, as [`Daemon`]'s drop calls it.
 fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !proc_field(pid, "State").starts_with('Z')
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("State:"))
+            .is_some_and(|state| !state.trim().starts_with('Z'))
+    })
 }
 
 const FAST: &str = "[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n";
@@ -145,7 +171,7 @@ fn daemon_start_status_reload_stop() {
     assert_eq!(tty, "0", "no controlling terminal");
     assert_eq!(
         std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"),
-        daemon.rundir
+        daemon.rundir.path()
     );
     assert_eq!(proc_field(pid, "Umask"), "0027");
 
@@ -237,7 +263,7 @@ fn stale_pid_file_is_recovered() {
 #[test]
 fn symlinked_pid_file_is_refused() {
     let daemon = Daemon::new(FAST);
-    let target = daemon.rundir.join("precious");
+    let target = daemon.rundir.path().join("precious");
     std::fs::write(&target, "keep me").expect("target");
     std::os::unix::fs::symlink(&target, daemon.pidfile()).expect("symlink");
     let started = daemon.cmd(&["start"]);
@@ -316,7 +342,7 @@ fn sigusr1_reopens_the_log_file() {
     let daemon = Daemon::new(FAST);
     assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
     daemon.wait_log("first", 0);
-    let rotated = daemon.rundir.join("hello.log.1");
+    let rotated = daemon.rundir.path().join("hello.log.1");
     std::fs::rename(daemon.logfile(), &rotated).expect("rotate");
     Signal::Usr1.send_to(daemon.pid()).expect("SIGUSR1");
     daemon.wait_log("log file reopened", 0);
@@ -334,8 +360,8 @@ fn stubborn() -> PathBuf {
 
 #[test]
 fn sigterm_stops_within_stop_timeout() {
-    let rundir = dir();
-    let rundir = format!("rundir={}", rundir.display());
+    let scratch = dir();
+    let rundir = format!("rundir={}", scratch.path().display());
     let running = Running::start(&stubborn(), &["-s", &rundir, "-s", "stop_timeout=1s"], &[]);
     running.expect_line("ready");
     let began = Instant::now();
@@ -375,7 +401,8 @@ fn sigterm_stops_within_stop_timeout() {
 
 #[test]
 fn second_sigint_exits_at_once() {
-    let rundir = format!("rundir={}", dir().display());
+    let scratch = dir();
+    let rundir = format!("rundir={}", scratch.path().display());
     let running = Running::start(&stubborn(), &["-s", &rundir, "-s", "stop_timeout=60s"], &[]);
     running.expect_line("ready");
     running.signal(Signal::Int);
@@ -390,7 +417,7 @@ fn second_sigint_exits_at_once() {
 #[test]
 fn notify_socket_gets_ready_reloading_stopping_in_order() {
     let rundir = dir();
-    let socket_path = rundir.join("notify.sock");
+    let socket_path = rundir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
     socket
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -398,7 +425,7 @@ fn notify_socket_gets_ready_reloading_stopping_in_order() {
     let notify = socket_path.display().to_string();
     let running = Running::start(
         &hello(),
-        &["-s", &format!("rundir={}", rundir.display())],
+        &["-s", &format!("rundir={}", rundir.path().display())],
         &[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "200000")],
     );
     let pid = running.child.id();
@@ -462,7 +489,7 @@ fn logtail_follows_the_log_file() {
         .arg("-c")
         .arg(&daemon.config)
         .arg("-s")
-        .arg(format!("rundir={}", daemon.rundir.display()))
+        .arg(format!("rundir={}", daemon.rundir.path().display()))
         .arg("logtail")
         .stdout(std::process::Stdio::piped());
     let mut tail = command.spawn().expect("logtail");
@@ -480,17 +507,20 @@ fn logtail_follows_the_log_file() {
         }
     });
     // New lines keep arriving while it follows: more than the 20 it starts with.
-    let mut seen = 0;
+    let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while seen < 40 && Instant::now() < deadline {
+    while seen.len() < 40 && Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            assert!(line.contains(" INFO "), "a log line: {line}");
-            seen += 1;
+            seen.push(line);
         }
     }
+    // Reaped before any assertion can fail, so a failure leaves no follower running.
     let _ = tail.kill();
     let _ = tail.wait();
-    assert!(seen >= 40, "logtail showed {seen} lines");
+    assert!(seen.len() >= 40, "logtail showed {} lines", seen.len());
+    for line in &seen {
+        assert!(line.contains(" INFO "), "a log line: {line}");
+    }
 }
 
 #[test]
@@ -521,7 +551,7 @@ fn socket_activation_serves_the_inherited_listener() {
                 .to_str()
                 .expect("utf-8"),
             "-s",
-            &format!("rundir={}", rundir.display()),
+            &format!("rundir={}", rundir.path().display()),
             "-s",
             // Another port: only the inherited socket can answer on the test's port.
             &format!("http.bind=127.0.0.1:{}", ginkgo_tests::process::free_port()),
