@@ -1,7 +1,8 @@
 //! The runner, tested on real child processes: the `hello` example as a daemon (start, status,
 //! reload, stop, restart, log), pid file safety (second start, stale file, symlink), privilege
 //! drop, signals (SIGTERM within stop_timeout, a second SIGINT, SIGUSR1 log reopening), and
-//! the systemd notification protocol.
+//! the systemd notification protocol and socket activation (done by the test itself, and by
+//! systemd-socket-activate).
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use command_fds::{CommandFdExt, FdMapping};
 use ginkgo_api::signal::Signal;
 use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields};
 use tempfile::TempDir;
@@ -537,50 +539,155 @@ fn json_log_lines() {
     assert!(line.contains("\"level\":\"INFO\""), "{line}");
 }
 
-#[test]
-fn socket_activation_serves_the_inherited_listener() {
-    // systemd's own tool passes the listening socket as LISTEN_FDS, as systemd does.
-    let port = ginkgo_tests::process::free_port();
-    let rundir = dir();
-    let running = Running::start(
-        std::path::Path::new("systemd-socket-activate"),
-        &[
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            ginkgo_tests::process::example("http")
-                .to_str()
-                .expect("utf-8"),
-            "-s",
-            &format!("rundir={}", rundir.path().display()),
-            "-s",
-            // Another port: only the inherited socket can answer on the test's port.
-            &format!("http.bind=127.0.0.1:{}", ginkgo_tests::process::free_port()),
-        ],
-        &[],
-    );
-    running.expect_line("Listening on");
+/// Asks `GET /` on `port` until a 200 answer comes (up to 20 s); returns the whole response.
+fn http_get_ok(port: u16) -> String {
+    use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(20);
-    let response = loop {
-        use std::io::{Read, Write};
+    loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut response = String::new();
             let _ = stream.read_to_string(&mut response);
             if response.starts_with("HTTP/1.1 200") {
-                break response;
+                return response;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no answer on the activated socket"
-        );
+        assert!(Instant::now() < deadline, "no answer on port {port}");
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// Binds a listening socket on 127.0.0.1 and hands it to `command` as systemd does: as
+/// descriptor 3, with `LISTEN_FDS=1`. Returns its port. `LISTEN_PID` is the caller's business.
+fn pass_listener(command: &mut Command) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    command
+        .env("LISTEN_FDS", "1")
+        // Left over from whatever started the tests, they would change what the child reads.
+        .env_remove("LISTEN_FDNAMES")
+        .env_remove("LISTEN_FDS_FIRST_FD")
+        .fd_mappings(vec![FdMapping {
+            parent_fd: listener.into(),
+            child_fd: 3,
+        }])
+        .expect("one mapping");
+    port
+}
+
+/// The `http` example's arguments: its own rundir, and its configured address on `bind_port`.
+fn http_args(rundir: &TempDir, bind_port: u16) -> [String; 4] {
+    [
+        "-s".to_owned(),
+        format!("rundir={}", rundir.path().display()),
+        "-s".to_owned(),
+        format!("http.bind=127.0.0.1:{bind_port}"),
+    ]
+}
+
+#[test]
+fn socket_activation_serves_the_inherited_listener() {
+    // The test does what systemd does, with no systemd tool: the socket is the test's, passed
+    // as descriptor 3. LISTEN_PID must be the server's own pid, which a parent knows only after
+    // the spawn; the `activate` helper sets it to its own pid and then execs the server, which
+    // keeps that pid.
+    let rundir = dir();
+    let configured = ginkgo_tests::process::free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_activate"));
+    command
+        .arg(ginkgo_tests::process::example("http"))
+        // Another port: only the inherited socket can answer on the test's port.
+        .args(http_args(&rundir, configured));
+    let port = pass_listener(&mut command);
+    let running = Running::spawn(command);
+    let pid = running.child.id();
+
+    let listening = running.expect_line("HTTP server listening");
+    assert!(
+        listening.contains(&format!("addr=127.0.0.1:{port}")),
+        "serves the inherited socket: {listening}"
+    );
+    // The exec kept the pid: the server runs as the process its LISTEN_PID named.
+    running.expect_line(&format!("ready pid={pid} "));
+    let response = http_get_ok(port);
+    assert!(
+        response.contains("hello from ginkgo on tokio"),
+        "{response}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", configured)).is_err(),
+        "the configured address is not bound under socket activation"
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success(), "a clean stop");
+}
+
+#[test]
+fn socket_activation_for_another_pid_is_ignored() {
+    // LISTEN_PID names this test process, not the server: the sockets are someone else's, so
+    // the server binds its configured address. Without this the helper above could set any
+    // LISTEN_PID and the test would still pass.
+    let rundir = dir();
+    let configured = ginkgo_tests::process::free_port();
+    let mut command = Command::new(ginkgo_tests::process::example("http"));
+    command
+        .args(http_args(&rundir, configured))
+        .env("LISTEN_PID", std::process::id().to_string());
+    let inherited = pass_listener(&mut command);
+    let running = Running::spawn(command);
+
+    let listening = running.expect_line("HTTP server listening");
+    assert!(
+        listening.contains(&format!("addr=127.0.0.1:{configured}")),
+        "binds its own address, not port {inherited}: {listening}"
+    );
+    let response = http_get_ok(configured);
     assert!(
         response.contains("hello from ginkgo on tokio"),
         "{response}"
     );
     running.signal(Signal::Term);
+    assert!(running.wait().success(), "a clean stop");
+}
+
+/// `name` as found on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+#[test]
+fn socket_activation_by_systemd_socket_activate() {
+    // systemd's own tool passes the listening socket as LISTEN_FDS, as systemd does: a check
+    // of the test above against the real thing. Not a skip when the tool is missing: it fails,
+    // saying what to install.
+    let tool = on_path("systemd-socket-activate").unwrap_or_else(|| {
+        panic!(
+            "systemd-socket-activate is not on PATH: install systemd (.ci/run does); \
+             socket_activation_serves_the_inherited_listener checks the same without it"
+        )
+    });
+    let port = ginkgo_tests::process::free_port();
+    let rundir = dir();
+    let http = ginkgo_tests::process::example("http");
+    let mut command = Command::new(tool);
+    command
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(http)
+        // Another port: only the inherited socket can answer on the test's port.
+        .args(http_args(&rundir, ginkgo_tests::process::free_port()));
+    let running = Running::spawn(command);
+    running.expect_line("Listening on");
+    let response = http_get_ok(port);
+    assert!(
+        response.contains("hello from ginkgo on tokio"),
+        "{response}"
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success(), "a clean stop");
 }
 
 #[test]
