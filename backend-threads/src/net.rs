@@ -496,8 +496,12 @@ mod tests {
 
     #[test]
     fn unix_connect_and_accept_without_a_poller() {
-        let path = std::env::temp_dir().join(format!("ginkgo-threads-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        // The directory, socket file and all, goes when `dir` drops, also on a failure.
+        let dir = tempfile::Builder::new()
+            .prefix("ginkgo-threads-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("test.sock");
         let listener = UnixListener::bind(&path).unwrap();
         async_io::block_on(async {
             let mut client = UnixStream::connect(&path).await.unwrap();
@@ -507,7 +511,6 @@ mod tests {
             server.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"x");
         });
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

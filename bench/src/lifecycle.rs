@@ -200,48 +200,18 @@ fn baseline_memory(n: usize) -> f64 {
 }
 
 /// Command-line options of the `lifecycle` subcommand.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub(crate) struct Options {
-    backend: Option<String>,
-    runs: usize,
+    /// Measure only this backend (default: each).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(BACKENDS))]
+    pub(crate) backend: Option<String>,
+    /// Timed runs per side; the table shows their median.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = crate::suite::positive)]
+    pub(crate) runs: usize,
     /// Internal: measure one memory figure in this (fresh) process and print it.
-    memory: Option<String>,
-}
-
-impl Options {
-    /// Parses `[--backend NAME] [--runs N]`.
-    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut options = Self {
-            backend: None,
-            runs: 5,
-            memory: None,
-        };
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--backend" => {
-                    let name = value()?;
-                    if !BACKENDS.contains(&name.as_str()) {
-                        return Err(format!(
-                            "unknown backend `{name}` (valid: {})",
-                            BACKENDS.join(", ")
-                        ));
-                    }
-                    options.backend = Some(name);
-                }
-                "--runs" => {
-                    let text = value()?;
-                    options.runs = match text.parse() {
-                        Ok(n) if n > 0 => n,
-                        _ => return Err(format!("--runs needs a positive number, not `{text}`")),
-                    };
-                }
-                "--memory" => options.memory = Some(value()?),
-                _ => return Err(format!("unknown option `{arg}` for `lifecycle`")),
-            }
-        }
-        Ok(options)
-    }
+    #[arg(long, hide = true)]
+    pub(crate) memory: Option<String>,
 }
 
 fn time_ginkgo(backend: &str, n: usize) -> Duration {

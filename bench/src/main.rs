@@ -5,6 +5,7 @@
 //! cargo run --release -p ginkgo-bench -- lifecycle [--backend NAME] [--runs N]
 //! cargo run --release -p ginkgo-bench -- echo [--backend NAME] [--runs N]
 //! cargo run --release -p ginkgo-bench -- http [--duration SECS] [--connections N]
+//!                                             [--rounds N] [--backend NAME]
 //! ```
 //!
 //! Each subcommand prints a Markdown table on standard output and its progress on standard
@@ -20,63 +21,231 @@ mod suite;
 
 use std::process::ExitCode;
 
-/// The subcommands, for error messages.
-const SUBCOMMANDS: &[&str] = &["runtime", "lifecycle", "echo", "http"];
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "\
-usage: ginkgo-bench <SUBCOMMAND> [OPTIONS]
+/// Measures ginkgo-rs against the native runtimes it runs on.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ginkgo-bench",
+    after_help = "Each subcommand prints a Markdown table on standard output and its progress \
+                  on standard error. Build with --release. Recorded results: BENCHMARKS.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
 
-subcommands:
-  runtime    spawn/join and TCP echo, ginkgo vs. each backend's native API
-             options: --backend tokio|async-std|smol|threads   --runs N (default 7)
-  lifecycle  start+stop of service trees vs. tokio-graceful-shutdown; memory per service
-             options: --backend tokio|async-std|smol|threads   --runs N (default 5)
-  echo       StreamServer echo vs. a native echo server on the same runtime
-             options: --backend tokio|async-std|smol|threads   --runs N (default 7)
-  http       HttpServer (the http example) on each backend vs. axum::serve on tokio, with wrk
-             options: --duration SECS (default 5)   --connections N (default 64)
-                      --rounds N (default 5)   --backend tokio|smol|async-std|threads";
+/// The suites, and the internal commands their child processes run.
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// spawn/join and TCP echo, ginkgo vs. each backend's native API
+    Runtime(suite::Options),
+    /// start+stop of service trees vs. tokio-graceful-shutdown; memory per service
+    Lifecycle(lifecycle::Options),
+    /// StreamServer echo vs. a native echo server on the same runtime
+    Echo(suite::Options),
+    /// HttpServer (the http example) on each backend vs. axum::serve on tokio, with wrk
+    Http(http::Options),
+    /// Internal: one server of the `http` suite, in its own process.
+    #[command(hide = true)]
+    HttpServe {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(http::SERVERS))]
+        server: String,
+    },
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let result = match args.next().as_deref() {
-        Some("runtime") => match suite::Options::parse(&runtime::SUITE, args) {
-            Ok(options) => return suite::run(&runtime::SUITE, &options),
-            Err(message) => Err(message),
-        },
-        Some("lifecycle") => match lifecycle::Options::parse(args) {
-            Ok(options) => return lifecycle::run(&options),
-            Err(message) => Err(message),
-        },
-        Some("echo") => match suite::Options::parse(&echo::SUITE, args) {
-            Ok(options) => return suite::run(&echo::SUITE, &options),
-            Err(message) => Err(message),
-        },
-        Some("http") => match http::Options::parse(args) {
-            Ok(options) => return http::run(&options),
-            Err(message) => Err(message),
-        },
-        // Internal: one server of the `http` suite, in its own process.
-        Some("http-serve") => return http::serve_main(args),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
+    // clap prints usage errors with the usage and exits 2, and --help / help with 0.
+    match Cli::parse().command {
+        Bench::Runtime(options) => suite::run(&runtime::SUITE, &options),
+        Bench::Lifecycle(options) => lifecycle::run(&options),
+        Bench::Echo(options) => suite::run(&echo::SUITE, &options),
+        Bench::Http(options) => http::run(&options),
+        Bench::HttpServe { server } => http::serve_main(&server),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Bench, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ginkgo-bench").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    fn rejected(args: &[&str]) -> clap::error::ErrorKind {
+        parse(args).expect_err("rejected").kind()
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn suites_default_to_every_backend_and_their_run_counts() {
+        for (name, runs) in [("runtime", 7), ("echo", 7)] {
+            let (Bench::Runtime(options) | Bench::Echo(options)) = parse(&[name]).unwrap() else {
+                panic!("{name} parsed as another subcommand");
+            };
+            assert_eq!((options.backend, options.runs), (None, runs));
+            assert!(!options.rows_only);
         }
-        Some(other) => Err(format!(
-            "unknown subcommand `{other}` (valid: {})",
-            SUBCOMMANDS.join(", ")
-        )),
-        None => Err(format!(
-            "missing subcommand (valid: {})",
-            SUBCOMMANDS.join(", ")
-        )),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("ginkgo-bench: {message}");
-            eprintln!("\n{USAGE}");
-            ExitCode::from(2)
+        let Bench::Lifecycle(options) = parse(&["lifecycle"]).unwrap() else {
+            panic!("lifecycle");
+        };
+        assert_eq!(
+            (options.backend, options.runs, options.memory),
+            (None, 5, None)
+        );
+        let Bench::Http(options) = parse(&["http"]).unwrap() else {
+            panic!("http");
+        };
+        assert_eq!(
+            (options.duration, options.connections, options.rounds),
+            (5, 64, 5)
+        );
+        assert_eq!(options.backend, None);
+    }
+
+    #[test]
+    fn options_are_read() {
+        let Bench::Echo(options) =
+            parse(&["echo", "--backend", "async-std", "--runs", "3"]).unwrap()
+        else {
+            panic!("echo");
+        };
+        assert_eq!(options.backend, Some(suite::Backend::AsyncStd));
+        assert_eq!(options.runs, 3);
+        let Bench::Lifecycle(options) =
+            parse(&["lifecycle", "--backend", "threads", "--runs", "2"]).unwrap()
+        else {
+            panic!("lifecycle");
+        };
+        assert_eq!(
+            (options.backend.as_deref(), options.runs),
+            (Some("threads"), 2)
+        );
+        let Bench::Http(options) = parse(&[
+            "http",
+            "--duration",
+            "60",
+            "--connections",
+            "2",
+            "--rounds",
+            "20",
+            "--backend",
+            "smol",
+        ])
+        .unwrap() else {
+            panic!("http");
+        };
+        assert_eq!(
+            (options.duration, options.connections, options.rounds),
+            (60, 2, 20)
+        );
+        assert_eq!(options.backend.as_deref(), Some("smol"));
+        // As with the hand-written parser before: a repeated option, the last one counts.
+        let Bench::Runtime(options) = parse(&["runtime", "--runs", "3", "--runs", "4"]).unwrap()
+        else {
+            panic!("runtime");
+        };
+        assert_eq!(options.runs, 4);
+    }
+
+    #[test]
+    fn what_the_child_processes_are_started_with_parses() {
+        // suite::run_child, lifecycle::memory_child and http's Server::start.
+        let Bench::Runtime(options) = parse(&[
+            "runtime",
+            "--rows-only",
+            "--backend",
+            "tokio",
+            "--runs",
+            "7",
+        ])
+        .unwrap() else {
+            panic!("runtime");
+        };
+        assert!(options.rows_only);
+        assert_eq!(options.backend, Some(suite::Backend::Tokio));
+        let Bench::Lifecycle(options) = parse(&["lifecycle", "--memory", "baseline"]).unwrap()
+        else {
+            panic!("lifecycle");
+        };
+        assert_eq!(options.memory.as_deref(), Some("baseline"));
+        for server in http::SERVERS {
+            let Bench::HttpServe { server: parsed } = parse(&["http-serve", server]).unwrap()
+            else {
+                panic!("http-serve");
+            };
+            assert_eq!(parsed, server);
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        use clap::error::ErrorKind::*;
+        assert_eq!(rejected(&[]), DisplayHelpOnMissingArgumentOrSubcommand);
+        assert_eq!(rejected(&["fast"]), InvalidSubcommand);
+        assert_eq!(rejected(&["runtime", "--runs", "0"]), ValueValidation);
+        assert_eq!(rejected(&["runtime", "--runs", "many"]), ValueValidation);
+        assert_eq!(rejected(&["runtime", "--backend", "glommio"]), InvalidValue);
+        assert_eq!(
+            rejected(&["lifecycle", "--backend", "glommio"]),
+            InvalidValue
+        );
+        assert_eq!(rejected(&["echo", "--duration", "5"]), UnknownArgument);
+        assert_eq!(rejected(&["http", "--duration", "61"]), ValueValidation);
+        assert_eq!(rejected(&["http", "--connections", "1"]), ValueValidation);
+        assert_eq!(rejected(&["http", "--rounds", "21"]), ValueValidation);
+        assert_eq!(rejected(&["http", "--runs", "3"]), UnknownArgument);
+        assert_eq!(rejected(&["http-serve", "nginx"]), InvalidValue);
+        assert_eq!(rejected(&["runtime", "--runs"]), InvalidValue);
+        for help in [&["--help"][..], &["help"], &["http", "--help"]] {
+            assert_eq!(rejected(help), DisplayHelp);
+        }
+    }
+
+    #[test]
+    fn help_names_the_suites_and_their_options_but_not_the_internals() {
+        let help = Cli::command().render_long_help().to_string();
+        for suite in ["runtime", "lifecycle", "echo", "http"] {
+            assert!(help.contains(&format!("  {suite} ")), "{help}");
+        }
+        assert!(!help.contains("http-serve"), "{help}");
+        let mut command = Cli::command();
+        let runtime = command
+            .find_subcommand_mut("runtime")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for text in ["--backend", "async-std", "--runs", "[default: 7]"] {
+            assert!(runtime.contains(text), "{runtime}");
+        }
+        assert!(!runtime.contains("rows-only"), "{runtime}");
+        let lifecycle = command
+            .find_subcommand_mut("lifecycle")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(lifecycle.contains("[default: 5]"), "{lifecycle}");
+        assert!(!lifecycle.contains("--memory"), "{lifecycle}");
+        let http = command
+            .find_subcommand_mut("http")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for text in [
+            "--duration <SECS>",
+            "--connections <N>",
+            "--rounds <N>",
+            "--backend",
+        ] {
+            assert!(http.contains(text), "{http}");
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::stats::{human, median};
 const WARM_UP: usize = 1;
 
 /// A backend that a suite compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Backend {
     Tokio,
     AsyncStd,
@@ -31,17 +31,6 @@ impl Backend {
             Self::Smol => "smol",
             Self::Threads => "threads",
         }
-    }
-
-    /// The backend called `name`, or an error listing the valid names.
-    pub(crate) fn parse(name: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|b| b.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|b| b.name()).collect();
-                format!("unknown backend `{name}` (valid: {})", names.join(", "))
-            })
     }
 }
 
@@ -73,43 +62,27 @@ pub(crate) struct Suite {
     pub(crate) cases: fn(Backend) -> Vec<Case>,
 }
 
-/// Command-line options of a suite.
-#[derive(Debug)]
+/// Command-line options of a suite (`runtime`, `echo`).
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub(crate) struct Options {
-    /// One backend, measured in this process; `None` runs each in a child process.
-    backend: Option<Backend>,
-    runs: usize,
+    /// Measure only this backend, in this process (default: each, in a child process of its
+    /// own).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) backend: Option<Backend>,
+    /// Timed runs per side; the table shows their median.
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = positive)]
+    pub(crate) runs: usize,
     /// Internal, for those child processes: print only the table rows.
-    rows_only: bool,
+    #[arg(long, hide = true)]
+    pub(crate) rows_only: bool,
 }
 
-impl Options {
-    /// Parses `[--backend NAME] [--runs N]` for `suite`.
-    pub(crate) fn parse(
-        suite: &Suite,
-        mut args: impl Iterator<Item = String>,
-    ) -> Result<Self, String> {
-        let mut options = Self {
-            backend: None,
-            runs: 7,
-            rows_only: false,
-        };
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--backend" => options.backend = Some(Backend::parse(&value()?)?),
-                "--runs" => {
-                    let text = value()?;
-                    options.runs = match text.parse() {
-                        Ok(n) if n > 0 => n,
-                        _ => return Err(format!("--runs needs a positive number, not `{text}`")),
-                    };
-                }
-                "--rows-only" => options.rows_only = true,
-                _ => return Err(format!("unknown option `{arg}` for `{}`", suite.command)),
-            }
-        }
-        Ok(options)
+/// Parses a count that must be at least 1 (clap's own range check would print `1..2^64-1`).
+pub(crate) fn positive(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("needs a positive number".to_owned()),
     }
 }
 

@@ -176,15 +176,18 @@ pub fn running(path: &Path) -> Result<Option<u32>, PidfileError> {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("ginkgo-pid-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        path
+    /// A fresh directory, removed with whatever a test leaves in it when dropped.
+    fn temp() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("ginkgo-pid-")
+            .tempdir()
+            .expect("create directory")
     }
 
     #[test]
     fn acquire_writes_locks_and_removes() {
-        let path = temp("basic");
+        let dir = temp();
+        let path = dir.path().join("basic.pid");
         let held = Pidfile::acquire(&path).expect("acquire");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text, format!("{}\n", std::process::id()));
@@ -202,7 +205,8 @@ mod tests {
 
     #[test]
     fn stale_file_is_recovered() {
-        let path = temp("stale");
+        let dir = temp();
+        let path = dir.path().join("stale.pid");
         std::fs::write(&path, "999999\n").expect("stale file");
         assert_eq!(
             running(&path).expect("running"),
@@ -219,8 +223,9 @@ mod tests {
 
     #[test]
     fn symlink_is_refused() {
-        let target = temp("target");
-        let link = temp("link");
+        let dir = temp();
+        let target = dir.path().join("target");
+        let link = dir.path().join("link.pid");
         std::fs::write(&target, "precious").expect("target");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
         let err = Pidfile::acquire(&link).expect_err("symlink refused");
@@ -228,7 +233,5 @@ mod tests {
         assert!(err.to_string().contains("symbolic link"));
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "precious");
         assert!(matches!(running(&link), Err(PidfileError::Symlink(_))));
-        let _ = std::fs::remove_file(&link);
-        let _ = std::fs::remove_file(&target);
     }
 }

@@ -11,11 +11,16 @@ pub mod support;
 
 /// Expands to one `#[test]` per conformance case for the runtime type `$rt`.
 ///
-/// This is the single list of cases: adding a case here adds it to every backend.
+/// This is the single list of cases: adding a case here adds it to every backend (and to
+/// [`CASES`]).
 #[macro_export]
 macro_rules! conformance_suite {
-    ($rt:ty) => {
-        $crate::conformance_tests!($rt;
+    (@names) => {
+        $crate::conformance_suite!(@list names)
+    };
+    (@list $($mode:tt)*) => {
+        // Braces: the expansion is items for `tests`, an expression for `names`.
+        $crate::conformance_tests! { $($mode)*;
             // tasks
             task::join_value,
             task::join_many,
@@ -96,15 +101,21 @@ macro_rules! conformance_suite {
             sync::mutex_across_tasks,
             sync::semaphore_limits_concurrency,
             sync::rwlock_readers_share,
-        );
+        }
+    };
+    ($rt:ty) => {
+        $crate::conformance_suite!(@list tests $rt);
     };
 }
 
-/// Implementation detail of [`conformance_suite!`].
+/// Implementation detail of [`conformance_suite!`]: the list as names, or as tests.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! conformance_tests {
-    ($rt:ty; $($area:ident :: $case:ident),* $(,)?) => {
+    (names; $($area:ident :: $case:ident),* $(,)?) => {
+        &[$(concat!(stringify!($area), "::", stringify!($case))),*]
+    };
+    (tests $rt:ty; $($area:ident :: $case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
@@ -116,3 +127,8 @@ macro_rules! conformance_tests {
         )*
     };
 }
+
+/// Every listed case as `"area::case"`, in the order of [`conformance_suite!`]: each backend
+/// runs all of them, so this is also the number of cases per backend. The `suite` test checks
+/// it against the `pub async fn`s in [`cases`], so a case cannot be written and left out.
+pub const CASES: &[&str] = conformance_suite!(@names);

@@ -1,13 +1,13 @@
 //! Helpers for the process-level tests: build and run the example programs as children.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
+use tempfile::{TempDir, TempPath};
 
 /// Builds the `hello` example (a no-op when `cargo test` already did) and returns its path.
 pub fn hello() -> PathBuf {
@@ -43,21 +43,25 @@ pub fn free_port() -> u16 {
     probe.local_addr().expect("addr").port()
 }
 
-/// A unique temporary file holding `text`.
-pub fn file(text: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ginkgo-proc-{}-{n}.toml", std::process::id()));
-    std::fs::write(&path, text).expect("write file");
-    path
+/// A temporary file holding `text`, removed when the returned path is dropped (a failed test
+/// included).
+pub fn file(text: &str) -> TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("ginkgo-proc-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("create file");
+    file.write_all(text.as_bytes()).expect("write file");
+    file.into_temp_path()
 }
 
-/// A fresh temporary directory.
-pub fn dir() -> PathBuf {
-    let path = file("").with_extension("d");
-    let _ = std::fs::remove_file(path.with_extension("toml"));
-    std::fs::create_dir_all(&path).expect("create directory");
-    path
+/// A fresh temporary directory, removed with everything in it when dropped. A child process
+/// that writes into it must be reaped first: declare the directory before the child.
+pub fn dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("ginkgo-proc-")
+        .tempdir()
+        .expect("create directory")
 }
 
 /// The fields of `/proc/PID/stat` after the command name (which may hold spaces), so
@@ -83,16 +87,28 @@ impl Running {
     /// Starts `program` with `args` and extra environment.
     pub fn start(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_remove("HELLO_HELLO__MESSAGE")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        command.args(args);
         for (key, value) in env {
             command.env(key, value);
         }
+        Self::spawn(command)
+    }
+
+    /// Starts a prepared `command`, with its standard input and output on `/dev/null` and its
+    /// standard error read line by line. The command is dropped once spawned, and with it the
+    /// parent's copies of any descriptors it was given.
+    pub fn spawn(mut command: Command) -> Self {
+        // What the test runner's own environment may hold must not steer the child, unless the
+        // test set it on purpose.
+        for key in ["HELLO_HELLO__MESSAGE", "NOTIFY_SOCKET"] {
+            if !command.get_envs().any(|(name, _)| name == key) {
+                command.env_remove(key);
+            }
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();

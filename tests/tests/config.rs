@@ -1,13 +1,14 @@
 //! Settings: layering and provenance, every class of error with its message, reload, forced
 //! values, the template, and a property test that no input panics the loader.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ginkgo_config::{Config, ConfigError, Problem, Source};
 use ginkgo_macros::Settings;
 use serde::{Deserialize, Serialize};
+use tempfile::TempPath;
 
 /// Settings of the number server.
 #[derive(Settings, Serialize, Deserialize, Debug, PartialEq)]
@@ -52,13 +53,15 @@ struct Deep {
     ratio: f64,
 }
 
-/// A unique temporary file holding `text`.
-fn file(text: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ginkgo-config-{}-{n}.toml", std::process::id()));
-    std::fs::write(&path, text).expect("write config file");
-    path
+/// A temporary file holding `text`, removed when the returned path is dropped.
+fn file(text: &str) -> TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("ginkgo-config-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("create config file");
+    file.write_all(text.as_bytes()).expect("write config file");
+    file.into_temp_path()
 }
 
 fn builder() -> ginkgo_config::ConfigBuilder {
@@ -269,7 +272,12 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn unreadable_file_is_an_error() {
-    let missing = std::env::temp_dir().join("ginkgo-no-such-config.toml");
+    // A fresh directory holds nothing, so the file is surely missing.
+    let dir = tempfile::Builder::new()
+        .prefix("ginkgo-config-")
+        .tempdir()
+        .expect("create directory");
+    let missing = dir.path().join("no-such-config.toml");
     let err = builder().file(&missing).load().expect_err("missing file");
     assert!(
         err.to_string()
@@ -417,7 +425,6 @@ mod property {
                     .env_vars([("TESTPROG_NUMBERS__RATE_PER_MINUTE".to_owned(), env_value.clone())])
                     .set(assignment.clone())
                     .load();
-                let _ = std::fs::remove_file(&path);
             }
         }
     }

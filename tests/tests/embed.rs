@@ -19,24 +19,24 @@ impl Service for Once {
     }
 }
 
-/// A directory of its own for one case, removed when dropped.
-struct Rundir(PathBuf);
+/// A run directory of its own for one case, removed when dropped.
+struct Rundir(tempfile::TempDir);
 
 impl Rundir {
     fn new(case: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ginkgo-embed-{case}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the run directory");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ginkgo-embed-{case}-"))
+            .tempdir()
+            .expect("create the run directory");
         Self(dir)
     }
 
     fn set(&self) -> String {
-        format!("rundir={}", self.0.display())
+        format!("rundir={}", self.0.path().display())
     }
-}
 
-impl Drop for Rundir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    fn path(&self) -> PathBuf {
+        self.0.path().to_owned()
     }
 }
 
@@ -57,7 +57,7 @@ fn serves_on_a_running_runtime<R: Runtime>(case: &str) {
     assert_eq!(status, ExitCode::SUCCESS);
     assert_eq!(side, 42);
     assert!(
-        !rundir.0.join("embedded.pid").exists(),
+        !rundir.path().join("embedded.pid").exists(),
         "the pid file is removed when the loop returns"
     );
 

@@ -25,13 +25,15 @@ fn connect(port: u16) -> TcpStream {
 #[test]
 fn echo_example_is_byte_exact() {
     let port = free_port();
+    // Declared before the child, so the child is reaped before its directory goes.
+    let rundir = dir();
     let running = Running::start(
         &example("echo"),
         &[
             "-s",
             &format!("echo.bind=127.0.0.1:{port}"),
             "-s",
-            &format!("rundir={}", dir().display()),
+            &format!("rundir={}", rundir.path().display()),
         ],
         &[],
     );
@@ -78,13 +80,14 @@ fn numbers_rate_changes_after_reload() {
     let config = file(&format!(
         "[numbers]\nbind = \"127.0.0.1:{port}\"\nrate_per_minute = 600\nclient = false\n"
     ));
+    let rundir = dir();
     let running = Running::start(
         &example("numbers"),
         &[
             "-c",
             config.to_str().expect("utf-8"),
             "-s",
-            &format!("rundir={}", dir().display()),
+            &format!("rundir={}", rundir.path().display()),
         ],
         &[],
     );
@@ -142,6 +145,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
 #[test]
 fn hello_server_composes_tcp_client_and_web() {
     let (tcp, web) = (free_port(), free_port());
+    let rundir = dir();
     let running = Running::start(
         &example("hello_server"),
         &[
@@ -150,7 +154,7 @@ fn hello_server_composes_tcp_client_and_web() {
             "-s",
             &format!("hello_server.web_bind=127.0.0.1:{web}"),
             "-s",
-            &format!("rundir={}", dir().display()),
+            &format!("rundir={}", rundir.path().display()),
         ],
         &[],
     );
@@ -191,6 +195,7 @@ fn accept_backs_off_when_out_of_file_descriptors() {
     let port = free_port();
     let echo = example("echo");
     // prlimit (util-linux) gives the server so few descriptors that accepting runs out.
+    let rundir = dir();
     let running = Running::start(
         std::path::Path::new("prlimit"),
         &[
@@ -199,7 +204,7 @@ fn accept_backs_off_when_out_of_file_descriptors() {
             "-s",
             &format!("echo.bind=127.0.0.1:{port}"),
             "-s",
-            &format!("rundir={}", dir().display()),
+            &format!("rundir={}", rundir.path().display()),
         ],
         &[],
     );

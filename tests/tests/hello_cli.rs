@@ -131,7 +131,7 @@ fn run_logs_at_the_rate_and_stops_on_sigterm() {
             "-s",
             "hello.rate_per_minute=1200",
             "-s",
-            &format!("rundir={}", rundir.display()),
+            &format!("rundir={}", rundir.path().display()),
         ],
         &[("HELLO_HELLO__MESSAGE", "from the environment")],
     );
@@ -156,7 +156,7 @@ fn sighup_reloads_a_good_file_and_rejects_a_broken_one() {
             "-c",
             path.to_str().expect("utf-8"),
             "-s",
-            &format!("rundir={}", rundir.display()),
+            &format!("rundir={}", rundir.path().display()),
         ],
         &[],
     );

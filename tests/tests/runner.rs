@@ -1,7 +1,8 @@
 //! The runner, tested on real child processes: the `hello` example as a daemon (start, status,
 //! reload, stop, restart, log), pid file safety (second start, stale file, symlink), privilege
 //! drop, signals (SIGTERM within stop_timeout, a second SIGINT, SIGUSR1 log reopening), and
-//! the systemd notification protocol.
+//! the systemd notification protocol and socket activation (done by the test itself, and by
+//! systemd-socket-activate).
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -9,12 +10,14 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use command_fds::{CommandFdExt, FdMapping};
 use ginkgo_api::signal::Signal;
 use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields};
+use tempfile::TempDir;
 
 /// A `hello` daemon in a directory of its own, driven through its command line.
 struct Daemon {
-    rundir: PathBuf,
+    rundir: TempDir,
     config: PathBuf,
     extra: Vec<String>,
 }
@@ -22,7 +25,7 @@ struct Daemon {
 impl Daemon {
     fn new(config: &str) -> Self {
         let rundir = dir();
-        let path = rundir.join("hello.toml");
+        let path = rundir.path().join("hello.toml");
         std::fs::write(&path, config).expect("config");
         Self {
             rundir,
@@ -42,7 +45,7 @@ impl Daemon {
             .arg("-c")
             .arg(&self.config)
             .arg("-s")
-            .arg(format!("rundir={}", self.rundir.display()))
+            .arg(format!("rundir={}", self.rundir.path().display()))
             .env_remove("NOTIFY_SOCKET");
         for assignment in &self.extra {
             command.arg("-s").arg(assignment);
@@ -51,15 +54,15 @@ impl Daemon {
     }
 
     fn pidfile(&self) -> PathBuf {
-        self.rundir.join("hello.pid")
+        self.rundir.path().join("hello.pid")
     }
 
     fn socket(&self) -> PathBuf {
-        self.rundir.join("hello.sock")
+        self.rundir.path().join("hello.sock")
     }
 
     fn logfile(&self) -> PathBuf {
-        self.rundir.join("hello.log")
+        self.rundir.path().join("hello.log")
     }
 
     fn pid(&self) -> u32 {
@@ -90,7 +93,15 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // This runs before the fields drop: the daemon is gone before its directory (pid file,
+        // socket, log) is removed. A daemon that does not stop is killed rather than left.
         let _ = self.cmd(&["stop"]);
+        if self.cmd(&["status"]).status.code() == Some(0)
+            && let Ok(text) = std::fs::read_to_string(self.pidfile())
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            kill(pid);
+        }
     }
 }
 
@@ -111,9 +122,26 @@ fn proc_field(pid: u32, field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Sends SIGKILL to `pid` and waits (up to 10 s) until it is gone.
+fn kill(pid: u32) {
+    use rustix::process::{Pid, Signal, kill_process};
+    if let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(target, Signal::KILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether `pid` runs (a zombie does not); never panics, as [`Daemon`]'s drop calls it.
 fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !proc_field(pid, "State").starts_with('Z')
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("State:"))
+            .is_some_and(|state| !state.trim().starts_with('Z'))
+    })
 }
 
 const FAST: &str = "[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n";
@@ -145,7 +173,7 @@ fn daemon_start_status_reload_stop() {
     assert_eq!(tty, "0", "no controlling terminal");
     assert_eq!(
         std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd"),
-        daemon.rundir
+        daemon.rundir.path()
     );
     assert_eq!(proc_field(pid, "Umask"), "0027");
 
@@ -237,7 +265,7 @@ fn stale_pid_file_is_recovered() {
 #[test]
 fn symlinked_pid_file_is_refused() {
     let daemon = Daemon::new(FAST);
-    let target = daemon.rundir.join("precious");
+    let target = daemon.rundir.path().join("precious");
     std::fs::write(&target, "keep me").expect("target");
     std::os::unix::fs::symlink(&target, daemon.pidfile()).expect("symlink");
     let started = daemon.cmd(&["start"]);
@@ -316,7 +344,7 @@ fn sigusr1_reopens_the_log_file() {
     let daemon = Daemon::new(FAST);
     assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
     daemon.wait_log("first", 0);
-    let rotated = daemon.rundir.join("hello.log.1");
+    let rotated = daemon.rundir.path().join("hello.log.1");
     std::fs::rename(daemon.logfile(), &rotated).expect("rotate");
     Signal::Usr1.send_to(daemon.pid()).expect("SIGUSR1");
     daemon.wait_log("log file reopened", 0);
@@ -334,8 +362,8 @@ fn stubborn() -> PathBuf {
 
 #[test]
 fn sigterm_stops_within_stop_timeout() {
-    let rundir = dir();
-    let rundir = format!("rundir={}", rundir.display());
+    let scratch = dir();
+    let rundir = format!("rundir={}", scratch.path().display());
     let running = Running::start(&stubborn(), &["-s", &rundir, "-s", "stop_timeout=1s"], &[]);
     running.expect_line("ready");
     let began = Instant::now();
@@ -375,7 +403,8 @@ fn sigterm_stops_within_stop_timeout() {
 
 #[test]
 fn second_sigint_exits_at_once() {
-    let rundir = format!("rundir={}", dir().display());
+    let scratch = dir();
+    let rundir = format!("rundir={}", scratch.path().display());
     let running = Running::start(&stubborn(), &["-s", &rundir, "-s", "stop_timeout=60s"], &[]);
     running.expect_line("ready");
     running.signal(Signal::Int);
@@ -390,7 +419,7 @@ fn second_sigint_exits_at_once() {
 #[test]
 fn notify_socket_gets_ready_reloading_stopping_in_order() {
     let rundir = dir();
-    let socket_path = rundir.join("notify.sock");
+    let socket_path = rundir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
     socket
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -398,7 +427,7 @@ fn notify_socket_gets_ready_reloading_stopping_in_order() {
     let notify = socket_path.display().to_string();
     let running = Running::start(
         &hello(),
-        &["-s", &format!("rundir={}", rundir.display())],
+        &["-s", &format!("rundir={}", rundir.path().display())],
         &[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "200000")],
     );
     let pid = running.child.id();
@@ -462,7 +491,7 @@ fn logtail_follows_the_log_file() {
         .arg("-c")
         .arg(&daemon.config)
         .arg("-s")
-        .arg(format!("rundir={}", daemon.rundir.display()))
+        .arg(format!("rundir={}", daemon.rundir.path().display()))
         .arg("logtail")
         .stdout(std::process::Stdio::piped());
     let mut tail = command.spawn().expect("logtail");
@@ -480,17 +509,20 @@ fn logtail_follows_the_log_file() {
         }
     });
     // New lines keep arriving while it follows: more than the 20 it starts with.
-    let mut seen = 0;
+    let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while seen < 40 && Instant::now() < deadline {
+    while seen.len() < 40 && Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            assert!(line.contains(" INFO "), "a log line: {line}");
-            seen += 1;
+            seen.push(line);
         }
     }
+    // Reaped before any assertion can fail, so a failure leaves no follower running.
     let _ = tail.kill();
     let _ = tail.wait();
-    assert!(seen >= 40, "logtail showed {seen} lines");
+    assert!(seen.len() >= 40, "logtail showed {} lines", seen.len());
+    for line in &seen {
+        assert!(line.contains(" INFO "), "a log line: {line}");
+    }
 }
 
 #[test]
@@ -507,50 +539,155 @@ fn json_log_lines() {
     assert!(line.contains("\"level\":\"INFO\""), "{line}");
 }
 
-#[test]
-fn socket_activation_serves_the_inherited_listener() {
-    // systemd's own tool passes the listening socket as LISTEN_FDS, as systemd does.
-    let port = ginkgo_tests::process::free_port();
-    let rundir = dir();
-    let running = Running::start(
-        std::path::Path::new("systemd-socket-activate"),
-        &[
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            ginkgo_tests::process::example("http")
-                .to_str()
-                .expect("utf-8"),
-            "-s",
-            &format!("rundir={}", rundir.display()),
-            "-s",
-            // Another port: only the inherited socket can answer on the test's port.
-            &format!("http.bind=127.0.0.1:{}", ginkgo_tests::process::free_port()),
-        ],
-        &[],
-    );
-    running.expect_line("Listening on");
+/// Asks `GET /` on `port` until a 200 answer comes (up to 20 s); returns the whole response.
+fn http_get_ok(port: u16) -> String {
+    use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(20);
-    let response = loop {
-        use std::io::{Read, Write};
+    loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut response = String::new();
             let _ = stream.read_to_string(&mut response);
             if response.starts_with("HTTP/1.1 200") {
-                break response;
+                return response;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no answer on the activated socket"
-        );
+        assert!(Instant::now() < deadline, "no answer on port {port}");
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// Binds a listening socket on 127.0.0.1 and hands it to `command` as systemd does: as
+/// descriptor 3, with `LISTEN_FDS=1`. Returns its port. `LISTEN_PID` is the caller's business.
+fn pass_listener(command: &mut Command) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    command
+        .env("LISTEN_FDS", "1")
+        // Left over from whatever started the tests, they would change what the child reads.
+        .env_remove("LISTEN_FDNAMES")
+        .env_remove("LISTEN_FDS_FIRST_FD")
+        .fd_mappings(vec![FdMapping {
+            parent_fd: listener.into(),
+            child_fd: 3,
+        }])
+        .expect("one mapping");
+    port
+}
+
+/// The `http` example's arguments: its own rundir, and its configured address on `bind_port`.
+fn http_args(rundir: &TempDir, bind_port: u16) -> [String; 4] {
+    [
+        "-s".to_owned(),
+        format!("rundir={}", rundir.path().display()),
+        "-s".to_owned(),
+        format!("http.bind=127.0.0.1:{bind_port}"),
+    ]
+}
+
+#[test]
+fn socket_activation_serves_the_inherited_listener() {
+    // The test does what systemd does, with no systemd tool: the socket is the test's, passed
+    // as descriptor 3. LISTEN_PID must be the server's own pid, which a parent knows only after
+    // the spawn; the `activate` helper sets it to its own pid and then execs the server, which
+    // keeps that pid.
+    let rundir = dir();
+    let configured = ginkgo_tests::process::free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_activate"));
+    command
+        .arg(ginkgo_tests::process::example("http"))
+        // Another port: only the inherited socket can answer on the test's port.
+        .args(http_args(&rundir, configured));
+    let port = pass_listener(&mut command);
+    let running = Running::spawn(command);
+    let pid = running.child.id();
+
+    let listening = running.expect_line("HTTP server listening");
+    assert!(
+        listening.contains(&format!("addr=127.0.0.1:{port}")),
+        "serves the inherited socket: {listening}"
+    );
+    // The exec kept the pid: the server runs as the process its LISTEN_PID named.
+    running.expect_line(&format!("ready pid={pid} "));
+    let response = http_get_ok(port);
+    assert!(
+        response.contains("hello from ginkgo on tokio"),
+        "{response}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", configured)).is_err(),
+        "the configured address is not bound under socket activation"
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success(), "a clean stop");
+}
+
+#[test]
+fn socket_activation_for_another_pid_is_ignored() {
+    // LISTEN_PID names this test process, not the server: the sockets are someone else's, so
+    // the server binds its configured address. Without this the helper above could set any
+    // LISTEN_PID and the test would still pass.
+    let rundir = dir();
+    let configured = ginkgo_tests::process::free_port();
+    let mut command = Command::new(ginkgo_tests::process::example("http"));
+    command
+        .args(http_args(&rundir, configured))
+        .env("LISTEN_PID", std::process::id().to_string());
+    let inherited = pass_listener(&mut command);
+    let running = Running::spawn(command);
+
+    let listening = running.expect_line("HTTP server listening");
+    assert!(
+        listening.contains(&format!("addr=127.0.0.1:{configured}")),
+        "binds its own address, not port {inherited}: {listening}"
+    );
+    let response = http_get_ok(configured);
     assert!(
         response.contains("hello from ginkgo on tokio"),
         "{response}"
     );
     running.signal(Signal::Term);
+    assert!(running.wait().success(), "a clean stop");
+}
+
+/// `name` as found on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+#[test]
+fn socket_activation_by_systemd_socket_activate() {
+    // systemd's own tool passes the listening socket as LISTEN_FDS, as systemd does: a check
+    // of the test above against the real thing. Not a skip when the tool is missing: it fails,
+    // saying what to install.
+    let tool = on_path("systemd-socket-activate").unwrap_or_else(|| {
+        panic!(
+            "systemd-socket-activate is not on PATH: install systemd (.ci/run does); \
+             socket_activation_serves_the_inherited_listener checks the same without it"
+        )
+    });
+    let port = ginkgo_tests::process::free_port();
+    let rundir = dir();
+    let http = ginkgo_tests::process::example("http");
+    let mut command = Command::new(tool);
+    command
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(http)
+        // Another port: only the inherited socket can answer on the test's port.
+        .args(http_args(&rundir, ginkgo_tests::process::free_port()));
+    let running = Running::spawn(command);
+    running.expect_line("Listening on");
+    let response = http_get_ok(port);
+    assert!(
+        response.contains("hello from ginkgo on tokio"),
+        "{response}"
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success(), "a clean stop");
 }
 
 #[test]

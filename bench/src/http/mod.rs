@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::stats::{human, median, median_f64};
 
-pub(crate) use serve::main as serve_main;
+pub(crate) use serve::{SERVERS, main as serve_main};
 
 /// wrk's threads (at most as many as connections).
 const WRK_THREADS: usize = 2;
@@ -28,48 +28,21 @@ const WARM_UP: Duration = Duration::from_secs(1);
 const BACKENDS: [&str; 4] = ["tokio", "smol", "async-std", "threads"];
 
 /// Command-line options of the `http` subcommand.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub(crate) struct Options {
-    duration: Duration,
-    connections: usize,
-    rounds: usize,
-    /// Only this backend's row.
-    backend: Option<String>,
-}
-
-impl Options {
-    /// Parses `[--duration SECS] [--connections N] [--rounds N] [--backend NAME]`.
-    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut options = Self {
-            duration: Duration::from_secs(5),
-            connections: 64,
-            rounds: 5,
-            backend: None,
-        };
-        while let Some(arg) = args.next() {
-            let text = args.next().ok_or(format!("{arg} needs a value"))?;
-            let number = |min: usize, max: usize| match text.parse() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(format!(
-                    "{arg} needs a number from {min} to {max}, not `{text}`"
-                )),
-            };
-            match arg.as_str() {
-                "--duration" => options.duration = Duration::from_secs(number(1, 60)? as u64),
-                "--connections" => options.connections = number(WRK_THREADS, 1_000)?,
-                "--rounds" => options.rounds = number(1, 20)?,
-                "--backend" if BACKENDS.contains(&text.as_str()) => options.backend = Some(text),
-                "--backend" => {
-                    return Err(format!(
-                        "unknown backend `{text}` (valid: {})",
-                        BACKENDS.join(", ")
-                    ));
-                }
-                _ => return Err(format!("unknown option `{arg}` for `http`")),
-            }
-        }
-        Ok(options)
-    }
+    /// Seconds of load per wrk run.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub(crate) duration: u64,
+    /// Keep-alive connections wrk holds open.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(WRK_THREADS as u64..=1_000))]
+    pub(crate) connections: usize,
+    /// Runs per side; the table shows their median.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
+    pub(crate) rounds: usize,
+    /// Only this backend's row (default: each).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(BACKENDS))]
+    pub(crate) backend: Option<String>,
 }
 
 /// Runs the suite and prints the table, a row per backend as soon as it is measured. Fails
@@ -85,7 +58,7 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     let load = wrk::Load {
         threads: WRK_THREADS,
         connections: options.connections,
-        duration: options.duration,
+        duration: Duration::from_secs(options.duration),
     };
     println!(
         "ginkgo's HttpServer on each backend vs. axum::serve on tokio, each in its own process, \

@@ -20,7 +20,7 @@ use ginkgo_backend_tokio::Tokio;
 use ginkgo_http::{HttpServer, admin};
 
 /// The servers this subcommand runs: ginkgo on each backend, the baseline and the reference.
-pub(super) const SERVERS: [&str; 6] =
+pub(crate) const SERVERS: [&str; 6] =
     ["tokio", "async-std", "smol", "threads", AXUM, HYPER_ON_SMOL];
 
 /// The baseline: `axum::serve` on tokio.
@@ -29,18 +29,14 @@ pub(super) const AXUM: &str = "axum";
 /// The reference server: hyper directly on smol, without ginkgo.
 pub(super) const HYPER_ON_SMOL: &str = "hyper-smol";
 
-/// Runs the server named by the first argument (one of [`SERVERS`]).
-pub(crate) fn main(mut args: impl Iterator<Item = String>) -> ExitCode {
-    let (Some(server), None) = (args.next(), args.next()) else {
-        eprintln!("usage: ginkgo-bench http-serve {}", SERVERS.join("|"));
-        return ExitCode::from(2);
-    };
+/// Runs `server` (one of [`SERVERS`]; the command line allows no other).
+pub(crate) fn main(server: &str) -> ExitCode {
     // Exit when the parent closes our standard input, or dies.
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    let served = match server.as_str() {
+    let served = match server {
         "tokio" => ginkgo::<Tokio>(),
         "async-std" => ginkgo::<AsyncStd>(),
         "smol" => ginkgo::<Smol>(),

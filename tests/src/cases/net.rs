@@ -278,7 +278,7 @@ pub async fn udp_connected<R: Runtime>() {
 
 /// A Unix-domain socket file carries data both ways.
 pub async fn unix_round_trip<R: Runtime>() {
-    let path = socket_path("round-trip");
+    let (_dir, path) = socket_path("round-trip");
     let listener = UnixListener::<R>::bind(&path).expect("bind");
     assert_eq!(
         listener.local_addr().expect("addr").as_pathname(),
@@ -298,7 +298,6 @@ pub async fn unix_round_trip<R: Runtime>() {
     client.read_exact(&mut buf).await.expect("read");
     assert_eq!(&buf, b"olleh");
     server.await.expect("server task").expect("server io");
-    std::fs::remove_file(&path).expect("remove socket file");
 }
 
 /// A connected pair works, and a listener bound with `std` is adopted.
@@ -310,7 +309,7 @@ pub async fn unix_pair_and_from_std<R: Runtime>() {
     b.read_to_end(&mut got).await.expect("read");
     assert_eq!(got, b"x");
 
-    let path = socket_path("from-std");
+    let (_dir, path) = socket_path("from-std");
     let std_listener = std::os::unix::net::UnixListener::bind(&path).expect("std bind");
     let listener = UnixListener::<R>::from_std(std_listener).expect("from_std");
     let accept = spawn::<R, _>(async move { listener.accept().await.map(drop) });
@@ -320,13 +319,12 @@ pub async fn unix_pair_and_from_std<R: Runtime>() {
         .expect("in time")
         .expect("accept task")
         .expect("accept");
-    std::fs::remove_file(&path).expect("remove socket file");
 }
 
 /// Binding over an existing file fails with `AddrInUse` and names the path; connecting to a
 /// missing socket names it too.
 pub async fn unix_bind_existing_path_errors<R: Runtime>() {
-    let path = socket_path("existing");
+    let (_dir, path) = socket_path("existing");
     std::fs::write(&path, b"not a socket").expect("create file");
     let err = UnixListener::<R>::bind(&path).expect_err("the path exists");
     assert_eq!(err.kind(), ErrorKind::AddrInUse);

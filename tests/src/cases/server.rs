@@ -329,11 +329,13 @@ pub struct RateSettings {
 /// A server reading its rate from live settings speeds up as soon as a reload changes them
 /// (the numbers tutorial, on every backend).
 pub async fn live_rate_changes_after_reload<R: Runtime>() {
-    let path = std::env::temp_dir().join(format!(
-        "ginkgo-rate-{}-{}.toml",
-        std::process::id(),
-        R::NAME
-    ));
+    // Removed when dropped, also when an assertion below fails.
+    let path = tempfile::Builder::new()
+        .prefix("ginkgo-rate-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("create config")
+        .into_temp_path();
     std::fs::write(&path, "[conformance_rate]\nper_second = 20\n").expect("config");
     let config = ginkgo_config::Config::builder("conformance")
         .no_env()
@@ -393,5 +395,4 @@ pub async fn live_rate_changes_after_reload<R: Runtime>() {
         "after the reload {fast} lines, before {slow}"
     );
     tree.stop().await;
-    let _ = std::fs::remove_file(&path);
 }

@@ -73,12 +73,13 @@ pub async fn eventually<R: Runtime>(what: &str, limit: Duration, condition: impl
     }
 }
 
-/// A unique path for a Unix socket in the temporary directory.
-pub fn socket_path(tag: &str) -> std::path::PathBuf {
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ginkgo-{}-{tag}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
+/// A path for a Unix socket in a fresh temporary directory, and the directory: keep it alive
+/// while the socket is used; dropping it removes the socket file too, a failed case included.
+pub fn socket_path(tag: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("ginkgo-sock-")
+        .tempdir()
+        .expect("create directory");
+    let path = dir.path().join(format!("{tag}.sock"));
+    (dir, path)
 }
