@@ -55,7 +55,7 @@ pub fn worker_count() -> usize {
     }
 }
 
-/// Implements [`RawUdpSocket`](crate::runtime::RawUdpSocket) for a newtype over a runtime's
+/// Implements [`RawUdpSocket`](ginkgo_api::runtime::RawUdpSocket) for a newtype over a runtime's
 /// own UDP socket whose methods have the usual names (`bind`, `connect`, `send_to`,
 /// `recv_from`, `send`, `recv`, `local_addr`, `peer_addr`), as tokio's, async-std's and
 /// async-net's do.
@@ -108,7 +108,7 @@ macro_rules! forward_udp_socket {
 }
 
 /// Implements the address and option accessors of
-/// [`RawTcpStream`](crate::runtime::RawTcpStream) (`local_addr`, `peer_addr`, `set_nodelay`,
+/// [`RawTcpStream`](ginkgo_api::runtime::RawTcpStream) (`local_addr`, `peer_addr`, `set_nodelay`,
 /// `nodelay`) inside the trait's `impl` block, on the socket that the given path from `self`
 /// reaches, whose methods have the usual names (as `std`'s, tokio's and async-std's do).
 ///

@@ -56,7 +56,7 @@ pub trait NativeRuntime: Send + Sync + Sized + 'static {
 pub enum NativeTask<N: NativeRuntime, T: Send + 'static> {
     /// A spawned future: aborting cancels it.
     Spawned(N::Task<T>),
-    /// A blocking closure wrapped by [`super::blocking`]: aborting stops it from starting,
+    /// A blocking closure wrapped by [`crate::task::blocking`]: aborting stops it from starting,
     /// but one already running completes and gives its value.
     Blocking(N::Task<Result<T, JoinError>>, crate::task::AbortFlag),
 }
@@ -324,7 +324,7 @@ impl<N: NativeRuntime, T: Send + 'static> NativeHandle<N, T> {
         Self::new(Slot::Running(task))
     }
 
-    /// Wraps the native handle of a blocking call made with [`super::blocking`].
+    /// Wraps the native handle of a blocking call made with [`crate::task::blocking`].
     pub fn blocking(task: N::Task<Result<T, JoinError>>, flag: crate::task::AbortFlag) -> Self {
         Self::new(Slot::Watched(Box::new(Watched {
             task: NativeTask::Blocking(task, flag),

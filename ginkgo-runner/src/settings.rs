@@ -8,10 +8,10 @@ use ginkgo_config::Duration;
 #[derive(ginkgo_macros::Settings, Debug)]
 #[settings(crate = ginkgo_config)]
 pub struct RunnerSettings {
-    /// The pid file, locked while the program runs. Unset: <rundir>/<program>.pid.
+    /// The pid file, locked while the program runs. Unset: RUNDIR/PROGRAM.pid.
     pub pidfile: Option<PathBuf>,
     /// Where a daemon writes its log (`log` and `logtail` read it). Unset:
-    /// <rundir>/<program>.log. In the foreground the log goes to standard error.
+    /// RUNDIR/PROGRAM.log. In the foreground the log goes to standard error.
     pub logfile: Option<PathBuf>,
     /// Which log lines to keep: a tracing filter directive such as "info" or
     /// "warn,my_crate=debug". Reloaded on SIGHUP.

@@ -26,10 +26,11 @@ pin_project! {
     /// says `true` because every ginkgo socket writes vectors natively.
     ///
     /// Reads are copied: hyper hands over a buffer that may be uninitialized, which only
-    /// `unsafe` code may fill in place, and ginkgo forbids `unsafe`. Each read fills a buffer of
-    /// the thread's, zeroed once when the thread first reads, and copies what arrived with the
-    /// safe [`ReadBufCursor::put_slice`]: a read costs the copy of its bytes and nothing else,
-    /// and a connection holds no buffer of its own while it waits.
+    /// `unsafe` code may fill in place, and this crate forbids `unsafe` (see the crate docs for
+    /// the measurement behind that). Each read fills a buffer of the thread's, zeroed once when
+    /// the thread first reads, and copies what arrived with the safe
+    /// [`ReadBufCursor::put_slice`]: a read costs the copy of its bytes and nothing else, and a
+    /// connection holds no buffer of its own while it waits.
     ///
     /// # Examples
     ///

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use futures_io::AsyncRead;
@@ -77,13 +77,13 @@ pub(crate) async fn serve<R, S>(
 }
 
 /// The request/response exchanges of one connection, as far as the header read timeout
-/// cares: whether one is under way, and since when the connection has been idle.
+/// cares: whether one is under way, and how many have ended (the socket side notes when it
+/// first sees the connection idle after each, so ending an exchange reads no clock).
 struct Exchanges {
-    opened: Instant,
     /// Requests received whose response has not been sent in full (or given up).
     open: AtomicUsize,
-    /// When the last exchange ended, in nanoseconds since `opened`.
-    idle_since: AtomicU64,
+    /// How many exchanges have ended.
+    ended: AtomicU64,
     /// The connection was handed over to an upgrade (`101 Switching Protocols`): it no longer
     /// carries HTTP.
     upgraded: AtomicBool,
@@ -92,9 +92,8 @@ struct Exchanges {
 impl Exchanges {
     fn new() -> Self {
         Self {
-            opened: Instant::now(),
             open: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
         }
     }
@@ -102,16 +101,6 @@ impl Exchanges {
     fn begin(self: &Arc<Self>) -> ExchangeEnd {
         self.open.fetch_add(1, Ordering::AcqRel);
         ExchangeEnd(self.clone())
-    }
-
-    /// The instant by which the next request head must have arrived; `None` while an
-    /// exchange is under way.
-    fn head_deadline(&self, limit: Duration) -> Option<Instant> {
-        if self.open.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
-        self.opened.checked_add(idle_since)?.checked_add(limit)
     }
 }
 
@@ -122,12 +111,9 @@ struct ExchangeEnd(Arc<Exchanges>);
 impl Drop for ExchangeEnd {
     fn drop(&mut self) {
         let exchanges = &self.0;
-        // The clock is read before the count drops, so that no reader sees the connection
-        // idle with an earlier exchange's time.
-        let now = u64::try_from(exchanges.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if exchanges.open.load(Ordering::Acquire) == 1 {
-            exchanges.idle_since.store(now, Ordering::Release);
-        }
+        // Counted before the count of open ones drops, so that a reader that sees the
+        // connection idle also sees that an exchange ended.
+        exchanges.ended.fetch_add(1, Ordering::AcqRel);
         exchanges.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -242,8 +228,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// the same). HTTP/2 connections (told by their preface) and upgraded ones are not limited.
 ///
 /// hyper's own timeout would cost every request a clock reading, a boxed sleep and an extra
-/// pass of its dispatch loop; here a request costs a clock reading, and a wait polls one
-/// timer per connection that stays armed while its deadline is not passed.
+/// pass of its dispatch loop; here a wait costs a clock reading, and one timer per connection
+/// stays armed and registered while its deadline is not passed (it is polled again only when
+/// it may have fired, or the task's waker changed).
 struct HeadDeadline<R: Runtime> {
     stream: TcpStream<R>,
     exchanges: Arc<Exchanges>,
@@ -252,6 +239,12 @@ struct HeadDeadline<R: Runtime> {
     /// The connection's one timer, armed at or before the next head's deadline.
     // Boxed: `Sleep` need not be `Unpin`, and hyper needs an `Unpin` socket.
     timer: Option<Pin<Box<Sleep<R>>>>,
+    /// The waker the timer was last polled with: it stays registered until the timer fires.
+    timer_waker: Option<Waker>,
+    /// Since when the connection has been idle: when it opened, or when this side first saw it
+    /// idle after the exchange numbered `idle_after`.
+    idle_since: Instant,
+    idle_after: u64,
 }
 
 impl<R: Runtime> HeadDeadline<R> {
@@ -262,6 +255,9 @@ impl<R: Runtime> HeadDeadline<R> {
             limit,
             protocol: Protocol::Sniffing { matched: 0 },
             timer: None,
+            timer_waker: None,
+            idle_since: Instant::now(),
+            idle_after: 0,
         }
     }
 
@@ -285,18 +281,31 @@ impl<R: Runtime> HeadDeadline<R> {
     ///
     /// During an exchange nothing times out, but the timer stays armed, at or before any later
     /// head's deadline: it then wakes the task once the connection is idle, even if hyper does
-    /// not read again after the response. It is polled at every wait, but set again only when
-    /// it fires, so a request costs no timer registration.
+    /// not read again after the response. It is set again only when it fires, and polled only
+    /// when it may have fired or the task's waker changed: a `Sleep` never completes before
+    /// its deadline, and the waker it was last polled with stays registered until it fires, so
+    /// a wait before the deadline by the same task costs a clock reading, not a registration.
     fn missed_deadline(&mut self, cx: &mut Context<'_>) -> bool {
         if self.protocol == Protocol::Http2 || self.exchanges.upgraded.load(Ordering::Acquire) {
             return false;
         }
-        let deadline = self.exchanges.head_deadline(self.limit);
+        let now = Instant::now();
+        let deadline = self.head_deadline(now);
+        if let (Some(timer), Some(waker)) = (&self.timer, &self.timer_waker)
+            && waker.will_wake(cx.waker())
+            && now < timer.deadline()
+        {
+            return false;
+        }
+        match &mut self.timer_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
         let timer = match &mut self.timer {
             Some(timer) => timer,
             None => {
                 // A head awaited from now on is due at this time or later.
-                let Some(at) = deadline.or_else(|| Instant::now().checked_add(self.limit)) else {
+                let Some(at) = deadline.or_else(|| now.checked_add(self.limit)) else {
                     return false;
                 };
                 self.timer
@@ -313,13 +322,30 @@ impl<R: Runtime> HeadDeadline<R> {
                 // It fired for an earlier wait's deadline: move it to this one's.
                 Some(deadline) => deadline,
                 // It fired during an exchange: a head awaited from now on is due later.
-                None => match Instant::now().checked_add(self.limit) {
+                None => match now.checked_add(self.limit) {
                     Some(at) => at,
                     None => return false,
                 },
             };
             timer.as_mut().reset(next);
         }
+    }
+
+    /// The instant by which the next request head must arrive, `None` while an exchange is
+    /// under way. The first wait after an exchange ended notes `now` as the start of the idle
+    /// time: hyper reads again as soon as a response is sent, so that is when it ended, give
+    /// or take the time to poll (and later, never earlier, if hyper did not read before the
+    /// timer fired).
+    fn head_deadline(&mut self, now: Instant) -> Option<Instant> {
+        if self.exchanges.open.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let ended = self.exchanges.ended.load(Ordering::Acquire);
+        if ended != self.idle_after {
+            self.idle_after = ended;
+            self.idle_since = now;
+        }
+        self.idle_since.checked_add(self.limit)
     }
 }
 

@@ -69,7 +69,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// - **Listening**: binds an address at start ([`HttpServer::new`] with `"127.0.0.1:8080"`; a
 ///   bind error fails the start with a message naming the address) or adopts a bound
-///   [`std::net::TcpListener`] (socket activation). [`HttpServer::handle`] tells the bound
+///   [`std::net::TcpListener`] (socket activation). [`HttpServer::address`] tells the bound
 ///   address, which is how to find port 0.
 /// - **Protocols**: HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (h2c) on the same
 ///   port, told apart by the first bytes (hyper-util's `auto` builder). Upgrades (such as
