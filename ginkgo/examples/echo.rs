@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --example echo                                   # tokio, on echo.bind = 127.0.0.1:7007
 //! cargo run --example echo -- -s echo.bind=127.0.0.1:9000    # another address
-//! cargo run --example echo --no-default-features --features smol
+//! cargo run --example echo --no-default-features --features smol,net,runner
 //! ```
 //!
 //! Try it with `nc 127.0.0.1 7007`. Ctrl-C (SIGINT) or SIGTERM stops it gracefully: it stops

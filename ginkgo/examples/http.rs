@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example http                                   # http://127.0.0.1:8080
 //! cargo run --example http -- -s http.bind=127.0.0.1:9000    # another address
-//! cargo run --example http --no-default-features --features smol
+//! cargo run --example http --no-default-features --features smol,axum,runner
 //! curl http://127.0.0.1:8080/                                # hello from ginkgo on tokio
 //! curl http://127.0.0.1:8080/readyz                          # ready (503 while starting)
 //! curl http://127.0.0.1:8080/status                          # the service tree as JSON
