@@ -80,10 +80,14 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 ///   also closes HTTP/1 keep-alive connections idle for that long. Request bodies, responses
 ///   and upgraded connections are not limited by it. HTTP/2 gets a [`Timer`] for its own
 ///   keep-alive settings.
+/// - **Accepting**: ginkgo-net's [`AcceptLoop`], the one every server kind runs: at most
+///   [`HttpServer::max_connections`] connections at once (10,000 by default; beyond it new
+///   ones wait in the kernel's backlog), and accept errors such as `EMFILE` back off
+///   exponentially instead of spinning.
 /// - **Tasks and counters**: one owned task accepts, one owned task serves each connection (and
 ///   runs its HTTP/1 requests), and each HTTP/2 request runs in an owned task of its own. The
-///   counters `requests`, `connections_accepted` and `connections_active` appear in the
-///   service's snapshot and in `/metrics`.
+///   counters `requests`, `connections_accepted`, `connections_active`, `connections_closed`
+///   and `accept_errors` appear in the service's snapshot and in `/metrics`.
 /// - **Graceful stop**: when the service stops, it stops accepting (new connections are
 ///   refused), tells every connection to shut down gracefully (requests in flight finish, idle
 ///   keep-alive connections close, HTTP/2 peers get a GOAWAY), and waits for them within its
