@@ -264,6 +264,9 @@ pub struct Options {
     pub backoff: Backoff,
 }
 
+/// What `event_listener::Event::notify` takes to wake every listener, not a count.
+const NOTIFY_ALL: usize = usize::MAX;
+
 impl Default for Options {
     fn default() -> Self {
         Self {
