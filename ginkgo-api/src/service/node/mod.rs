@@ -25,6 +25,7 @@ mod tasks;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use super::context::{Context, Shutdown};
 use super::exec::{Exec, TaskHandle};
@@ -123,7 +124,7 @@ impl Node {
 
     /// Records a restart of one of this node's children in its restart window. Returns the
     /// backoff delay before the restart, or the limit (count, window) it would exceed.
-    pub(crate) fn admit_restart(&self) -> Result<std::time::Duration, (u32, std::time::Duration)> {
+    pub(crate) fn admit_restart(&self) -> Result<Duration, (u32, Duration)> {
         self.lifecycle.admit_restart()
     }
 

@@ -12,7 +12,8 @@ use super::super::exec::{Exec, TaskHandle, within};
 use super::super::failure::{StopReport, StuckTask};
 
 /// How long aborted tasks get to finish before they are reported as stuck: an aborted async
-/// task ends at its next poll, so this only has to cover a scheduler round trip.
+/// task ends when its runtime next schedules it, which this covers with margin; blocking code
+/// cannot be aborted, so waiting longer for it would only delay the stop.
 const ABORT_GRACE: Duration = Duration::from_millis(100);
 
 /// The list is not scanned for finished tasks until it is at least this long: scanning a short
