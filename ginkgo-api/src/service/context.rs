@@ -272,7 +272,7 @@ struct ShutdownState {
 impl Shutdown {
     pub(crate) fn trigger(&self) {
         self.0.triggered.store(true, Ordering::SeqCst);
-        self.0.event.notify(usize::MAX);
+        self.0.event.notify(super::NOTIFY_ALL);
     }
 
     /// Whether the service has begun stopping.

@@ -54,7 +54,7 @@ impl ServiceHandle {
 
     /// How many times the service was restarted by its parent.
     pub fn restarts(&self) -> u32 {
-        self.node.inner().restarts
+        self.node.restarts()
     }
 
     /// The parent service; `None` for the root.

@@ -264,16 +264,49 @@ pub struct Options {
     pub backoff: Backoff,
 }
 
+/// Default [`Options::start_timeout`]: long enough for a service that connects somewhere at
+/// start, short enough that a hung start is noticed.
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default [`Options::stop_timeout`]: time for tasks to drain, inside the 10 s a container
+/// runtime waits by default between SIGTERM and SIGKILL.
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default [`Options::max_restarts`]: with the default window, a child that fails more than
+/// once every two seconds on average is not recovering, so its parent escalates.
+const DEFAULT_MAX_RESTARTS: u32 = 5;
+
+/// Default [`Options::restart_window`]: see [`DEFAULT_MAX_RESTARTS`].
+const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(10);
+
+/// Default first restart delay: long enough not to spin on a child that fails at once, short
+/// enough to go unnoticed after a one-off failure.
+const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+
+/// Default cap on the restart delay: the default restart window, since a longer delay would
+/// let the window forget earlier restarts and the intensity could never trip.
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Default jitter of the restart delay (±10 %): spreads out siblings that failed together.
+const DEFAULT_BACKOFF_JITTER: f64 = 0.1;
+
+/// What `event_listener::Event::notify` takes to wake every listener, not a count.
+const NOTIFY_ALL: usize = usize::MAX;
+
 impl Default for Options {
     fn default() -> Self {
         Self {
             start_before: false,
-            start_timeout: Duration::from_secs(10),
-            stop_timeout: Duration::from_secs(5),
+            start_timeout: DEFAULT_START_TIMEOUT,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             strategy: Strategy::OneForOne,
-            max_restarts: 5,
-            restart_window: Duration::from_secs(10),
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10), 0.1),
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            restart_window: DEFAULT_RESTART_WINDOW,
+            backoff: Backoff::new(
+                DEFAULT_BACKOFF_INITIAL,
+                DEFAULT_BACKOFF_MAX,
+                DEFAULT_BACKOFF_JITTER,
+            ),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! down aborts its tasks, which must not cancel the teardown itself.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::failure::{Cause, Failure};
 use super::node::Node;
@@ -50,7 +49,7 @@ pub(crate) async fn exit(node: Arc<Node>) {
 /// The parent's reaction to a child's exit: restart it (and, by strategy, its siblings) after
 /// a backoff, or fail in turn when restarts exceed the intensity.
 async fn child_exited(parent: Arc<Node>, child: Arc<Node>, exit: Exit) {
-    let restart = child.inner().restart;
+    let restart = child.restart_policy();
     let mut last = match (restart, exit) {
         (Restart::Permanent, Exit::Normal) => None,
         (Restart::Permanent | Restart::Transient, Exit::Failed(failure)) => Some(failure),
@@ -62,7 +61,7 @@ async fn child_exited(parent: Arc<Node>, child: Arc<Node>, exit: Exit) {
             if parent.state() != State::Ready || !is_child(&parent, &child) {
                 return;
             }
-            match admit_restart(&parent) {
+            match parent.admit_restart() {
                 Ok(delay) => delay,
                 Err((max_restarts, window)) => {
                     let failure = parent.failure(Cause::RestartIntensity {
@@ -97,28 +96,6 @@ fn is_child(parent: &Node, child: &Arc<Node>) -> bool {
     parent.children().iter().any(|c| Arc::ptr_eq(c, child))
 }
 
-/// Records a restart in the parent's window. Returns the backoff delay, or the limit that
-/// would be exceeded.
-fn admit_restart(parent: &Node) -> Result<Duration, (u32, Duration)> {
-    let mut inner = parent.inner();
-    let options = inner.options.clone();
-    let now = Instant::now();
-    while inner
-        .restart_log
-        .front()
-        .is_some_and(|at| now.duration_since(*at) > options.restart_window)
-    {
-        inner.restart_log.pop_front();
-    }
-    inner.restart_log.push_back(now);
-    let count = u32::try_from(inner.restart_log.len()).unwrap_or(u32::MAX);
-    if count > options.max_restarts {
-        inner.restart_log.clear();
-        return Err((options.max_restarts, options.restart_window));
-    }
-    Ok(options.backoff.delay(count))
-}
-
 /// Stops the children the strategy names (in reverse), rebuilds and starts them (in order).
 /// Runs with the parent's op lock held.
 async fn restart_children(parent: &Arc<Node>, exited: &Arc<Node>) -> Result<(), Failure> {
@@ -126,7 +103,7 @@ async fn restart_children(parent: &Arc<Node>, exited: &Arc<Node>) -> Result<(), 
     let Some(index) = children.iter().position(|c| Arc::ptr_eq(c, exited)) else {
         return Ok(());
     };
-    let affected: Vec<Arc<Node>> = match parent.inner().options.strategy {
+    let affected: Vec<Arc<Node>> = match parent.options().strategy {
         Strategy::OneForOne => vec![exited.clone()],
         Strategy::OneForAll => children.clone(),
         Strategy::RestForOne => children[index..].to_vec(),
@@ -136,7 +113,7 @@ async fn restart_children(parent: &Arc<Node>, exited: &Arc<Node>) -> Result<(), 
     }
     for node in &affected {
         // Temporary siblings are stopped with the others but never restarted (as in OTP).
-        if !Arc::ptr_eq(node, exited) && node.inner().restart == Restart::Temporary {
+        if !Arc::ptr_eq(node, exited) && node.restart_policy() == Restart::Temporary {
             continue;
         }
         node.rebuild();
