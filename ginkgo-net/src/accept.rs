@@ -57,6 +57,7 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duratio
 /// ```
 pub struct AcceptLoop<R: Runtime> {
     listener: TcpListener<R>,
+    addr: SocketAddr,
     bound: BoundAddr,
     max_connections: usize,
     counters: Counters,
@@ -104,9 +105,11 @@ impl<R: Runtime> AcceptLoop<R> {
     ///
     /// Fails when the listener's address cannot be read.
     pub fn new(listener: TcpListener<R>, bound: &BoundAddr, ctx: &Context) -> io::Result<Self> {
-        bound.set(Some(listener.local_addr()?));
+        let addr = listener.local_addr()?;
+        bound.set(Some(addr));
         Ok(Self {
             listener,
+            addr,
             bound: bound.clone(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             counters: Counters {
@@ -116,6 +119,11 @@ impl<R: Runtime> AcceptLoop<R> {
                 errors: ctx.counter("accept_errors"),
             },
         })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// At most `limit` connections at once (default [`DEFAULT_MAX_CONNECTIONS`]; at least 1).
@@ -133,6 +141,7 @@ impl<R: Runtime> AcceptLoop<R> {
             bound,
             max_connections,
             counters,
+            ..
         } = self;
         let listening = Listening {
             listener: Some(listener),

@@ -110,7 +110,7 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
         let listener = self.listen.open::<R>().await?;
         let accept =
             AcceptLoop::new(listener, &self.address, ctx)?.max_connections(self.max_connections);
-        tracing::info!(service = ctx.path(), address = ?self.address.local_addr(), "listening");
+        tracing::info!(service = ctx.path(), address = %accept.local_addr(), "listening");
         let errors = ctx.counter("connection_errors");
         let handler = self.handler.clone();
         let owner = ctx.clone();

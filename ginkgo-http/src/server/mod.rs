@@ -312,7 +312,8 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
         // Built per start and kept only by the tasks, never in `self`: a service holding the
         // tree (as the admin endpoints do) would otherwise keep the tree alive forever.
         let service = self.make.make(ctx);
-        tracing::info!(service = %ctx.path(), address = ?self.address.local_addr(), "HTTP server listening");
+        let addr = accept.local_addr();
+        tracing::info!(service = %ctx.path(), %addr, "HTTP server listening");
         let owner = ctx.clone();
         let shutdown = ctx.shutdown();
         ctx.spawn(
