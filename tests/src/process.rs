@@ -164,3 +164,11 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// `name` as found on `PATH`, for the checks against real tools.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}

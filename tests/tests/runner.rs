@@ -650,20 +650,14 @@ fn socket_activation_for_another_pid_is_ignored() {
     assert!(running.wait().success(), "a clean stop");
 }
 
-/// `name` as found on `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
+/// Needs systemd's tools: built with the `systemd` feature, which `.ci/run` turns on.
+#[cfg(feature = "systemd")]
 #[test]
 fn socket_activation_by_systemd_socket_activate() {
     // systemd's own tool passes the listening socket as LISTEN_FDS, as systemd does: a check
     // of the test above against the real thing. Not a skip when the tool is missing: it fails,
     // saying what to install.
-    let tool = on_path("systemd-socket-activate").unwrap_or_else(|| {
+    let tool = ginkgo_tests::process::on_path("systemd-socket-activate").unwrap_or_else(|| {
         panic!(
             "systemd-socket-activate is not on PATH: install systemd (.ci/run does); \
              socket_activation_serves_the_inherited_listener checks the same without it"

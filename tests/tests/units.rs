@@ -146,14 +146,7 @@ fn notify_unit_reloads_through_its_exec_reload_command() {
     assert!(running.wait().success(), "a clean stop");
 }
 
-/// `name` as found on `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
+#[cfg(feature = "systemd")]
 /// `systemd-analyze verify` of unit `name`, with the installed program swapped for the built one
 /// (verify checks that each command's program exists): its success and what it printed.
 fn verify(tool: &Path, name: &str) -> (bool, String) {
@@ -174,6 +167,7 @@ fn verify(tool: &Path, name: &str) -> (bool, String) {
     (out.status.success(), printed)
 }
 
+#[cfg(feature = "systemd")]
 /// The version `systemd-analyze --version` reports ("systemd 252 (252.38-1~deb12u1)").
 fn systemd_version(tool: &Path) -> u32 {
     let out = Command::new(tool)
@@ -187,10 +181,12 @@ fn systemd_version(tool: &Path) -> u32 {
         .unwrap_or_else(|| panic!("no version in {text:?}"))
 }
 
+/// Needs systemd's tools: built with the `systemd` feature, which `.ci/run` turns on.
+#[cfg(feature = "systemd")]
 #[test]
 fn units_pass_systemd_analyze_verify() {
     // Not a skip when the tool is missing: it fails, saying what to install.
-    let tool = on_path("systemd-analyze").unwrap_or_else(|| {
+    let tool = ginkgo_tests::process::on_path("systemd-analyze").unwrap_or_else(|| {
         panic!("systemd-analyze is not on PATH: install systemd (.ci/run does)")
     });
     let version = systemd_version(&tool);
