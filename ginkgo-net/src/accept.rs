@@ -56,9 +56,9 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duratio
 /// }
 /// ```
 pub struct AcceptLoop<R: Runtime> {
-    listener: TcpListener<R>,
+    /// Published from `new` on, so a loop dropped without running unpublishes it too.
+    listening: Listening<R>,
     addr: SocketAddr,
-    bound: BoundAddr,
     max_connections: usize,
     counters: Counters,
 }
@@ -99,7 +99,7 @@ struct Counters {
 
 impl<R: Runtime> AcceptLoop<R> {
     /// The loop for `listener`, run by the service of `ctx`; publishes the listener's address
-    /// in `bound` at once.
+    /// in `bound` at once, until the loop ends (or is dropped without running).
     ///
     /// # Errors
     ///
@@ -108,9 +108,11 @@ impl<R: Runtime> AcceptLoop<R> {
         let addr = listener.local_addr()?;
         bound.set(Some(addr));
         Ok(Self {
-            listener,
+            listening: Listening {
+                listener: Some(listener),
+                bound: bound.clone(),
+            },
             addr,
-            bound: bound.clone(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             counters: Counters {
                 accepted: ctx.counter("connections_accepted"),
@@ -137,16 +139,11 @@ impl<R: Runtime> AcceptLoop<R> {
     /// usually spawns a task the service owns); then closes the listener.
     pub async fn run(self, ctx: Context, mut serve: impl FnMut(Accepted<R>) + Send) {
         let Self {
-            listener,
-            bound,
+            listening,
             max_connections,
             counters,
             ..
         } = self;
-        let listening = Listening {
-            listener: Some(listener),
-            bound,
-        };
         let shutdown = ctx.shutdown();
         let limit = Arc::new(Semaphore::new(max_connections));
         let mut retries = Backoff::new(ACCEPT_BACKOFF.0, ACCEPT_BACKOFF.1, 0.1).retries();
@@ -202,6 +199,7 @@ impl<R: Runtime> Listening<R> {
     async fn accept(&self) -> io::Result<(TcpStream<R>, SocketAddr)> {
         match &self.listener {
             Some(listener) => listener.accept().await,
+            // Only `drop` takes the listener.
             None => std::future::pending().await,
         }
     }

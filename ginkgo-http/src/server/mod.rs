@@ -266,22 +266,25 @@ impl<R: Runtime, S> HttpServer<R, S> {
 
 impl<S: Clone + 'static> Make<S> {
     fn make(&self, ctx: &Context) -> S {
-        #[cfg_attr(not(feature = "axum"), allow(unused_mut))] // only the axum case changes it
-        let mut service = match self {
+        let service = match self {
             Make::Service(service) => service.clone(),
             Make::Build(build) => build(ctx),
         };
-        // An axum `Router` whose state was never given turns its handlers into routes anew
-        // for every request (a clone and allocations each time); giving it the unit state
-        // does that once. `axum::serve` does the same for each connection.
         #[cfg(feature = "axum")]
-        if let Some(router) =
-            (&mut service as &mut dyn std::any::Any).downcast_mut::<axum::Router>()
-        {
-            *router = router.clone().with_state(());
-        }
+        let service = with_router_state(service);
         service
     }
+}
+
+/// An axum `Router` whose state was never given turns its handlers into routes anew for every
+/// request (a clone and allocations each time); giving it the unit state does that once.
+/// `axum::serve` does the same for each connection. Any other service is returned as it is.
+#[cfg(feature = "axum")]
+fn with_router_state<S: 'static>(mut service: S) -> S {
+    if let Some(router) = (&mut service as &mut dyn std::any::Any).downcast_mut::<axum::Router>() {
+        *router = router.clone().with_state(());
+    }
+    service
 }
 
 #[async_trait]
@@ -298,10 +301,12 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
         let listener = self.listen.open::<R>().await?;
         let accept = AcceptLoop::new(listener, &self.address, ctx)
             .map_err(|err| {
-                format!(
-                    "cannot read the address of the listener for {}: {err}",
-                    self.listen
-                )
+                ginkgo_api::io::with_context(err, |err| {
+                    format!(
+                        "cannot read the address of the listener for {}: {err}",
+                        self.listen
+                    )
+                })
             })?
             .max_connections(self.max_connections);
         let shared = Arc::new(conn::Shared {
