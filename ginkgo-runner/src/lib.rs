@@ -173,12 +173,17 @@ enum Next {
     /// A command that talks to a running daemon or follows a file; it may block for long.
     Command(Box<dyn FnOnce() -> ExitCode + Send>),
     /// Serve the tree in this process.
-    Serve {
-        config: Config,
-        settings: ginkgo_config::Live<RunnerSettings>,
-        paths: Paths,
-        daemon: bool,
-    },
+    Serve(Serve),
+}
+
+/// What the serving loop needs from the command line and the configuration.
+struct Serve {
+    config: Config,
+    settings: ginkgo_config::Live<RunnerSettings>,
+    paths: Paths,
+    /// Detached by `start` (it reports start-up on its standard input), not run in the
+    /// foreground.
+    daemon: bool,
 }
 
 impl<R: Runtime> Runner<R> {
@@ -238,12 +243,7 @@ impl<R: Runtime> Runner<R> {
         match self.prepare(args) {
             Next::Exit(status) => status,
             Next::Command(command) => command(),
-            Next::Serve {
-                config,
-                settings,
-                paths,
-                daemon,
-            } => ginkgo_api::block_on::<R, _>(self.serve(&config, settings, paths, daemon, build)),
+            Next::Serve(prepared) => ginkgo_api::block_on::<R, _>(self.serve(prepared, build)),
         }
     }
 
@@ -283,12 +283,7 @@ impl<R: Runtime> Runner<R> {
                     eprintln!("{}: {err}", self.program);
                     ExitCode::from(EXIT_FAILURE)
                 }),
-            Next::Serve {
-                config,
-                settings,
-                paths,
-                daemon,
-            } => self.serve(&config, settings, paths, daemon, build).await,
+            Next::Serve(prepared) => self.serve(prepared, build).await,
         }
     }
 
@@ -338,7 +333,6 @@ impl<R: Runtime> Runner<R> {
         let paths = Paths::resolve(&self.program, &settings.get());
         let program = self.program.clone();
         let stop_timeout = settings.get().stop_timeout.0;
-        let blocking = |command: Box<dyn FnOnce() -> ExitCode + Send>| Next::Command(command);
         match command {
             Command::Config { .. } => {
                 print_settings(&config);
@@ -353,37 +347,39 @@ impl<R: Runtime> Runner<R> {
                 }
                 Next::Exit(ExitCode::SUCCESS)
             }
-            Command::Run => Next::Serve {
+            Command::Run => Next::Serve(Serve {
                 config,
                 settings,
                 paths,
                 daemon: false,
-            },
+            }),
             Command::Daemon => {
                 daemon::set_umask(settings.get().umask);
-                Next::Serve {
+                Next::Serve(Serve {
                     config,
                     settings,
                     paths,
                     daemon: true,
-                }
+                })
             }
-            Command::Start => blocking(Box::new(move || {
+            Command::Start => Next::Command(Box::new(move || {
                 daemon::start(&program, &paths, &forwarded(&cli))
             })),
-            Command::Detach => blocking(Box::new(move || daemon::detach(&paths, &forwarded(&cli)))),
-            Command::Stop => blocking(Box::new(move || stop(&program, &paths, stop_timeout))),
-            Command::Restart => blocking(Box::new(move || {
+            Command::Detach => {
+                Next::Command(Box::new(move || daemon::detach(&paths, &forwarded(&cli))))
+            }
+            Command::Stop => Next::Command(Box::new(move || stop(&program, &paths, stop_timeout))),
+            Command::Restart => Next::Command(Box::new(move || {
                 let stopped = stop(&program, &paths, stop_timeout);
                 if stopped != ExitCode::SUCCESS {
                     return stopped;
                 }
                 daemon::start(&program, &paths, &forwarded(&cli))
             })),
-            Command::Reload => blocking(Box::new(move || reload(&program, &paths))),
-            Command::Status => blocking(Box::new(move || status(&program, &paths))),
-            Command::Log => blocking(Box::new(move || log(&program, &paths))),
-            Command::Logtail => blocking(Box::new(move || logtail(&program, &paths))),
+            Command::Reload => Next::Command(Box::new(move || reload(&program, &paths))),
+            Command::Status => Next::Command(Box::new(move || status(&program, &paths))),
+            Command::Log => Next::Command(Box::new(move || log(&program, &paths))),
+            Command::Logtail => Next::Command(Box::new(move || logtail(&program, &paths))),
         }
     }
 
@@ -422,18 +418,17 @@ impl<R: Runtime> Runner<R> {
         builder.load()
     }
 
-    async fn serve<S, F>(
-        &self,
-        config: &Config,
-        settings: ginkgo_config::Live<RunnerSettings>,
-        paths: Paths,
-        daemon: bool,
-        build: F,
-    ) -> ExitCode
+    async fn serve<S, F>(&self, prepared: Serve, build: F) -> ExitCode
     where
         S: Service,
         F: FnOnce(&Config) -> Result<S, ginkgo_api::service::Error>,
     {
+        let Serve {
+            config,
+            settings,
+            paths,
+            daemon,
+        } = prepared;
         let logs = if self.install_logging {
             match logging::install(&settings.get()) {
                 Ok(logs) => Some(logs),
@@ -445,7 +440,7 @@ impl<R: Runtime> Runner<R> {
         } else {
             None
         };
-        let root = match build(config) {
+        let root = match build(&config) {
             Ok(root) => root,
             Err(err) => {
                 eprintln!("{}: cannot build the service tree: {err}", self.program);
@@ -454,7 +449,7 @@ impl<R: Runtime> Runner<R> {
         };
         let serving = serve::Serving::<R> {
             program: &self.program,
-            config,
+            config: &config,
             settings,
             paths,
             logs,
