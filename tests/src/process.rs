@@ -64,6 +64,15 @@ pub fn dir() -> TempDir {
         .expect("create directory")
 }
 
+/// A run directory of its own holding `hello.toml` with `config`: the directory (removed when
+/// dropped) and the file's path.
+pub fn rundir_with_config(config: &str) -> (TempDir, PathBuf) {
+    let rundir = dir();
+    let path = rundir.path().join("hello.toml");
+    std::fs::write(&path, config).expect("write the config file");
+    (rundir, path)
+}
+
 /// The fields of `/proc/PID/stat` after the command name (which may hold spaces), so
 /// `fields[0]` is the state, `fields[3]` the session, `fields[11]` utime (see `proc(5)`).
 pub fn proc_stat_fields(pid: u32) -> Vec<String> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields};
+use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields, rundir_with_config};
 use tempfile::TempDir;
 
 /// A `hello` daemon in a directory of its own, driven through its command line.
@@ -24,12 +24,10 @@ struct Daemon {
 
 impl Daemon {
     fn new(config: &str) -> Self {
-        let rundir = dir();
-        let path = rundir.path().join("hello.toml");
-        std::fs::write(&path, config).expect("config");
+        let (rundir, config) = rundir_with_config(config);
         Self {
             rundir,
-            config: path,
+            config,
             extra: Vec::new(),
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{Running, dir, hello};
+use ginkgo_tests::process::{Running, hello};
 use tempfile::TempDir;
 
 /// For systemd 253 and later.
@@ -48,13 +48,8 @@ struct Site {
 
 impl Site {
     fn new(config: &str) -> Self {
-        let rundir = dir();
-        let path = rundir.path().join("hello.toml");
-        std::fs::write(&path, config).expect("config");
-        Self {
-            rundir,
-            config: path,
-        }
+        let (rundir, config) = ginkgo_tests::process::rundir_with_config(config);
+        Self { rundir, config }
     }
 
     fn command(&self, line: &str) -> Command {
@@ -150,7 +145,7 @@ fn notify_unit_reloads_through_its_exec_reload_command() {
 /// `systemd-analyze verify` of unit `name`, with the installed program swapped for the built one
 /// (verify checks that each command's program exists): its success and what it printed.
 fn verify(tool: &Path, name: &str) -> (bool, String) {
-    let scratch = dir();
+    let scratch = ginkgo_tests::process::dir();
     let path = scratch.path().join(name);
     let built = hello().display().to_string();
     std::fs::write(&path, unit(name).replace(INSTALLED, &built)).expect("copy the unit");
