@@ -173,7 +173,11 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(async_std::net::UdpSocket);
 
-ginkgo_backend_kit::forward_udp_socket!(UdpSocket, async_std::net::UdpSocket);
+ginkgo_backend_kit::forward_udp_socket!(
+    UdpSocket,
+    async_std::net::UdpSocket,
+    |socket: std::net::UdpSocket| Ok(async_std::net::UdpSocket::from(socket))
+);
 
 /// A Unix-domain listener (`async_std::os::unix::net::UnixListener`).
 #[derive(Debug)]
@@ -223,5 +227,9 @@ impl RawUnixStream for UnixStream {
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.shutdown(how)
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
     }
 }

@@ -57,16 +57,29 @@ pub fn worker_count() -> usize {
 
 /// Implements [`RawUdpSocket`](ginkgo_api::runtime::RawUdpSocket) for a newtype over a runtime's
 /// own UDP socket whose methods have the usual names (`bind`, `connect`, `send_to`,
-/// `recv_from`, `send`, `recv`, `local_addr`, `peer_addr`), as tokio's, async-std's and
+/// `recv_from`, `send`, `recv`, `local_addr`, `peer_addr`; `as_fd` through `AsFd`), as tokio's, async-std's and
 /// async-net's do.
 ///
-/// `forward_udp_socket!(UdpSocket, tokio::net::UdpSocket)` forwards to `self.0`.
+/// `forward_udp_socket!(UdpSocket, tokio::net::UdpSocket)` forwards to `self.0`, adopting a
+/// `std` socket with `TryFrom`; a third argument, a closure from `std::net::UdpSocket` to
+/// `io::Result<inner>`, adopts it otherwise.
 #[macro_export]
 macro_rules! forward_udp_socket {
     ($ty:ty, $inner:ty) => {
+        $crate::forward_udp_socket!($ty, $inner, |socket: ::std::net::UdpSocket| {
+            <$inner>::try_from(socket)
+        });
+    };
+    ($ty:ty, $inner:ty, $adopt:expr) => {
         impl ::ginkgo_api::runtime::RawUdpSocket for $ty {
             async fn bind(addr: ::std::net::SocketAddr) -> ::std::io::Result<Self> {
                 <$inner>::bind(addr).await.map(Self)
+            }
+
+            fn from_std(socket: ::std::net::UdpSocket) -> ::std::io::Result<Self> {
+                socket.set_nonblocking(true)?;
+                let adopt: fn(::std::net::UdpSocket) -> ::std::io::Result<$inner> = $adopt;
+                adopt(socket).map(Self)
             }
 
             async fn connect(&self, addr: ::std::net::SocketAddr) -> ::std::io::Result<()> {
@@ -103,13 +116,18 @@ macro_rules! forward_udp_socket {
             fn peer_addr(&self) -> ::std::io::Result<::std::net::SocketAddr> {
                 self.0.peer_addr()
             }
+
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                use ::std::os::fd::AsFd as _;
+                self.0.as_fd()
+            }
         }
     };
 }
 
 /// Implements the address and option accessors of
 /// [`RawTcpStream`](ginkgo_api::runtime::RawTcpStream) (`local_addr`, `peer_addr`, `set_nodelay`,
-/// `nodelay`) inside the trait's `impl` block, on the socket that the given path from `self`
+/// `nodelay`, `as_fd`) inside the trait's `impl` block, on the socket that the given path from `self`
 /// reaches, whose methods have the usual names (as `std`'s, tokio's and async-std's do).
 ///
 /// `tcp_stream_accessors!(0)` uses `self.0`; `tcp_stream_accessors!(0.get_ref())` uses
@@ -131,6 +149,11 @@ macro_rules! tcp_stream_accessors {
 
         fn nodelay(&self) -> ::std::io::Result<bool> {
             self.$($socket)+.nodelay()
+        }
+
+        fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+            use ::std::os::fd::AsFd as _;
+            self.$($socket)+.as_fd()
         }
     };
 }

@@ -116,4 +116,8 @@ impl RawUnixStream for UnixStream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.get_ref().shutdown(how)
     }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.0.get_ref())
+    }
 }

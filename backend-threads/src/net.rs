@@ -318,6 +318,10 @@ impl RawUdpSocket for UdpSocket {
         Handle::new(std::net::UdpSocket::bind(addr)?).map(Self)
     }
 
+    fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
+        Handle::new(socket).map(Self)
+    }
+
     async fn connect(&self, addr: SocketAddr) -> io::Result<()> {
         // A UDP connect(2) only sets the default peer: it does not block.
         self.0.get_ref().connect(addr)
@@ -361,6 +365,10 @@ impl RawUdpSocket for UdpSocket {
 
     fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.0.get_ref().peer_addr()
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.0.get_ref())
     }
 }
 
@@ -441,6 +449,10 @@ impl RawUnixStream for UnixStream {
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.get_ref().shutdown(how)
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.0.get_ref())
     }
 }
 

@@ -285,7 +285,14 @@ impl RawTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct UdpSocket(tokio::net::UdpSocket);
 
-ginkgo_backend_kit::forward_udp_socket!(UdpSocket, tokio::net::UdpSocket);
+ginkgo_backend_kit::forward_udp_socket!(
+    UdpSocket,
+    tokio::net::UdpSocket,
+    |socket: std::net::UdpSocket| {
+        require_runtime("UdpSocket::from_std")?;
+        tokio::net::UdpSocket::from_std(socket)
+    }
+);
 
 /// A Unix-domain listener (`tokio::net::UnixListener`).
 #[derive(Debug)]
@@ -336,6 +343,10 @@ impl RawUnixStream for UnixStream {
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         socket2::SockRef::from(self.0.get_ref()).shutdown(how)
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.0.get_ref())
     }
 }
 

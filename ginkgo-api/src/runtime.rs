@@ -139,12 +139,18 @@ pub trait RawTcpStream: AsyncRead + AsyncWrite + Sized + Send + Sync + Unpin + '
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     /// Splits into halves that can be moved to different tasks.
     fn into_split(self) -> (Self::ReadHalf, Self::WriteHalf);
+    /// The socket's file descriptor, for socket options the contract does not name
+    /// (keepalive, buffer sizes).
+    #[cfg(unix)]
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
 /// The contract of a UDP socket.
 pub trait RawUdpSocket: Sized + Send + Sync + 'static {
     /// Binds to `addr`.
     fn bind(addr: SocketAddr) -> impl Future<Output = io::Result<Self>> + Send;
+    /// Adopts a socket that is already bound (socket activation, options set with socket2).
+    fn from_std(socket: std::net::UdpSocket) -> io::Result<Self>;
     /// Sets the default peer for [`RawUdpSocket::send`] and filters [`RawUdpSocket::recv`].
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<()>> + Send;
     /// Sends a datagram to `target`.
@@ -166,6 +172,9 @@ pub trait RawUdpSocket: Sized + Send + Sync + 'static {
     fn local_addr(&self) -> io::Result<SocketAddr>;
     /// The connected peer's address.
     fn peer_addr(&self) -> io::Result<SocketAddr>;
+    /// The socket's file descriptor, for socket options the contract does not name.
+    #[cfg(unix)]
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
 /// The contract of a Unix-domain stream listener.
@@ -194,6 +203,8 @@ pub trait RawUnixStream: AsyncRead + AsyncWrite + Sized + Send + Sync + Unpin + 
     fn pair() -> io::Result<(Self, Self)>;
     /// Shuts down the read, write or both directions.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// The socket's file descriptor, for the peer's credentials and socket options.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
 /// The contract of a signal stream: registered once, then every delivery of a registered signal

@@ -171,6 +171,14 @@ impl<R: Runtime> TcpStream<R> {
     }
 }
 
+#[cfg(unix)]
+impl<R: Runtime> std::os::fd::AsFd for TcpStream<R> {
+    /// The socket, for options this type does not name (with `socket2::SockRef`, say).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.raw.as_fd()
+    }
+}
+
 crate::forward_async_read!(impl<R: Runtime> TcpStream<R>, raw);
 crate::forward_async_write!(impl<R: Runtime> TcpStream<R>, raw);
 

@@ -39,6 +39,18 @@ impl<R: Runtime> UdpSocket<R> {
         Ok(Self { raw })
     }
 
+    /// Adopts a socket that is already bound: inherited through socket activation, or made
+    /// with socket options of one's own. It is switched to non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the socket cannot be registered with the runtime.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
+        Ok(Self {
+            raw: R::UdpSocket::from_std(socket)?,
+        })
+    }
+
     /// Sets the default peer for [`UdpSocket::send`] and only receives from it.
     ///
     /// # Errors
@@ -106,6 +118,14 @@ impl<R: Runtime> UdpSocket<R> {
     /// Fails when the socket is not connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.raw.peer_addr()
+    }
+}
+
+#[cfg(unix)]
+impl<R: Runtime> std::os::fd::AsFd for UdpSocket<R> {
+    /// The socket, for options this type does not name (buffer sizes, say).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.raw.as_fd()
     }
 }
 

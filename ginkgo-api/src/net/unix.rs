@@ -125,6 +125,51 @@ impl<R: Runtime> UnixStream<R> {
     }
 }
 
+impl<R: Runtime> UnixStream<R> {
+    /// The credentials of the process at the other end, as the kernel recorded them when it
+    /// connected (`SO_PEERCRED`): who is talking, without trusting anything it sends.
+    ///
+    /// # Errors
+    ///
+    /// Passes on errors from `getsockopt(2)`.
+    pub fn peer_credentials(&self) -> io::Result<PeerCredentials> {
+        let cred = rustix::net::sockopt::socket_peercred(self.raw.as_fd())?;
+        Ok(PeerCredentials {
+            pid: u32::try_from(cred.pid.as_raw_nonzero().get()).ok(),
+            uid: cred.uid.as_raw(),
+            gid: cred.gid.as_raw(),
+        })
+    }
+}
+
+impl<R: Runtime> std::os::fd::AsFd for UnixStream<R> {
+    /// The socket, for options this type does not name.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.raw.as_fd()
+    }
+}
+
+/// Who is at the other end of a Unix-domain connection, from [`UnixStream::peer_credentials`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// The peer's process id, when the kernel knows it (a peer in another pid namespace may
+    /// show none).
+    pub pid: Option<u32>,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+impl fmt::Display for PeerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pid {
+            Some(pid) => write!(f, "pid {pid} uid {} gid {}", self.uid, self.gid),
+            None => write!(f, "uid {} gid {}", self.uid, self.gid),
+        }
+    }
+}
+
 crate::forward_async_read!(impl<R: Runtime> UnixStream<R>, raw);
 crate::forward_async_write!(impl<R: Runtime> UnixStream<R>, raw);
 
