@@ -66,7 +66,7 @@ pub mod rt;
 mod server;
 
 pub use admin::Admin;
-pub use ginkgo_net::{BoundAddr, Listen};
+pub use ginkgo_net::{AcceptControl, BoundAddr, Listen, ListenOptions, LocalAddr};
 pub use server::{BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpServer, HttpService};
 
 #[cfg(feature = "axum")]

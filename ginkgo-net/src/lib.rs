@@ -1,11 +1,16 @@
 //! Stream servers and clients as ginkgo-rs services, and the listener and accept loop every
 //! server kind shares.
 //!
-//! - [`Listen`]: where a server listens (an address, or an inherited listener); [`BoundAddr`]:
-//!   where it listens now.
-//! - [`AcceptLoop`]: the one accept loop (connection cap, backoff on accept errors, counters,
-//!   graceful close) that [`StreamServer`] and ginkgo-http's `HttpServer` run.
-//! - [`StreamServer`]: accepts TCP connections and runs a handler per connection in a task the
+//! - [`Listen`]: where a server listens (a TCP address, a Unix-domain socket file
+//!   `unix:/run/app.sock`, or an inherited listener), with [`ListenOptions`] (backlog,
+//!   `SO_REUSEPORT`, `IPV6_V6ONLY`, `TCP_NODELAY`, keepalive, socket file mode);
+//!   [`BoundAddr`]: where it listens now.
+//! - [`Listener`], [`Stream`], [`Peer`]: one listener type for TCP and Unix sockets, what it
+//!   accepts, and who connected (a TCP address, or a Unix peer's pid, uid and gid).
+//! - [`AcceptLoop`]: the one accept loop (connection cap, pause and resume through an
+//!   [`AcceptControl`], backoff on accept errors, counters, graceful close) that
+//!   [`StreamServer`] and ginkgo-http's `HttpServer` run.
+//! - [`StreamServer`]: accepts connections and runs a handler per connection in a task the
 //!   service owns; stops gracefully.
 //! - [`StreamClient`]: keeps one connection to a server, reconnecting with capped exponential
 //!   backoff; ready only while connected.
@@ -48,10 +53,13 @@
 mod accept;
 mod client;
 mod listen;
+mod listener;
 mod server;
 
-pub use accept::{AcceptLoop, Accepted, ConnectionGuard, DEFAULT_MAX_CONNECTIONS};
+pub use accept::{AcceptControl, AcceptLoop, Accepted, ConnectionGuard, DEFAULT_MAX_CONNECTIONS};
 pub use client::{ClientConnection, StreamClient};
+pub use ginkgo_api::net::PeerCredentials;
 pub use ginkgo_api::time::Backoff;
-pub use listen::{BoundAddr, Listen};
+pub use listen::{BoundAddr, DEFAULT_BACKLOG, Listen, ListenOptions, LocalAddr, UNIX_PREFIX};
+pub use listener::{Listener, Peer, Stream};
 pub use server::{Connection, Handler, StreamServer};

@@ -1,25 +1,24 @@
-//! [`StreamServer`]: a TCP server as a service.
+//! [`StreamServer`]: a stream (TCP or Unix-domain) server as a service.
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 
 use futures_lite::FutureExt;
 use ginkgo_api::Runtime;
-use ginkgo_api::net::TcpStream;
 use ginkgo_api::service::{Context, Error, Service, Shutdown, TaskResult, async_trait};
 
-use crate::accept::{AcceptLoop, DEFAULT_MAX_CONNECTIONS};
-use crate::listen::{BoundAddr, Listen};
+use crate::accept::{AcceptControl, AcceptLoop, DEFAULT_MAX_CONNECTIONS};
+use crate::listen::{BoundAddr, Listen, ListenOptions};
+use crate::listener::{Peer, Stream};
 
 /// One accepted connection, handed to the server's handler.
 #[derive(Debug)]
 pub struct Connection<R: Runtime> {
     /// The connection.
-    pub stream: TcpStream<R>,
-    /// The peer's address.
-    pub peer: SocketAddr,
+    pub stream: Stream<R>,
+    /// Who connected: a TCP address, or a Unix peer's credentials.
+    pub peer: Peer,
     /// Triggered when the server stops: finish the current exchange and return, before the
     /// stop timeout aborts the connection.
     pub shutdown: Shutdown,
@@ -54,12 +53,14 @@ where
     }
 }
 
-/// A TCP server as a service: one owned task per connection running the handler.
+/// A stream server as a service: one owned task per connection running the handler.
 ///
-/// - Listens on a [`Listen`]: an address bound at each start, or an inherited listener.
+/// - Listens on a [`Listen`]: a TCP address or a Unix socket file (`unix:/run/app.sock`)
+///   bound at each start, or an inherited listener, set up with [`ListenOptions`].
 /// - Accepts with the one [`AcceptLoop`]: at most `max_connections` connections at once,
-///   backoff on accept errors such as `EMFILE`, and the counters `connections_accepted`,
-///   `connections_active`, `connections_closed` and `accept_errors`.
+///   pause and resume ([`StreamServer::accept_control`]), backoff on accept errors such as
+///   `EMFILE`, and the counters `connections_accepted`, `connections_active`,
+///   `connections_closed`, `accept_errors` and `accept_paused`.
 /// - Stopping stops accepting at once and closes the listener; open connections see their
 ///   [`Connection::shutdown`] and have the service's stop timeout to finish before they are
 ///   closed.
@@ -68,9 +69,11 @@ where
 pub struct StreamServer<R: Runtime, H> {
     name: String,
     listen: Listen,
+    options: ListenOptions,
     handler: H,
     max_connections: usize,
     address: BoundAddr,
+    control: AcceptControl,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -80,9 +83,11 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
         Self {
             name: name.to_owned(),
             listen: listen.into(),
+            options: ListenOptions::default(),
             handler,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             address: BoundAddr::default(),
+            control: AcceptControl::default(),
             _runtime: PhantomData,
         }
     }
@@ -94,9 +99,22 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
         self
     }
 
+    /// How the listener is set up (backlog, `SO_REUSEPORT`, ...) and what is set on each
+    /// accepted connection (`TCP_NODELAY`, keepalive). Default: [`ListenOptions::default`].
+    #[must_use]
+    pub fn listen_options(mut self, options: ListenOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// A handle to the bound address, known once the server has started.
     pub fn address(&self) -> BoundAddr {
         self.address.clone()
+    }
+
+    /// A handle that pauses and resumes accepting, across restarts of the server.
+    pub fn accept_control(&self) -> AcceptControl {
+        self.control.clone()
     }
 }
 
@@ -107,9 +125,10 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
-        let listener = self.listen.open::<R>().await?;
-        let accept =
-            AcceptLoop::new(listener, &self.address, ctx)?.max_connections(self.max_connections);
+        let listener = self.listen.open::<R>(&self.options).await?;
+        let accept = AcceptLoop::new(listener, &self.address, ctx)
+            .max_connections(self.max_connections)
+            .control(self.control.clone());
         tracing::info!(service = ctx.path(), address = %accept.local_addr(), "listening");
         let errors = ctx.counter("connection_errors");
         let handler = self.handler.clone();

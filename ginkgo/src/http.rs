@@ -26,7 +26,8 @@ pub use ginkgo_http::admin;
 #[cfg(feature = "axum")]
 pub use ginkgo_http::axum;
 pub use ginkgo_http::{
-    BoundAddr, BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpService, Listen, http, hyper,
+    AcceptControl, BoundAddr, BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpService, Listen,
+    ListenOptions, LocalAddr, http, hyper,
 };
 
 /// A service serving HTTP with a tower service `S`; see [`ginkgo_http::HttpServer`].

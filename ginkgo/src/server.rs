@@ -30,12 +30,19 @@
 //! });
 //! ```
 
-pub use ginkgo_net::{Backoff, BoundAddr, DEFAULT_MAX_CONNECTIONS, Handler, Listen};
+pub use ginkgo_net::{
+    AcceptControl, Backoff, BoundAddr, DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS, Handler, Listen,
+    ListenOptions, LocalAddr, Peer, PeerCredentials, UNIX_PREFIX,
+};
 
-/// A TCP server as a service: one owned task per connection.
+/// A stream (TCP or Unix-domain) server as a service: one owned task per connection.
 pub type StreamServer<H> = ginkgo_net::StreamServer<crate::Backend, H>;
 /// One accepted connection.
 pub type Connection = ginkgo_net::Connection<crate::Backend>;
+/// An accepted connection, TCP or Unix-domain.
+pub type Stream = ginkgo_net::Stream<crate::Backend>;
+/// An open listening socket, TCP or Unix-domain.
+pub type Listener = ginkgo_net::Listener<crate::Backend>;
 /// A TCP client as a service that reconnects.
 pub type StreamClient<H> = ginkgo_net::StreamClient<crate::Backend, H>;
 /// The client's connection.

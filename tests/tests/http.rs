@@ -6,6 +6,8 @@
 mod admin;
 #[path = "http/client.rs"]
 mod client;
+#[path = "http/listen.rs"]
+mod listen;
 #[path = "http/rt.rs"]
 mod rt;
 #[path = "http/serve.rs"]
@@ -31,6 +33,8 @@ macro_rules! http_suite {
             serve::bind_error_names_address,
             serve::serves_inherited_listener,
             serve::max_connections_caps_connections,
+            listen::serves_on_unix_socket,
+            listen::pause_and_resume_accepting,
             admin::readyz_follows_tree,
             admin::status_is_json,
             admin::metrics_exposition,

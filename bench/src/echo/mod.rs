@@ -70,9 +70,9 @@ fn ginkgo<R: Runtime>() -> Duration {
     })
 }
 
-/// The [`StreamServer`]'s handler: the same echo loop as the async-std and smol baselines.
+/// The [`StreamServer`]'s handler: the same echo loop as the async-std and smol baselines
+/// (which set `TCP_NODELAY` themselves; the server's listener sets it by default).
 async fn handler<R: Runtime>(connection: Connection<R>) -> io::Result<()> {
-    connection.stream.set_nodelay(true)?;
     messages::echo::<LEN>(connection.stream).await
 }
 

@@ -86,6 +86,31 @@ impl<T: ToSocketAddrs + ?Sized> sealed::Sealed for &T {
     }
 }
 
+/// Resolves `addrs` to socket addresses, looking host names up on a blocking thread of runtime
+/// `R` (so a slow resolver never stalls the executor). For code that builds its own sockets
+/// (with socket options, say) and needs the addresses first.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: ginkgo_api::Runtime>() {
+/// ginkgo_api::block_on::<R, _>(async {
+///     let addrs = ginkgo_api::net::lookup::<R>("127.0.0.1:80").await.unwrap();
+///     assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+/// });
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// Fails when a host name does not resolve, or resolves to nothing; the message names it.
+/// Never returns an empty list.
+pub async fn lookup<R: Runtime>(
+    addrs: &(impl ToSocketAddrs + ?Sized),
+) -> io::Result<Vec<SocketAddr>> {
+    resolve::<R>(addrs).await
+}
+
 /// Resolves `addrs`, looking host names up on a blocking thread. Never returns an empty list.
 pub(crate) async fn resolve<R: Runtime>(
     addrs: &(impl ToSocketAddrs + ?Sized),

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures_io::AsyncRead;
 use ginkgo_api::Runtime;
-use ginkgo_api::net::TcpStream;
 use ginkgo_api::service::{Counter, Shutdown};
 use ginkgo_api::time::Sleep;
-use ginkgo_net::Accepted;
+use ginkgo_net::{Accepted, Stream};
 use http::{Request, Response, StatusCode};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -232,7 +231,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// stays armed and registered while its deadline is not passed (it is polled again only when
 /// it may have fired, or the task's waker changed).
 struct HeadDeadline<R: Runtime> {
-    stream: TcpStream<R>,
+    stream: Stream<R>,
     exchanges: Arc<Exchanges>,
     limit: Duration,
     protocol: Protocol,
@@ -248,7 +247,7 @@ struct HeadDeadline<R: Runtime> {
 }
 
 impl<R: Runtime> HeadDeadline<R> {
-    fn new(stream: TcpStream<R>, exchanges: Arc<Exchanges>, limit: Duration) -> Self {
+    fn new(stream: Stream<R>, exchanges: Arc<Exchanges>, limit: Duration) -> Self {
         Self {
             stream,
             exchanges,

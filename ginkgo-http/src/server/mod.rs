@@ -16,7 +16,9 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::server::conn::auto;
 
-use ginkgo_net::{AcceptLoop, BoundAddr, DEFAULT_MAX_CONNECTIONS, Listen};
+use ginkgo_net::{
+    AcceptControl, AcceptLoop, BoundAddr, DEFAULT_MAX_CONNECTIONS, Listen, ListenOptions,
+};
 
 use crate::rt::Timer;
 use exec::OwnedExecutor;
@@ -67,10 +69,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A service that serves HTTP on runtime `R` with any tower service `S` (an axum `Router`
 /// runs unchanged).
 ///
-/// - **Listening**: binds an address at start ([`HttpServer::new`] with `"127.0.0.1:8080"`; a
-///   bind error fails the start with a message naming the address) or adopts a bound
-///   [`std::net::TcpListener`] (socket activation). [`HttpServer::address`] tells the bound
-///   address, which is how to find port 0.
+/// - **Listening**: binds an address at start ([`HttpServer::new`] with `"127.0.0.1:8080"`,
+///   or a Unix socket file with `"unix:/run/app.sock"`; a bind error fails the start with a
+///   message naming the address) or adopts a bound listener (socket activation), set up with
+///   [`HttpServer::listen_options`]. [`HttpServer::address`] tells the bound address, which is
+///   how to find port 0.
 /// - **Protocols**: HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (h2c) on the same
 ///   port, told apart by the first bytes (hyper-util's `auto` builder). Upgrades (such as
 ///   WebSocket) are supported.
@@ -115,7 +118,9 @@ pub struct HttpServer<R, S> {
     keep_alive: bool,
     options: Options,
     max_connections: usize,
+    listen_options: ListenOptions,
     address: BoundAddr,
+    control: AcceptControl,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -166,7 +171,9 @@ impl<R: Runtime, S> HttpServer<R, S> {
             keep_alive: true,
             options: Options::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            listen_options: ListenOptions::default(),
             address: BoundAddr::default(),
+            control: AcceptControl::default(),
             _runtime: PhantomData,
         }
     }
@@ -220,9 +227,24 @@ impl<R: Runtime, S> HttpServer<R, S> {
         self
     }
 
+    /// How the listener is set up (backlog, `SO_REUSEPORT`, `IPV6_V6ONLY`, a Unix socket
+    /// file's mode) and what is set on each accepted connection (`TCP_NODELAY`, on by default
+    /// so responses go out as soon as they are written; keepalive).
+    #[must_use]
+    pub fn listen_options(mut self, options: ListenOptions) -> Self {
+        self.listen_options = options;
+        self
+    }
+
     /// A handle that tells the bound address once the server has started.
     pub fn address(&self) -> BoundAddr {
         self.address.clone()
+    }
+
+    /// A handle that pauses and resumes accepting new connections, across restarts of the
+    /// server; the snapshot's `accept_paused` is 1 while paused.
+    pub fn accept_control(&self) -> AcceptControl {
+        self.control.clone()
     }
 
     /// Publishes the bound address in `address` instead of a handle of its own: for a server
@@ -298,17 +320,10 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
-        let listener = self.listen.open::<R>().await?;
+        let listener = self.listen.open::<R>(&self.listen_options).await?;
         let accept = AcceptLoop::new(listener, &self.address, ctx)
-            .map_err(|err| {
-                ginkgo_api::io::with_context(err, |err| {
-                    format!(
-                        "cannot read the address of the listener for {}: {err}",
-                        self.listen
-                    )
-                })
-            })?
-            .max_connections(self.max_connections);
+            .max_connections(self.max_connections)
+            .control(self.control.clone());
         let shared = Arc::new(conn::Shared {
             builder: self.connection_builder(ctx),
             header_read_timeout: self.header_read_timeout,
@@ -317,15 +332,13 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
         // Built per start and kept only by the tasks, never in `self`: a service holding the
         // tree (as the admin endpoints do) would otherwise keep the tree alive forever.
         let service = self.make.make(ctx);
-        let addr = accept.local_addr();
+        let addr = accept.local_addr().clone();
         tracing::info!(service = %ctx.path(), %addr, "HTTP server listening");
         let owner = ctx.clone();
         let shutdown = ctx.shutdown();
         ctx.spawn(
             "accept",
             accept.run(ctx.clone(), move |accepted| {
-                // Responses go out as soon as they are written, not after a delayed ACK.
-                let _ = accepted.stream.set_nodelay(true);
                 owner.spawn(
                     format!("connection from {}", accepted.peer),
                     conn::serve(accepted, service.clone(), shared.clone(), shutdown.clone()),

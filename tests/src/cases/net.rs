@@ -443,3 +443,39 @@ pub async fn socket_dropped_by_another_task_closes<R: Runtime>() {
     finish.send(()).await.expect("first task alive");
     first.await.expect("first task");
 }
+
+/// `UnixStream::peer_credentials` names the process at the other end (here, this one).
+pub async fn unix_peer_credentials<R: Runtime>() {
+    let (a, _b) = UnixStream::<R>::pair().expect("pair");
+    let credentials = a.peer_credentials().expect("SO_PEERCRED");
+    assert_eq!(credentials.pid, Some(std::process::id()));
+    assert_eq!(credentials.uid, rustix::process::geteuid().as_raw());
+    assert_eq!(credentials.gid, rustix::process::getegid().as_raw());
+}
+
+/// `UdpSocket::from_std` adopts a bound socket (socket activation, options of one's own) and
+/// it works as one bound by the runtime; its descriptor is reachable for socket options.
+pub async fn udp_from_std<R: Runtime>() {
+    use std::os::fd::AsFd;
+    let std_socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = std_socket.local_addr().expect("address");
+    let adopted = UdpSocket::<R>::from_std(std_socket).expect("adopt");
+    assert_eq!(adopted.local_addr().expect("address"), addr);
+    let size = socket2::SockRef::from(&adopted.as_fd())
+        .recv_buffer_size()
+        .expect("SO_RCVBUF through the descriptor");
+    assert!(size > 0);
+    let sender = UdpSocket::<R>::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    sender.send_to(b"adopted", addr).await.expect("send");
+    let mut buf = [0u8; 16];
+    let (n, from) = timeout::<R, _>(Duration::from_secs(10), adopted.recv_from(&mut buf))
+        .await
+        .expect("a datagram in time")
+        .expect("recv");
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"adopted"[..], sender.local_addr().expect("address"))
+    );
+}

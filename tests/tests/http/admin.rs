@@ -84,7 +84,10 @@ pub(crate) async fn readyz_follows_tree<R: Runtime>() {
         let tree = tree.clone();
         async move { tree.start().await }
     });
-    let addr = within::<R, _>("the admin listens", listening.listening()).await;
+    let addr = within::<R, _>("the admin listens", listening.listening())
+        .await
+        .tcp()
+        .expect("a TCP address");
     let gate = tree.child("Gate").expect("the gate is a child");
     within::<R, _>("the gate starts", gate.wait_for(State::Starting)).await;
 
