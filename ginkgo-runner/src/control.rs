@@ -1,8 +1,10 @@
 //! The control socket: a Unix socket beside the pid file (mode 0600) through which `status`,
 //! `reload` and `stop` get real answers instead of fire-and-forget signals.
 //!
-//! Protocol: the client sends one line (`status`, `reload` or `stop`); the server answers with
-//! a first line `ok` or `error`, then free text, and closes the connection.
+//! Protocol: the client sends one line (`status`, `reload` or `stop`, at most
+//! [`MAX_REQUEST_LINE`] bytes); the server answers with a first line `ok` or `error`, then free
+//! text, and closes the connection. [`read_request`] is the server's reader, public for
+//! clients of one's own and for the fuzz target in `fuzz/`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -61,19 +63,76 @@ pub(super) async fn serve<R: Runtime>(
     }
 }
 
+/// What a control client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// The service tree, one line per service.
+    Status,
+    /// Reload the configuration and the services.
+    Reload,
+    /// Stop the daemon.
+    Stop,
+}
+
+/// The longest request line read, newline included: commands are a few bytes, and a client
+/// that sends more (or never a newline) must not make the daemon buffer it.
+pub const MAX_REQUEST_LINE: usize = 256;
+
+/// Reads one request line from `reader` (at most [`MAX_REQUEST_LINE`] bytes) and parses it.
+/// The outer error is the connection's; the inner one is the answer to send back.
+///
+/// # Errors
+///
+/// Passes on read errors; a line that is too long, not UTF-8 or not a command is an `Ok(Err)`
+/// naming what was wrong.
+pub async fn read_request<Rd>(reader: &mut Rd) -> io::Result<Result<Command, String>>
+where
+    Rd: ginkgo_api::io::AsyncBufRead + Unpin,
+{
+    use ginkgo_api::io::AsyncReadExt as _;
+    let mut line = Vec::new();
+    let limit = u64::try_from(MAX_REQUEST_LINE).unwrap_or(u64::MAX);
+    (&mut *reader).take(limit).read_until(b'\n', &mut line).await?;
+    if line.len() >= MAX_REQUEST_LINE && !line.ends_with(b"\n") {
+        return Ok(Err(format!(
+            "request longer than {MAX_REQUEST_LINE} bytes; expected status, reload or stop"
+        )));
+    }
+    Ok(parse_command(&line))
+}
+
+/// Parses one request line (surrounding white space ignored).
+///
+/// # Errors
+///
+/// Names what is wrong with a line that is not UTF-8 or not a command.
+pub fn parse_command(line: &[u8]) -> Result<Command, String> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err("request is not UTF-8 text; expected status, reload or stop".to_owned());
+    };
+    match text.trim() {
+        "status" => Ok(Command::Status),
+        "reload" => Ok(Command::Reload),
+        "stop" => Ok(Command::Stop),
+        other => Err(format!(
+            "unknown command {other:?}; expected status, reload or stop"
+        )),
+    }
+}
+
 async fn answer<R: Runtime>(
     stream: UnixStream<R>,
     tree: &ServiceHandle,
     requests: &channel::Sender<Request>,
 ) -> io::Result<()> {
     let mut reader = AsyncBufReader::new(stream);
-    let mut line = String::new();
-    ginkgo_api::time::timeout::<R, _>(Duration::from_secs(5), reader.read_line(&mut line))
-        .await??;
+    let request =
+        ginkgo_api::time::timeout::<R, _>(Duration::from_secs(5), read_request(&mut reader))
+            .await??;
     let mut stream = reader.into_inner();
-    let reply = match line.trim() {
-        "status" => format!("ok\n{}", render(&tree.snapshot(), SystemTime::now())),
-        "reload" => {
+    let reply = match request {
+        Ok(Command::Status) => format!("ok\n{}", render(&tree.snapshot(), SystemTime::now())),
+        Ok(Command::Reload) => {
             let (tx, rx) = channel::bounded(1);
             let _ = requests.send(Request::Reload(tx)).await;
             match rx.recv().await {
@@ -82,11 +141,11 @@ async fn answer<R: Runtime>(
                 Err(_) => "error\nthe daemon is stopping\n".to_owned(),
             }
         }
-        "stop" => {
+        Ok(Command::Stop) => {
             let _ = requests.send(Request::Stop).await;
             "ok\nstopping\n".to_owned()
         }
-        other => format!("error\nunknown command {other:?}; expected status, reload or stop\n"),
+        Err(problem) => format!("error\n{problem}\n"),
     };
     stream.write_all(reply.as_bytes()).await?;
     stream.close().await
@@ -142,5 +201,35 @@ pub(super) fn request(path: &Path, command: &str, wait: Duration) -> io::Result<
             io::ErrorKind::InvalidData,
             format!("unexpected answer {other:?} from the control socket"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8]) -> Result<Command, String> {
+        let mut reader = futures_lite::io::BufReader::new(bytes);
+        futures_lite::future::block_on(read_request(&mut reader)).expect("no I/O error")
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(read(b"status\n"), Ok(Command::Status));
+        assert_eq!(read(b"  reload \r\n"), Ok(Command::Reload));
+        assert_eq!(read(b"stop"), Ok(Command::Stop));
+    }
+
+    #[test]
+    fn bad_requests_are_answered_not_buffered() {
+        let unknown = read(b"restart\n").unwrap_err();
+        assert!(unknown.contains("unknown command \"restart\""), "{unknown}");
+        let binary = read(b"\xff\xfe\n").unwrap_err();
+        assert!(binary.contains("not UTF-8"), "{binary}");
+        let endless = vec![b'a'; 10 * MAX_REQUEST_LINE];
+        let long = read(&endless).unwrap_err();
+        assert!(long.contains("longer than 256 bytes"), "{long}");
+        // Only the first line counts.
+        assert_eq!(read(b"stop\nstatus\n"), Ok(Command::Stop));
     }
 }

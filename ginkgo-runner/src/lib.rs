@@ -49,7 +49,7 @@
 //! }
 //! ```
 
-mod control;
+pub mod control;
 mod daemon;
 mod logging;
 mod notify;
