@@ -143,8 +143,10 @@ impl Listen {
         };
         opened.map_err(|err| {
             let hint = match err.kind() {
+                // A live socket file's error already says another process listens there.
+                io::ErrorKind::AddrInUse if matches!(self, Listen::Unix(_)) => "",
                 io::ErrorKind::AddrInUse => {
-                    " (is another process, or another server of this program, using it?)"
+                    " (is another process, or another server of this program, using the port?)"
                 }
                 io::ErrorKind::PermissionDenied => match self {
                     Listen::Unix(_) => " (is the directory writable by this user?)",

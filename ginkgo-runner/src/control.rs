@@ -92,7 +92,10 @@ where
     use ginkgo_api::io::AsyncReadExt as _;
     let mut line = Vec::new();
     let limit = u64::try_from(MAX_REQUEST_LINE).unwrap_or(u64::MAX);
-    (&mut *reader).take(limit).read_until(b'\n', &mut line).await?;
+    (&mut *reader)
+        .take(limit)
+        .read_until(b'\n', &mut line)
+        .await?;
     if line.len() >= MAX_REQUEST_LINE && !line.ends_with(b"\n") {
         return Ok(Err(format!(
             "request longer than {MAX_REQUEST_LINE} bytes; expected status, reload or stop"

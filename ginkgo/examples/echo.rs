@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example echo                                   # tokio, on echo.bind = 127.0.0.1:7007
 //! cargo run --example echo -- -s echo.bind=127.0.0.1:9000    # another address
+//! cargo run --example echo -- -s echo.bind=unix:/tmp/echo.sock # a Unix-domain socket
 //! cargo run --example echo --no-default-features --features smol,net,runner
 //! ```
 //!
@@ -13,20 +14,47 @@
 use std::process::ExitCode;
 
 use ginkgo::Settings;
+use ginkgo::config::Duration;
 use ginkgo::io::{AsyncReadExt, AsyncWriteExt};
 use ginkgo::runner::Runner;
-use ginkgo::server::{Connection, StreamServer};
+use ginkgo::server::{Connection, ListenOptions, StreamServer};
 
 /// Settings of the echo server.
 #[derive(Settings)]
 #[settings(group = "echo")]
 struct EchoSettings {
-    /// The address to listen on.
+    /// The address to listen on: host:port, or unix:PATH for a Unix-domain socket.
     #[setting(default = "127.0.0.1:7007")]
     bind: String,
     /// The most connections served at once.
     #[setting(default = 10_000)]
     max_connections: usize,
+    /// The listen backlog: connections the kernel queues before they are accepted.
+    #[setting(default = 1024)]
+    backlog: u32,
+    /// Let other processes bind the same address too (SO_REUSEPORT).
+    #[setting(default = false)]
+    reuse_port: bool,
+    /// Send small writes at once (TCP_NODELAY).
+    #[setting(default = true)]
+    nodelay: bool,
+    /// Probe idle connections after this long (TCP keepalive); unset: off.
+    keepalive: Option<Duration>,
+    /// The permission bits of a Unix socket file, such as 0o660; unset: as the umask leaves them.
+    unix_mode: Option<u32>,
+}
+
+impl EchoSettings {
+    fn listen_options(&self) -> ListenOptions {
+        ListenOptions {
+            backlog: self.backlog,
+            reuse_port: self.reuse_port,
+            nodelay: self.nodelay,
+            keepalive: self.keepalive.map(|d| d.0),
+            unix_mode: self.unix_mode,
+            ..ListenOptions::default()
+        }
+    }
 }
 
 /// Echoes everything the peer sends until it closes the connection, or the server stops.
@@ -54,6 +82,7 @@ fn main() -> ExitCode {
         .run(|config| {
             let settings = config.get::<EchoSettings>()?.get();
             Ok(StreamServer::new("echo", settings.bind.as_str(), echo)
-                .max_connections(settings.max_connections))
+                .max_connections(settings.max_connections)
+                .listen_options(settings.listen_options()))
         })
 }

@@ -233,3 +233,40 @@ fn accept_backs_off_when_out_of_file_descriptors() {
     assert_eq!(&reply, b"back\n");
     running.signal(Signal::Term);
 }
+
+/// The echo example on a Unix socket, with the socket file's mode from a setting; the file is
+/// gone once it has stopped.
+#[test]
+fn echo_example_serves_unix_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    let rundir = dir();
+    let socket = rundir.path().join("app.sock");
+    let running = Running::start(
+        &example("echo"),
+        &[
+            "-s",
+            &format!("echo.bind=unix:{}", socket.display()),
+            "-s",
+            "echo.unix_mode=0o660",
+            "-s",
+            &format!("rundir={}", rundir.path().display()),
+        ],
+        &[],
+    );
+    running.expect_line("ready");
+    let mode = std::fs::metadata(&socket)
+        .expect("the socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+    let mut stream = UnixStream::connect(&socket).expect("connect");
+    stream.write_all(b"over a unix socket").expect("write");
+    let mut echoed = [0u8; 18];
+    stream.read_exact(&mut echoed).expect("echo");
+    assert_eq!(&echoed, b"over a unix socket");
+    drop(stream);
+    running.signal(Signal::Term);
+    assert!(running.wait().success());
+    assert!(!socket.exists(), "the socket file is removed on stop");
+}
