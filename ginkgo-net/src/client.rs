@@ -9,14 +9,15 @@ use futures_lite::FutureExt;
 use ginkgo_api::Runtime;
 use ginkgo_api::net::TcpStream;
 use ginkgo_api::service::{Context, Error, Service, Shutdown, TaskResult, async_trait};
-
 use ginkgo_api::time::Backoff;
+
+use crate::listener::Stream;
 
 /// The client's connection, handed to its handler.
 #[derive(Debug)]
 pub struct ClientConnection<R: Runtime> {
-    /// The connection.
-    pub stream: TcpStream<R>,
+    /// The connection: TCP, over TLS when the client has [`StreamClient::tls`].
+    pub stream: Stream<R>,
     /// Triggered when the client stops.
     pub shutdown: Shutdown,
 }
@@ -27,6 +28,10 @@ pub struct ClientConnection<R: Runtime> {
 ///   servers), within the service's start timeout.
 /// - When the connection drops (the handler returns, with or without an error), it counts as
 ///   not ready and reconnects with capped exponential backoff; ready again once connected.
+/// - With TLS ([`StreamClient::tls`], feature `tls`), the handshake is part of connecting
+///   (within the connect timeout); the server's certificate must be valid for the address's
+///   host (or the settings' `server_name`). A failed handshake counts as a failed connect.
+///   The client's own files are checked at start: a bad one fails the start, naming it.
 /// - Counters: `connections` (established), `connect_failures`, `disconnects`.
 pub struct StreamClient<R: Runtime, H> {
     name: String,
@@ -34,6 +39,8 @@ pub struct StreamClient<R: Runtime, H> {
     handler: H,
     backoff: Backoff,
     connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<ginkgo_tls::ClientTls>,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -52,8 +59,19 @@ where
             handler,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5), 0.1),
             connect_timeout: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
             _runtime: PhantomData,
         }
+    }
+
+    /// Connects over TLS with `settings` (trusted CA, client certificate for mutual TLS,
+    /// minimum version, ALPN, server name).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, settings: ginkgo_tls::ClientTls) -> Self {
+        self.tls = Some(settings);
+        self
     }
 
     /// The reconnect backoff: first delay and cap (default 50 ms and 5 s).
@@ -94,14 +112,24 @@ where
             self.connect_timeout,
         );
         let mut backoff = self.backoff.retries();
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(settings) => Some(ginkgo_tls::TlsConnector::new(settings.clone())?),
+            None => None,
+        };
         let me = ctx.clone();
         let shutdown = ctx.shutdown();
         ctx.spawn("connection", async move {
             loop {
-                let attempt = ginkgo_api::time::timeout::<R, _>(
-                    timeout,
-                    TcpStream::<R>::connect(address.as_str()),
-                );
+                let connect = async {
+                    let stream = Stream::from(TcpStream::<R>::connect(address.as_str()).await?);
+                    #[cfg(feature = "tls")]
+                    if let Some(connector) = &tls {
+                        return stream.connect_tls(connector, host_of(&address)).await;
+                    }
+                    std::io::Result::Ok(stream)
+                };
+                let attempt = ginkgo_api::time::timeout::<R, _>(timeout, connect);
                 let Some(attempt) = shutdown.run(attempt).await else {
                     return;
                 };
@@ -148,4 +176,14 @@ where
         });
         Ok(())
     }
+}
+
+/// The host part of `host:port` (`[::1]:80` gives `::1`), the name a server's certificate
+/// is checked against.
+#[cfg(feature = "tls")]
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }

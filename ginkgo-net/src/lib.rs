@@ -55,6 +55,8 @@ mod client;
 mod listen;
 mod listener;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use accept::{AcceptControl, AcceptLoop, Accepted, ConnectionGuard, DEFAULT_MAX_CONNECTIONS};
 pub use client::{ClientConnection, StreamClient};

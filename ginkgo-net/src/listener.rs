@@ -180,7 +180,9 @@ impl fmt::Display for Peer {
     }
 }
 
-/// An accepted connection, TCP or Unix-domain: futures-io `AsyncRead` and `AsyncWrite`.
+/// A connection, TCP or Unix-domain, in the clear or (feature `tls`) over TLS: futures-io
+/// `AsyncRead` and `AsyncWrite`. Servers hand one to each handler, as does
+/// [`StreamClient`](crate::StreamClient).
 pub struct Stream<R: Runtime> {
     inner: Inner<R>,
 }
@@ -188,30 +190,74 @@ pub struct Stream<R: Runtime> {
 enum Inner<R: Runtime> {
     Tcp(TcpStream<R>),
     Unix(UnixStream<R>),
+    // Boxed: a TLS session is large, and the plain variants should not pay for its size.
+    #[cfg(feature = "tls")]
+    Tls(Box<ginkgo_tls::TlsStream<Plain<R>>>),
+    #[cfg(feature = "tls")]
+    TlsClient(Box<ginkgo_tls::ClientTlsStream<Plain<R>>>),
+}
+
+/// The socket under a TLS session.
+#[cfg(feature = "tls")]
+pub(crate) enum Plain<R: Runtime> {
+    Tcp(TcpStream<R>),
+    Unix(UnixStream<R>),
+}
+
+#[cfg(feature = "tls")]
+impl<R: Runtime> Plain<R> {
+    fn as_tcp(&self) -> Option<&TcpStream<R>> {
+        match self {
+            Plain::Tcp(stream) => Some(stream),
+            Plain::Unix(_) => None,
+        }
+    }
+
+    fn as_unix(&self) -> Option<&UnixStream<R>> {
+        match self {
+            Plain::Unix(stream) => Some(stream),
+            Plain::Tcp(_) => None,
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Plain::Tcp(stream) => stream.shutdown(how),
+            Plain::Unix(stream) => stream.shutdown(how),
+        }
+    }
 }
 
 impl<R: Runtime> Stream<R> {
-    /// The TCP connection, if it is one (for `TCP_NODELAY`, addresses, `into_split`).
+    /// The TCP connection, if it is one, under TLS too (for `TCP_NODELAY`, addresses).
     pub fn as_tcp(&self) -> Option<&TcpStream<R>> {
         match &self.inner {
             Inner::Tcp(stream) => Some(stream),
             Inner::Unix(_) => None,
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.get_ref().as_tcp(),
+            #[cfg(feature = "tls")]
+            Inner::TlsClient(tls) => tls.get_ref().as_tcp(),
         }
     }
 
-    /// The Unix-domain connection, if it is one.
+    /// The Unix-domain connection, if it is one, under TLS too.
     pub fn as_unix(&self) -> Option<&UnixStream<R>> {
         match &self.inner {
             Inner::Unix(stream) => Some(stream),
             Inner::Tcp(_) => None,
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.get_ref().as_unix(),
+            #[cfg(feature = "tls")]
+            Inner::TlsClient(tls) => tls.get_ref().as_unix(),
         }
     }
 
-    /// The TCP connection, or the stream back if it is not one.
+    /// The TCP connection in the clear, or the stream back if it is not one.
     ///
     /// # Errors
     ///
-    /// Gives the stream back when it is a Unix-domain connection.
+    /// Gives the stream back when it is a Unix-domain connection or runs TLS.
     pub fn into_tcp(self) -> Result<TcpStream<R>, Self> {
         match self.inner {
             Inner::Tcp(stream) => Ok(stream),
@@ -219,7 +265,17 @@ impl<R: Runtime> Stream<R> {
         }
     }
 
-    /// Shuts down the read, write or both directions.
+    /// Whether the connection runs TLS.
+    pub fn is_tls(&self) -> bool {
+        match &self.inner {
+            Inner::Tcp(_) | Inner::Unix(_) => false,
+            #[cfg(feature = "tls")]
+            Inner::Tls(_) | Inner::TlsClient(_) => true,
+        }
+    }
+
+    /// Shuts down the read, write or both directions of the socket (under TLS, without a
+    /// `close_notify`: close the stream for that).
     ///
     /// # Errors
     ///
@@ -228,6 +284,84 @@ impl<R: Runtime> Stream<R> {
         match &self.inner {
             Inner::Tcp(stream) => stream.shutdown(how),
             Inner::Unix(stream) => stream.shutdown(how),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.get_ref().shutdown(how),
+            #[cfg(feature = "tls")]
+            Inner::TlsClient(tls) => tls.get_ref().shutdown(how),
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<R: Runtime> Stream<R> {
+    fn into_plain(self) -> io::Result<Plain<R>> {
+        match self.inner {
+            Inner::Tcp(stream) => Ok(Plain::Tcp(stream)),
+            Inner::Unix(stream) => Ok(Plain::Unix(stream)),
+            Inner::Tls(_) | Inner::TlsClient(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the connection already runs TLS",
+            )),
+        }
+    }
+
+    /// Runs a server-side TLS handshake on this connection with `acceptor`'s certificate in
+    /// force now. It has no timeout of its own: the servers apply their handshake timeout.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the handshake fails (the message starts `tls handshake failed:` and gives
+    /// rustls' reason), or the connection already runs TLS.
+    pub async fn accept_tls(self, acceptor: &ginkgo_tls::TlsAcceptor) -> io::Result<Self> {
+        let handshake = acceptor.accept(self.into_plain()?);
+        Ok(Self {
+            inner: Inner::Tls(Box::new(handshake.await?)),
+        })
+    }
+
+    /// Runs a client-side TLS handshake with `connector`, for `server_name` (a DNS name or an
+    /// IP address, checked against the server's certificate).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the name is not valid, the handshake fails (the server's certificate is not
+    /// trusted or not for that name, say), or the connection already runs TLS.
+    pub async fn connect_tls(
+        self,
+        connector: &ginkgo_tls::TlsConnector,
+        server_name: &str,
+    ) -> io::Result<Self> {
+        let handshake = connector.connect(server_name, self.into_plain()?);
+        Ok(Self {
+            inner: Inner::TlsClient(Box::new(handshake.await?)),
+        })
+    }
+
+    /// The peer's certificate identity: under mutual TLS the client's, on a client connection
+    /// the server's; `None` in the clear or when the peer sent no certificate.
+    pub fn peer_identity(&self) -> Option<&ginkgo_tls::PeerIdentity> {
+        match &self.inner {
+            Inner::Tls(tls) => tls.peer_identity(),
+            Inner::TlsClient(tls) => tls.peer_identity(),
+            Inner::Tcp(_) | Inner::Unix(_) => None,
+        }
+    }
+
+    /// The protocol negotiated by ALPN (`b"h2"`, `b"http/1.1"`), if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Tls(tls) => tls.alpn_protocol(),
+            Inner::TlsClient(tls) => tls.alpn_protocol(),
+            Inner::Tcp(_) | Inner::Unix(_) => None,
+        }
+    }
+
+    /// The TLS version negotiated, in the clear `None`.
+    pub fn tls_version(&self) -> Option<ginkgo_tls::TlsVersion> {
+        match &self.inner {
+            Inner::Tls(tls) => Some(tls.protocol_version()),
+            Inner::TlsClient(tls) => Some(tls.protocol_version()),
+            Inner::Tcp(_) | Inner::Unix(_) => None,
         }
     }
 }
@@ -253,66 +387,99 @@ impl<R: Runtime> fmt::Debug for Stream<R> {
         match &self.inner {
             Inner::Tcp(stream) => stream.fmt(f),
             Inner::Unix(stream) => stream.fmt(f),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.fmt(f),
+            #[cfg(feature = "tls")]
+            Inner::TlsClient(tls) => tls.fmt(f),
         }
     }
 }
 
-/// Calls `$method` on whichever stream `$self` holds.
+#[cfg(feature = "tls")]
+impl<R: Runtime> fmt::Debug for Plain<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Plain::Tcp(stream) => stream.fmt(f),
+            Plain::Unix(stream) => stream.fmt(f),
+        }
+    }
+}
+
+/// Calls `$call` on whichever stream `$self` (a pinned `Stream` or `Plain`) holds.
 macro_rules! each {
     ($self:ident, $stream:ident => $call:expr) => {
         match &mut $self.get_mut().inner {
             Inner::Tcp($stream) => $call,
             Inner::Unix($stream) => $call,
+            #[cfg(feature = "tls")]
+            Inner::Tls($stream) => $call,
+            #[cfg(feature = "tls")]
+            Inner::TlsClient($stream) => $call,
+        }
+    };
+    (plain $self:ident, $stream:ident => $call:expr) => {
+        match $self.get_mut() {
+            Plain::Tcp($stream) => $call,
+            Plain::Unix($stream) => $call,
         }
     };
 }
 
-impl<R: Runtime> AsyncRead for Stream<R> {
-    #[inline]
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
+/// futures-io's traits for `$ty`, forwarding each call through `each!` (with `$mode`).
+macro_rules! forward_io {
+    ($ty:ident $(, $mode:ident)?) => {
+        impl<R: Runtime> AsyncRead for $ty<R> {
+            #[inline]
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                each!($($mode)? self, s => Pin::new(s).poll_read(cx, buf))
+            }
 
-    #[inline]
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_read_vectored(cx, bufs))
-    }
+            #[inline]
+            fn poll_read_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &mut [IoSliceMut<'_>],
+            ) -> Poll<io::Result<usize>> {
+                each!($($mode)? self, s => Pin::new(s).poll_read_vectored(cx, bufs))
+            }
+        }
+
+        impl<R: Runtime> AsyncWrite for $ty<R> {
+            #[inline]
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                each!($($mode)? self, s => Pin::new(s).poll_write(cx, buf))
+            }
+
+            #[inline]
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                each!($($mode)? self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+            }
+
+            #[inline]
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                each!($($mode)? self, s => Pin::new(s).poll_flush(cx))
+            }
+
+            #[inline]
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                each!($($mode)? self, s => Pin::new(s).poll_close(cx))
+            }
+        }
+    };
 }
 
-impl<R: Runtime> AsyncWrite for Stream<R> {
-    #[inline]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-
-    #[inline]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
-    }
-
-    #[inline]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    #[inline]
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_close(cx))
-    }
-}
+forward_io!(Stream);
+#[cfg(feature = "tls")]
+forward_io!(Plain, plain);

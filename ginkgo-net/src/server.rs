@@ -66,6 +66,12 @@ where
 ///   closed.
 /// - A handler's error or panic ends its connection only; it is logged and counted in
 ///   `connection_errors`.
+/// - With TLS ([`StreamServer::tls`], feature `tls`): each connection's handshake runs in its
+///   own task within [`StreamServer::handshake_timeout`]; one that fails or stalls ends that
+///   connection only and is counted in `tls_handshake_errors`. The certificate files are
+///   checked at start (a bad one fails the start, naming the file) and re-read on reload:
+///   good files serve new handshakes, open connections are untouched; bad files fail the
+///   reload with the reason and the old certificate stays in force.
 pub struct StreamServer<R: Runtime, H> {
     name: String,
     listen: Listen,
@@ -74,6 +80,8 @@ pub struct StreamServer<R: Runtime, H> {
     max_connections: usize,
     address: BoundAddr,
     control: AcceptControl,
+    #[cfg(feature = "tls")]
+    tls: crate::tls::TlsSetup,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -88,8 +96,28 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             address: BoundAddr::default(),
             control: AcceptControl::default(),
+            #[cfg(feature = "tls")]
+            tls: crate::tls::TlsSetup::default(),
             _runtime: PhantomData,
         }
+    }
+
+    /// Serves TLS with `settings` (certificate chain, key, optional client CA for mutual TLS,
+    /// minimum version, ALPN protocols); the handler's [`Connection::stream`] is then the TLS
+    /// stream, with the peer's certificate identity under mutual TLS.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, settings: ginkgo_tls::ServerTls) -> Self {
+        self.tls.set(Some(settings));
+        self
+    }
+
+    /// How long a TLS handshake may take before the connection is closed (default 10 s).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.tls.set_handshake_timeout(timeout);
+        self
     }
 
     /// At most `limit` connections at once (default 10,000; at least 1).
@@ -125,6 +153,8 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        #[cfg(feature = "tls")]
+        let handshake = self.tls.start(ctx)?;
         let listener = self.listen.open::<R>(&self.options).await?;
         let accept = AcceptLoop::new(listener, &self.address, ctx)
             .max_connections(self.max_connections)
@@ -137,15 +167,22 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
         ctx.spawn(
             "accept",
             accept.run(ctx.clone(), move |accepted| {
-                let connection = Connection {
-                    stream: accepted.stream,
-                    peer: accepted.peer,
-                    shutdown: shutdown.clone(),
-                };
-                let (peer, guard) = (accepted.peer, accepted.guard);
+                let (stream, peer, guard) = (accepted.stream, accepted.peer, accepted.guard);
+                let shutdown = shutdown.clone();
                 let handler = handler.clone();
                 let errors = errors.clone();
+                #[cfg(feature = "tls")]
+                let handshake = handshake.clone();
                 owner.spawn(format!("connection {peer}"), async move {
+                    #[cfg(feature = "tls")]
+                    let Some(stream) = handshake.run::<R>(stream, &peer, &shutdown).await else {
+                        return;
+                    };
+                    let connection = Connection {
+                        stream,
+                        peer,
+                        shutdown,
+                    };
                     let outcome = AssertUnwindSafe(handler.call(connection))
                         .catch_unwind()
                         .await;
@@ -165,6 +202,13 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
                 });
             }),
         );
+        Ok(())
+    }
+
+    async fn reload(&mut self, ctx: &Context) -> Result<(), Error> {
+        let _ = ctx;
+        #[cfg(feature = "tls")]
+        self.tls.reload()?;
         Ok(())
     }
 }

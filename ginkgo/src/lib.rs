@@ -31,9 +31,10 @@
 //! | `http` | `http` | `ginkgo-http` | `HttpServer` (hyper, HTTP/1.1 and HTTP/2), the admin endpoints; implies `net` |
 //! | `axum` | `http` | `ginkgo-http` | serving an `axum::Router`, `admin::router`; implies `http` |
 //! | `runner` | `runner` | `ginkgo-runner` | `Runner`: the daemon's command line (clap, tracing-subscriber) |
+//! | `tls` | `tls` | `ginkgo-tls` | TLS (rustls on ring) for `StreamServer`, `StreamClient` and, with `http`, HTTPS; certificates checked at start and reloaded; implies `net` |
 //!
 //! `ginkgo = { version = "0.1", default-features = false, features = ["smol"] }` gives the
-//! runtime, services and settings only: no hyper, axum, clap or tracing-subscriber.
+//! runtime, services and settings only: no hyper, axum, clap, tracing-subscriber or rustls.
 //!
 //! # Examples
 //!
@@ -71,6 +72,8 @@ pub mod http;
 pub mod runner;
 #[cfg(feature = "net")]
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The runtime chosen at build time. Generic code (such as the service layer) is written over
 /// [`ginkgo_api::Runtime`]; this alias is how the facade fixes it.

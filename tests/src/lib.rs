@@ -106,6 +106,12 @@ macro_rules! conformance_suite {
             server::server_errors_are_contained,
             server::server_on_inherited_listener,
             server::live_rate_changes_after_reload,
+            tls::tls_echo_round_trip,
+            tls::tls_mutual_identity_reaches_handler,
+            tls::tls_failed_and_stalled_handshakes_are_contained,
+            tls::tls_bad_files_fail_start,
+            tls::tls_reload_validates_and_swaps,
+            tls::tls_stream_client_connects,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

@@ -9,3 +9,4 @@ pub mod signal;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod tls;
