@@ -12,10 +12,14 @@
 //!   [`StreamServer`] and ginkgo-http's `HttpServer` run.
 //! - [`StreamServer`]: accepts connections and runs a handler per connection in a task the
 //!   service owns; stops gracefully.
+//! - [`DatagramServer`]: receives UDP datagrams on a [`DatagramBind`] and runs a handler per
+//!   [`Datagram`] (which can reply to its sender) in a task the service owns, at most
+//!   `max_in_flight` at once; counts oversized datagrams instead of cutting them; stops
+//!   gracefully.
 //! - [`StreamClient`]: keeps one connection to a server, reconnecting with capped exponential
 //!   backoff; ready only while connected.
 //!
-//! Both are generic over the runtime `R`; the `ginkgo` facade fixes it (`ginkgo::server`).
+//! All are generic over the runtime `R`; the `ginkgo` facade fixes it (`ginkgo::server`).
 //!
 //! # Examples
 //!
@@ -52,6 +56,7 @@
 
 mod accept;
 mod client;
+mod datagram;
 mod listen;
 mod listener;
 mod server;
@@ -60,6 +65,10 @@ pub mod tls;
 
 pub use accept::{AcceptControl, AcceptLoop, Accepted, ConnectionGuard, DEFAULT_MAX_CONNECTIONS};
 pub use client::{ClientConnection, StreamClient};
+pub use datagram::{
+    DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_MAX_IN_FLIGHT, Datagram, DatagramBind, DatagramHandler,
+    DatagramServer,
+};
 pub use ginkgo_api::net::PeerCredentials;
 pub use ginkgo_api::time::Backoff;
 pub use listen::{BoundAddr, DEFAULT_BACKLOG, Listen, ListenOptions, LocalAddr, UNIX_PREFIX};

@@ -27,7 +27,7 @@
 //!
 //! | feature | module | crate | what it adds |
 //! |---|---|---|---|
-//! | `net` | `server` | `ginkgo-net` | `StreamServer`, `StreamClient`, the listener and accept loop they share |
+//! | `net` | `server` | `ginkgo-net` | `StreamServer` (TCP or Unix sockets), `StreamClient`, `DatagramServer` (UDP), the listener and accept loop they share |
 //! | `http` | `http` | `ginkgo-http` | `HttpServer` (hyper, HTTP/1.1 and HTTP/2), the admin endpoints; implies `net` |
 //! | `axum` | `http` | `ginkgo-http` | serving an `axum::Router`, `admin::router`; implies `http` |
 //! | `runner` | `runner` | `ginkgo-runner` | `Runner`: the daemon's command line (clap, tracing-subscriber) |
