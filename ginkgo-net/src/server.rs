@@ -112,6 +112,16 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
         self
     }
 
+    /// Serves TLS with an acceptor built beforehand: its files were checked when it was built
+    /// (a program builds it while building its tree, so `check` and a failed start report a
+    /// bad file alike); reload re-reads them.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_acceptor(mut self, acceptor: ginkgo_tls::TlsAcceptor) -> Self {
+        self.tls.set_acceptor(acceptor);
+        self
+    }
+
     /// How long a TLS handshake may take before the connection is closed (default 10 s).
     #[cfg(feature = "tls")]
     #[must_use]

@@ -39,6 +39,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct TlsSetup {
     settings: Option<ServerTls>,
+    /// An acceptor built (and so checked) before the server, used at every start.
+    given: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     acceptor: Option<TlsAcceptor>,
 }
@@ -47,6 +49,7 @@ impl Default for TlsSetup {
     fn default() -> Self {
         Self {
             settings: None,
+            given: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             acceptor: None,
         }
@@ -57,6 +60,14 @@ impl TlsSetup {
     /// Serves TLS with `settings`; `None` serves in the clear.
     pub fn set(&mut self, settings: Option<ServerTls>) {
         self.settings = settings;
+        self.given = None;
+    }
+
+    /// Serves TLS with `acceptor`, already built from its files (so they were checked when
+    /// the program built its tree, as `check` does); each start uses it, reload re-reads it.
+    pub fn set_acceptor(&mut self, acceptor: TlsAcceptor) {
+        self.settings = Some(acceptor.settings());
+        self.given = Some(acceptor);
     }
 
     /// The settings, if TLS is on.
@@ -86,18 +97,18 @@ impl TlsSetup {
     ///
     /// The [`TlsError`] of a file that cannot be read, parsed or matched; nothing is served.
     pub fn start(&mut self, ctx: &Context) -> Result<TlsHandshake, TlsError> {
-        self.acceptor = match &self.settings {
-            Some(settings) => {
-                let acceptor = TlsAcceptor::new(settings.clone())?;
-                tracing::info!(
-                    service = %ctx.path(),
-                    cert = %settings.cert.display(),
-                    "serving TLS"
-                );
-                Some(acceptor)
-            }
-            None => None,
+        self.acceptor = match (&self.given, &self.settings) {
+            (Some(given), _) => Some(given.clone()),
+            (None, Some(settings)) => Some(TlsAcceptor::new(settings.clone())?),
+            (None, None) => None,
         };
+        if let Some(acceptor) = &self.acceptor {
+            tracing::info!(
+                service = %ctx.path(),
+                cert = %acceptor.settings().cert.display(),
+                "serving TLS"
+            );
+        }
         Ok(TlsHandshake {
             acceptor: self.acceptor.clone(),
             timeout: self.handshake_timeout,

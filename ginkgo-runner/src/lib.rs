@@ -12,7 +12,8 @@
 //!   status     print the live service tree (0), or exit 3 when not running
 //!   log        print the log file;  logtail: print its end and follow it
 //!   config     print every setting (--template: a commented TOML file of the defaults)
-//!   check      check the configuration; exit 0, or 78 (EX_CONFIG) with the errors
+//!   check      check the configuration and build the service tree from it (nothing starts);
+//!              exit 0, or 78 (EX_CONFIG) with the errors
 //! ```
 //!
 //! - The pid file is created without following symlinks and locked for the life of the
@@ -174,6 +175,9 @@ enum Next {
     Command(Box<dyn FnOnce() -> ExitCode + Send>),
     /// Serve the tree in this process.
     Serve(Serve),
+    /// `check`: the configuration is valid; build the tree from it (without starting it) to
+    /// find what only the services check, such as unreadable certificate files.
+    Check(Config),
 }
 
 /// What the serving loop needs from the command line and the configuration.
@@ -244,6 +248,7 @@ impl<R: Runtime> Runner<R> {
             Next::Exit(status) => status,
             Next::Command(command) => command(),
             Next::Serve(prepared) => ginkgo_api::block_on::<R, _>(self.serve(prepared, build)),
+            Next::Check(config) => check(&self.program, &config, build),
         }
     }
 
@@ -284,6 +289,7 @@ impl<R: Runtime> Runner<R> {
                     ExitCode::from(EXIT_FAILURE)
                 }),
             Next::Serve(prepared) => self.serve(prepared, build).await,
+            Next::Check(config) => check(&self.program, &config, build),
         }
     }
 
@@ -338,15 +344,7 @@ impl<R: Runtime> Runner<R> {
                 print_settings(&config);
                 Next::Exit(ExitCode::SUCCESS)
             }
-            Command::Check => {
-                match config.file() {
-                    Some(file) => {
-                        println!("{program}: configuration in {} is valid", file.display());
-                    }
-                    None => println!("{program}: configuration is valid"),
-                }
-                Next::Exit(ExitCode::SUCCESS)
-            }
+            Command::Check => Next::Check(config),
             Command::Run => Next::Serve(Serve {
                 config,
                 settings,
@@ -458,6 +456,25 @@ impl<R: Runtime> Runner<R> {
         };
         ExitCode::from(serving.run(root).await)
     }
+}
+
+/// `check` once the configuration loaded: builds the tree (nothing starts, nothing binds) so
+/// that what the services check when they are built fails here too; exit 0 or 78.
+fn check<S, F>(program: &str, config: &Config, build: F) -> ExitCode
+where
+    F: FnOnce(&Config) -> Result<S, ginkgo_api::service::Error>,
+{
+    if let Err(err) = build(config) {
+        eprintln!(
+            "{program}: the configuration is valid, but the service tree cannot be built: {err}"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match config.file() {
+        Some(file) => println!("{program}: configuration in {} is valid", file.display()),
+        None => println!("{program}: configuration is valid"),
+    }
+    ExitCode::SUCCESS
 }
 
 /// The directory relative paths are resolved against: where the user ran the command, also

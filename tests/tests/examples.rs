@@ -270,3 +270,108 @@ fn echo_example_serves_unix_socket() {
     assert!(running.wait().success());
     assert!(!socket.exists(), "the socket file is removed on stop");
 }
+
+/// Connects to the TLS echo example on `port`, trusting `ca`; checks a round trip and returns
+/// the certificate the server presented.
+fn tls_echo(port: u16, ca: &std::path::Path) -> ginkgo_tls::CertificateDer<'static> {
+    use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
+    type R = ginkgo_backend_smol::Smol;
+    let connector = ginkgo_tls::TlsConnector::new(ginkgo_tls::ClientTls::new().ca(ca))
+        .expect("client settings");
+    drop(connect(port)); // waits until it listens
+    ginkgo_api::block_on::<R, _>(async move {
+        let tcp = ginkgo_api::net::TcpStream::<R>::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut tls = ginkgo_net::Stream::from(tcp)
+            .connect_tls(&connector, "localhost")
+            .await
+            .expect("handshake");
+        tls.write_all(b"over tls").await.expect("write");
+        let mut echoed = [0u8; 8];
+        tls.read_exact(&mut echoed).await.expect("echo");
+        assert_eq!(&echoed, b"over tls");
+        tls.peer_identity()
+            .expect("the server's certificate")
+            .certificate()
+            .clone()
+    })
+}
+
+/// The echo example with `echo.tls.cert` and `echo.tls.key`: serves TLS; `reload` with
+/// renewed files serves the new certificate; `reload` with a broken file is refused, naming
+/// it (exit non-zero), and the old certificate stays; `check` refuses a mismatched key.
+#[test]
+fn echo_example_serves_tls_and_reloads_its_certificate() {
+    use ginkgo_tests::support::certs::Pki;
+    let pki = Pki::new("echo");
+    let first = pki.server("live");
+    let port = free_port();
+    let rundir = dir();
+    let args = [
+        "-s".to_owned(),
+        format!("echo.bind=127.0.0.1:{port}"),
+        "-s".to_owned(),
+        format!("echo.tls.cert={}", first.cert.display()),
+        "-s".to_owned(),
+        format!("echo.tls.key={}", first.key.display()),
+        "-s".to_owned(),
+        format!("rundir={}", rundir.path().display()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let running = Running::start(&example("echo"), &args, &[]);
+    running.expect_line("ready");
+    assert_eq!(tls_echo(port, &pki.ca), first.der);
+
+    let reload = |expect_ok: bool| {
+        let output = std::process::Command::new(example("echo"))
+            .args(&args)
+            .arg("reload")
+            .output()
+            .expect("run echo reload");
+        assert_eq!(
+            output.status.success(),
+            expect_ok,
+            "echo reload: {output:?}"
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let renewed = pki.server("live");
+    reload(true);
+    assert_eq!(tls_echo(port, &pki.ca), renewed.der, "the new certificate");
+
+    std::fs::write(&renewed.cert, b"-----BEGIN CERTIFICATE-----\ngarbage\n").expect("break it");
+    let said = reload(false);
+    assert!(
+        said.contains(&renewed.cert.display().to_string()),
+        "the refusal names the file: {said}"
+    );
+    assert_eq!(
+        tls_echo(port, &pki.ca),
+        renewed.der,
+        "the old certificate stays"
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success());
+
+    let (good, other) = (pki.server("good"), pki.server("other"));
+    let output = std::process::Command::new(example("echo"))
+        .args([
+            "-s",
+            &format!("echo.tls.cert={}", good.cert.display()),
+            "-s",
+            &format!("echo.tls.key={}", other.key.display()),
+            "-s",
+            &format!("rundir={}", rundir.path().display()),
+            "check",
+        ])
+        .output()
+        .expect("run echo check");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "check exits 78: {said}");
+    assert!(
+        said.contains("does not belong") && said.contains(&other.key.display().to_string()),
+        "check names the key and the reason: {said}"
+    );
+}
