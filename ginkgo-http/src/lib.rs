@@ -4,9 +4,10 @@
 //! - [`rt`]: hyper's runtime traits for every backend: [`rt::Executor`], [`rt::Timer`] and the
 //!   futures-io adapter [`rt::Io`], for hyper's servers and clients alike.
 //! - [`HttpServer`]: a service that serves HTTP/1.1 (keep-alive) and HTTP/2 (prior knowledge)
-//!   on one port, a task per connection, with counters, header read timeouts and a graceful
-//!   stop. [`Listen`] says where; [`BoundAddr`] tells the bound address (both ginkgo-net's, shared
+//!   on one port, a task per connection, with counters, limits and a graceful stop.
+//!   [`Listen`] says where; [`BoundAddr`] tells the bound address (both ginkgo-net's, shared
 //!   with every server kind, as is the accept loop).
+//! - [`Body`]: the request body a served service reads, with the server's body size limit.
 //! - [`admin`]: `/healthz`, `/readyz`, `/status` and `/metrics` for the service tree, as the
 //!   [`Admin`] service or as a router to merge into an application's.
 //! - `axum` (feature `axum`, on by default): re-exported without its tokio parts, so routers
@@ -21,6 +22,16 @@
 //!
 //! Everything is generic over the runtime `R`; the `ginkgo` facade's `ginkgo::http` module
 //! fixes it to the backend chosen at build time.
+//!
+//! # Hardening
+//!
+//! A server faces the internet with limits on by default, each with a builder method (the
+//! [limits of `HttpServer`](HttpServer#limits) list them): a header read timeout (30 s) and
+//! an idle keep-alive timeout (60 s), so slow or silent peers (slowloris) are closed and do
+//! not delay other clients; the request head's size (64 KiB, `431`) and header count (100);
+//! the request body's size (2 MiB: `413` before the service is called when `Content-Length`
+//! says so, an error for the service when a body of unknown length grows past it); HTTP/2
+//! streams per connection (200); and connections at once (10,000).
 //!
 //! # Examples
 //!
@@ -62,12 +73,18 @@
 //! would need the backends to implement an `unsafe` trait. Neither is worth it.
 
 pub mod admin;
+mod body;
 pub mod rt;
 mod server;
 
 pub use admin::Admin;
+pub use body::Body;
 pub use ginkgo_net::{AcceptControl, BoundAddr, Listen, ListenOptions, LocalAddr};
-pub use server::{BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpServer, HttpService};
+pub use server::{
+    BoxError, DEFAULT_H2_MAX_CONCURRENT_STREAMS, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, HttpServer, HttpService,
+    MIN_MAX_HEADER_SIZE,
+};
 
 #[cfg(feature = "axum")]
 pub use axum;

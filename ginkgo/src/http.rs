@@ -1,7 +1,8 @@
 //! HTTP services on the backend chosen at build time; see [`ginkgo_http`].
 //!
 //! - [`HttpServer`]: serves any tower `Service`, such as an [`axum::Router`], over HTTP/1.1 and
-//!   HTTP/2 on one port, with counters, timeouts and a graceful stop.
+//!   HTTP/2 on one port, with counters, limits (timeouts, head and body sizes) and a graceful
+//!   stop; its services read request bodies as [`Body`].
 //! - [`Admin`] and [`admin::router`]: `/healthz`, `/readyz`, `/status` and `/metrics` of the
 //!   service tree, on a port of their own or beside an application's routes.
 //! - [`Executor`], [`Timer`] and [`Io`]: hyper's runtime traits, for using hyper directly
@@ -26,8 +27,10 @@ pub use ginkgo_http::admin;
 #[cfg(feature = "axum")]
 pub use ginkgo_http::axum;
 pub use ginkgo_http::{
-    AcceptControl, BoundAddr, BoxError, DEFAULT_HEADER_READ_TIMEOUT, HttpService, Listen,
-    ListenOptions, LocalAddr, http, hyper,
+    AcceptControl, Body, BoundAddr, BoxError, DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, HttpService, Listen, ListenOptions, LocalAddr,
+    MIN_MAX_HEADER_SIZE, http, hyper,
 };
 
 /// A service serving HTTP with a tower service `S`; see [`ginkgo_http::HttpServer`].

@@ -8,10 +8,14 @@ mod admin;
 mod client;
 #[path = "http/listen.rs"]
 mod listen;
+#[path = "http/limits.rs"]
+mod limits;
 #[path = "http/rt.rs"]
 mod rt;
 #[path = "http/serve.rs"]
 mod serve;
+#[path = "http/slowloris.rs"]
+mod slowloris;
 
 /// One `#[test]` per case for the runtime type `$rt`: the single list of HTTP cases.
 macro_rules! http_suite {
@@ -25,9 +29,8 @@ macro_rules! http_suite {
             serve::graceful_stop_finishes_in_flight,
             serve::graceful_stop_finishes_in_flight_h2,
             serve::header_read_timeout_closes_partial_head,
-            serve::header_read_timeout_restarts_per_request,
+            serve::header_read_timeout_counts_from_first_byte,
             serve::silent_connection_times_out,
-            serve::header_read_timeout_closes_idle_keep_alive,
             serve::header_read_timeout_spares_bodies,
             serve::upgraded_connection_outlives_header_read_timeout,
             serve::bind_error_names_address,
@@ -35,6 +38,16 @@ macro_rules! http_suite {
             serve::max_connections_caps_connections,
             listen::serves_on_unix_socket,
             listen::pause_and_resume_accepting,
+            serve::service_readiness_is_awaited,
+            limits::request_head_over_limit_gets_431,
+            limits::too_many_headers_gets_431,
+            limits::content_length_over_limit_gets_413,
+            limits::chunked_body_over_limit_gets_413,
+            limits::body_at_limit_is_served,
+            limits::h2_max_concurrent_streams_holds,
+            limits::idle_timeout_closes_keep_alive,
+            limits::idle_timeout_spares_busy_connection,
+            slowloris::slowloris_cannot_starve_the_server,
             admin::readyz_follows_tree,
             admin::status_is_json,
             admin::metrics_exposition,

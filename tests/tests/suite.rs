@@ -11,7 +11,7 @@ use std::path::Path;
 const AT_LEAST: usize = 73;
 
 /// The HTTP suite's size when the check was written, in the same sense.
-const HTTP_AT_LEAST: usize = 20;
+const HTTP_AT_LEAST: usize = 29;
 
 /// `area::name` of every top-level `pub async fn` in the case files. A case's signature is
 /// `pub async fn name<R: Runtime>()` on one line; helpers are private or live in `support`.

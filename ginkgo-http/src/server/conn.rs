@@ -5,7 +5,7 @@ use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_io::AsyncRead;
@@ -13,19 +13,19 @@ use ginkgo_api::Runtime;
 use ginkgo_api::service::{Counter, Shutdown};
 use ginkgo_api::time::Sleep;
 use ginkgo_net::{Accepted, Stream};
-use http::{Request, Response, StatusCode};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use pin_project_lite::pin_project;
 
 use super::HttpService;
 use super::exec::OwnedExecutor;
+use super::service::Tracked;
 use crate::rt::Io;
 
 /// What every connection of one server shares.
 pub(crate) struct Shared {
     pub(crate) builder: auto::Builder<OwnedExecutor>,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_body_size: usize,
     pub(crate) requests: Counter,
 }
 
@@ -50,12 +50,14 @@ pub(crate) async fn serve<R, S>(
         stream,
         exchanges.clone(),
         shared.header_read_timeout,
+        shared.idle_timeout,
     ));
-    let service = Tracked {
-        inner: TowerToHyperService::new(service),
-        requests: shared.requests.clone(),
+    let service = Tracked::new(
+        service,
+        shared.requests.clone(),
         exchanges,
-    };
+        shared.max_body_size,
+    );
     let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
     let finished = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
         shutdown.wait().await;
@@ -75,10 +77,10 @@ pub(crate) async fn serve<R, S>(
     }
 }
 
-/// The request/response exchanges of one connection, as far as the header read timeout
-/// cares: whether one is under way, and how many have ended (the socket side notes when it
-/// first sees the connection idle after each, so ending an exchange reads no clock).
-struct Exchanges {
+/// The request/response exchanges of one connection, as far as the socket's timeouts care:
+/// whether one is under way, and how many have ended (the socket side notes when it first
+/// sees the connection idle after each, so ending an exchange reads no clock).
+pub(super) struct Exchanges {
     /// Requests received whose response has not been sent in full (or given up).
     open: AtomicUsize,
     /// How many exchanges have ended.
@@ -97,7 +99,7 @@ impl Exchanges {
         }
     }
 
-    fn begin(self: &Arc<Self>) -> ExchangeEnd {
+    pub(super) fn begin(self: &Arc<Self>) -> ExchangeEnd {
         self.open.fetch_add(1, Ordering::AcqRel);
         ExchangeEnd(self.clone())
     }
@@ -105,7 +107,14 @@ impl Exchanges {
 
 /// Ends an exchange when dropped: with the response's body, or with its future if there is
 /// no response.
-struct ExchangeEnd(Arc<Exchanges>);
+pub(super) struct ExchangeEnd(Arc<Exchanges>);
+
+impl ExchangeEnd {
+    /// Notes that the exchange handed the connection over to an upgrade.
+    pub(super) fn upgraded(&self) {
+        self.0.upgraded.store(true, Ordering::Release);
+    }
+}
 
 impl Drop for ExchangeEnd {
     fn drop(&mut self) {
@@ -114,93 +123,6 @@ impl Drop for ExchangeEnd {
         // connection idle also sees that an exchange ended.
         exchanges.ended.fetch_add(1, Ordering::AcqRel);
         exchanges.open.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A hyper service that counts the requests it is given and tracks each exchange until its
-/// response's body has been sent.
-struct Tracked<S> {
-    inner: S,
-    requests: Counter,
-    exchanges: Arc<Exchanges>,
-}
-
-impl<S, ReqBody, ResBody> hyper::service::Service<Request<ReqBody>> for Tracked<S>
-where
-    S: hyper::service::Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<TrackedBody<ResBody>>;
-    type Error = S::Error;
-    type Future = TrackedFuture<S::Future>;
-
-    #[inline]
-    fn call(&self, request: Request<ReqBody>) -> Self::Future {
-        self.requests.inc();
-        TrackedFuture {
-            end: Some(self.exchanges.begin()),
-            inner: self.inner.call(request),
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of a [`Tracked`] service.
-    struct TrackedFuture<F> {
-        #[pin]
-        inner: F,
-        end: Option<ExchangeEnd>,
-    }
-}
-
-impl<F, B, E> Future for TrackedFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<TrackedBody<B>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
-        let end = this.end.take();
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(end) = &end
-        {
-            end.0.upgraded.store(true, Ordering::Release);
-        }
-        Poll::Ready(Ok(response.map(|inner| TrackedBody { inner, _end: end })))
-    }
-}
-
-pin_project! {
-    /// A response body that ends its exchange when hyper is done with it.
-    struct TrackedBody<B> {
-        #[pin]
-        inner: B,
-        _end: Option<ExchangeEnd>,
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -218,24 +140,35 @@ enum Protocol {
 /// The preface an HTTP/2 client with prior knowledge opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A connection's socket with the header read timeout.
+/// A connection's socket with the header read and idle timeouts.
 ///
-/// A request head must arrive within the timeout of the connection opening, and of each
-/// response being sent: a read that is still waiting at that deadline, while no exchange is
-/// under way, fails with `TimedOut`, and hyper closes the connection. Reads for a request's
-/// body, or while a response is sent, are not limited (hyper's own header read timeout does
-/// the same). HTTP/2 connections (told by their preface) and upgraded ones are not limited.
+/// A read that is still waiting at a deadline, while no exchange is under way, fails with
+/// `TimedOut`, and hyper closes the connection. The deadlines:
+///
+/// - the first request head is due within the header read timeout of the connection opening
+///   (a silent peer is closed then too);
+/// - after an exchange, the next head's first byte is due within the idle timeout of the
+///   response being sent, and the whole head within the header read timeout of that byte.
+///
+/// Reads for a request's body, or while a response is sent, are not limited (hyper's own
+/// header read timeout does the same). HTTP/2 connections (told by their preface) and
+/// upgraded ones are not limited.
 ///
 /// hyper's own timeout would cost every request a clock reading, a boxed sleep and an extra
 /// pass of its dispatch loop; here a wait costs a clock reading, and one timer per connection
 /// stays armed and registered while its deadline is not passed (it is polled again only when
-/// it may have fired, or the task's waker changed).
+/// it may have fired, its deadline came nearer, or the task's waker changed). A read that
+/// brings bytes reads no clock: when a head began is noted at the first wait after its first
+/// bytes, which hyper makes at once if the head is not complete.
 struct HeadDeadline<R: Runtime> {
     stream: Stream<R>,
     exchanges: Arc<Exchanges>,
-    limit: Duration,
+    head_limit: Duration,
+    idle_limit: Duration,
+    /// The shorter of the two limits: no deadline set after now comes sooner than this.
+    soonest: Duration,
     protocol: Protocol,
-    /// The connection's one timer, armed at or before the next head's deadline.
+    /// The connection's one timer, armed at or before the next deadline.
     // Boxed: `Sleep` need not be `Unpin`, and hyper needs an `Unpin` socket.
     timer: Option<Pin<Box<Sleep<R>>>>,
     /// The waker the timer was last polled with: it stays registered until the timer fires.
@@ -244,19 +177,34 @@ struct HeadDeadline<R: Runtime> {
     /// idle after the exchange numbered `idle_after`.
     idle_since: Instant,
     idle_after: u64,
+    /// One more than the number of exchanges that had ended when a read last brought bytes
+    /// (0: none has): `idle_after + 1` once the head after that exchange has begun. (Bytes of
+    /// it read with the exchange before, when a client pipelines, count once more arrive.)
+    bytes_after: u64,
+    /// When this side first waited for the rest of the head after exchange `idle_after`.
+    head_since: Option<Instant>,
 }
 
 impl<R: Runtime> HeadDeadline<R> {
-    fn new(stream: Stream<R>, exchanges: Arc<Exchanges>, limit: Duration) -> Self {
+    fn new(
+        stream: Stream<R>,
+        exchanges: Arc<Exchanges>,
+        head_limit: Duration,
+        idle_limit: Duration,
+    ) -> Self {
         Self {
             stream,
             exchanges,
-            limit,
+            head_limit,
+            idle_limit,
+            soonest: head_limit.min(idle_limit),
             protocol: Protocol::Sniffing { matched: 0 },
             timer: None,
             timer_waker: None,
             idle_since: Instant::now(),
             idle_after: 0,
+            bytes_after: 0,
+            head_since: None,
         }
     }
 
@@ -275,24 +223,26 @@ impl<R: Runtime> HeadDeadline<R> {
         };
     }
 
-    /// Whether a read that must wait has missed the head's deadline; otherwise the task is
-    /// woken at the deadline.
+    /// Whether a read that must wait has missed its deadline; otherwise the task is woken at
+    /// the deadline.
     ///
     /// During an exchange nothing times out, but the timer stays armed, at or before any later
-    /// head's deadline: it then wakes the task once the connection is idle, even if hyper does
-    /// not read again after the response. It is set again only when it fires, and polled only
-    /// when it may have fired or the task's waker changed: a `Sleep` never completes before
-    /// its deadline, and the waker it was last polled with stays registered until it fires, so
-    /// a wait before the deadline by the same task costs a clock reading, not a registration.
+    /// deadline: it then wakes the task once the connection is idle, even if hyper does not
+    /// read again after the response. It is set again when it fires, or when the deadline
+    /// comes nearer than it (a head begins), and polled only then or when the task's waker
+    /// changed: a `Sleep` never completes before its deadline, and the waker it was last polled
+    /// with stays registered until it fires, so a wait before the deadline by the same task
+    /// costs a clock reading, not a registration.
     fn missed_deadline(&mut self, cx: &mut Context<'_>) -> bool {
         if self.protocol == Protocol::Http2 || self.exchanges.upgraded.load(Ordering::Acquire) {
             return false;
         }
         let now = Instant::now();
-        let deadline = self.head_deadline(now);
+        let deadline = self.deadline(now);
         if let (Some(timer), Some(waker)) = (&self.timer, &self.timer_waker)
             && waker.will_wake(cx.waker())
             && now < timer.deadline()
+            && deadline.is_none_or(|deadline| timer.deadline() <= deadline)
         {
             return false;
         }
@@ -301,10 +251,17 @@ impl<R: Runtime> HeadDeadline<R> {
             slot => *slot = Some(cx.waker().clone()),
         }
         let timer = match &mut self.timer {
-            Some(timer) => timer,
+            Some(timer) => {
+                if let Some(deadline) = deadline
+                    && deadline < timer.deadline()
+                {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
             None => {
-                // A head awaited from now on is due at this time or later.
-                let Some(at) = deadline.or_else(|| now.checked_add(self.limit)) else {
+                // Any deadline set from now on is this or later.
+                let Some(at) = deadline.or_else(|| now.checked_add(self.soonest)) else {
                     return false;
                 };
                 self.timer
@@ -320,8 +277,8 @@ impl<R: Runtime> HeadDeadline<R> {
                 Some(deadline) if fired_at >= deadline => return true,
                 // It fired for an earlier wait's deadline: move it to this one's.
                 Some(deadline) => deadline,
-                // It fired during an exchange: a head awaited from now on is due later.
-                None => match now.checked_add(self.limit) {
+                // It fired during an exchange: a deadline set from now on is later.
+                None => match now.checked_add(self.soonest) {
                     Some(at) => at,
                     None => return false,
                 },
@@ -330,12 +287,13 @@ impl<R: Runtime> HeadDeadline<R> {
         }
     }
 
-    /// The instant by which the next request head must arrive, `None` while an exchange is
-    /// under way. The first wait after an exchange ended notes `now` as the start of the idle
-    /// time: hyper reads again as soon as a response is sent, so that is when it ended, give
-    /// or take the time to poll (and later, never earlier, if hyper did not read before the
-    /// timer fired).
-    fn head_deadline(&mut self, now: Instant) -> Option<Instant> {
+    /// The instant by which the connection must have read what it waits for, `None` while an
+    /// exchange is under way (or a limit is too large to count). The first wait after an
+    /// exchange ended notes `now` as the start of the idle time: hyper reads again as soon as
+    /// a response is sent, so that is when it ended, give or take the time to poll (and later,
+    /// never earlier, if hyper did not read before the timer fired). Likewise the first wait
+    /// after bytes of the next head arrived notes `now` as the start of that head.
+    fn deadline(&mut self, now: Instant) -> Option<Instant> {
         if self.exchanges.open.load(Ordering::Acquire) > 0 {
             return None;
         }
@@ -343,8 +301,35 @@ impl<R: Runtime> HeadDeadline<R> {
         if ended != self.idle_after {
             self.idle_after = ended;
             self.idle_since = now;
+            self.head_since = None;
         }
-        self.idle_since.checked_add(self.limit)
+        if ended == 0 {
+            // The first head, counted from the connection opening, silent or slow.
+            self.idle_since.checked_add(self.head_limit)
+        } else if self.bytes_after == ended + 1 {
+            // The next head has begun.
+            let since = *self.head_since.get_or_insert(now);
+            since.checked_add(self.head_limit)
+        } else {
+            self.idle_since.checked_add(self.idle_limit)
+        }
+    }
+
+    /// The error a read fails with at a deadline.
+    #[cold]
+    fn timed_out(&self) -> io::Error {
+        let message = if self.idle_after > 0 && self.bytes_after != self.idle_after + 1 {
+            format!(
+                "no HTTP request on the keep-alive connection within the idle timeout of {:?}",
+                self.idle_limit
+            )
+        } else {
+            format!(
+                "no whole HTTP request head within the header read timeout of {:?}",
+                self.head_limit
+            )
+        };
+        io::Error::new(io::ErrorKind::TimedOut, message)
     }
 }
 
@@ -357,18 +342,15 @@ impl<R: Runtime> AsyncRead for HeadDeadline<R> {
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.bytes_after = this.exchanges.ended.load(Ordering::Acquire) + 1;
+                }
                 if let Protocol::Sniffing { matched } = this.protocol {
                     this.sniff(matched, &buf[..n]);
                 }
                 Poll::Ready(Ok(n))
             }
-            Poll::Pending if this.missed_deadline(cx) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "no HTTP request head arrived within the header read timeout of {:?}",
-                    this.limit
-                ),
-            ))),
+            Poll::Pending if this.missed_deadline(cx) => Poll::Ready(Err(this.timed_out())),
             other => other,
         }
     }

@@ -2,6 +2,8 @@
 
 mod conn;
 mod exec;
+mod limits;
+mod service;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,27 +15,32 @@ use std::time::Duration;
 use ginkgo_api::Runtime;
 use ginkgo_api::service::{Context, Error, Options, Service, async_trait};
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper_util::server::conn::auto;
 
 use ginkgo_net::{
     AcceptControl, AcceptLoop, BoundAddr, DEFAULT_MAX_CONNECTIONS, Listen, ListenOptions,
 };
 
+use crate::Body;
 use crate::rt::Timer;
 use exec::OwnedExecutor;
+use limits::Limits;
+pub use limits::{
+    DEFAULT_H2_MAX_CONCURRENT_STREAMS, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, MIN_MAX_HEADER_SIZE,
+};
 
 /// A boxed error, as hyper and tower pass them around.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What [`HttpServer`] serves: any tower `Service` of `http::Request<hyper::body::Incoming>`
-/// that answers with an `http::Response` of some [`http_body::Body`], is `Clone + Send +
-/// 'static`, and has a `Send` future. An axum `Router` is one.
+/// What [`HttpServer`] serves: any tower `Service` of `http::Request<`[`Body`]`>` that answers
+/// with an `http::Response` of some [`http_body::Body`], is `Clone + Send + 'static`, and has
+/// a `Send` future. An axum `Router` is one (it takes any request body).
 ///
 /// Implemented for every such service; never implement it by hand.
 pub trait HttpService:
     tower_service::Service<
-        Request<Incoming>,
+        Request<Body>,
         Response = Response<Self::ResBody>,
         Error = Self::ServiceError,
         Future = Self::ServiceFuture,
@@ -53,7 +60,7 @@ pub trait HttpService:
 
 impl<S, B> HttpService for S
 where
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: tower_service::Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
@@ -62,9 +69,6 @@ where
     type ServiceError = S::Error;
     type ServiceFuture = S::Future;
 }
-
-/// The default of [`HttpServer::header_read_timeout`].
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A service that serves HTTP on runtime `R` with any tower service `S` (an axum `Router`
 /// runs unchanged).
@@ -77,12 +81,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// - **Protocols**: HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (h2c) on the same
 ///   port, told apart by the first bytes (hyper-util's `auto` builder). Upgrades (such as
 ///   WebSocket) are supported.
-/// - **Timeouts**: a header read timeout ([`HttpServer::header_read_timeout`], 30 s by
-///   default) applies to every HTTP/1 request head, counted from when the connection opened
-///   or the previous response was sent, so a slow or silent peer cannot hold a connection. It
-///   also closes HTTP/1 keep-alive connections idle for that long. Request bodies, responses
-///   and upgraded connections are not limited by it. HTTP/2 gets a [`Timer`] for its own
-///   keep-alive settings.
+/// - **Limits**: see [below](#limits); each has a builder method and a default.
 /// - **Accepting**: ginkgo-net's [`AcceptLoop`], the one every server kind runs: at most
 ///   [`HttpServer::max_connections`] connections at once (10,000 by default; beyond it new
 ///   ones wait in the kernel's backlog), and accept errors such as `EMFILE` back off
@@ -96,15 +95,60 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 ///   keep-alive connections close, HTTP/2 peers get a GOAWAY), and waits for them within its
 ///   [`Options::stop_timeout`]; connections still open then are aborted.
 ///
+/// # Limits
+///
+/// What a peer may send, and for how long it may hold a connection; the defaults are those of
+/// the constants named, and every limit is set by the builder method of its name.
+///
+/// | limit | default | over it |
+/// |---|---|---|
+/// | [`header_read_timeout`](Self::header_read_timeout) | 30 s ([`DEFAULT_HEADER_READ_TIMEOUT`]) | HTTP/1: the connection is closed |
+/// | [`idle_timeout`](Self::idle_timeout) | 60 s ([`DEFAULT_IDLE_TIMEOUT`]) | HTTP/1: the keep-alive connection is closed |
+/// | [`max_header_size`](Self::max_header_size) | 64 KiB ([`DEFAULT_MAX_HEADER_SIZE`]) | `431 Request Header Fields Too Large` |
+/// | [`max_headers`](Self::max_headers) | 100 ([`DEFAULT_MAX_HEADERS`]) | HTTP/1: `431 Request Header Fields Too Large` |
+/// | [`max_body_size`](Self::max_body_size) | 2 MiB ([`DEFAULT_MAX_BODY_SIZE`]) | `413 Payload Too Large`, or an error reading the [`Body`] |
+/// | [`h2_max_concurrent_streams`](Self::h2_max_concurrent_streams) | 200 ([`DEFAULT_H2_MAX_CONCURRENT_STREAMS`]) | HTTP/2: the peer waits for a stream to end |
+/// | [`max_connections`](Self::max_connections) | 10,000 | new connections wait in the kernel's backlog |
+///
+/// - The **header read timeout** bounds how long an HTTP/1 request head may take: the first
+///   of a connection from the moment it opened (so a peer that connects and stays silent is
+///   closed at it too), each later one from its first byte. A peer that sends a head a byte
+///   at a time (slowloris) is closed at it however it trickles, and holds nothing but its
+///   connection meanwhile (the HTTP suite holds 2,000 such peers against the server on every
+///   backend, and checks that a `GET /` is still answered within 100 ms).
+/// - The **idle timeout** bounds how long an HTTP/1 keep-alive connection may wait for its
+///   next request once a response has been sent. Neither timeout applies while a request is
+///   served: request bodies and responses take the time they take.
+/// - The **head size** counts the request line and headers. On HTTP/1 hyper answers `431` and
+///   closes the connection once it has buffered that much of a head that has not ended (it
+///   looks after each read, of up to 16 KiB, so a head may pass the limit by less than one
+///   read). On HTTP/2 it is the `SETTINGS_MAX_HEADER_LIST_SIZE` the server announces, as HTTP/2
+///   counts it (names and values plus 32 bytes a field); over it a stream gets `431`. The
+///   **header count** is HTTP/1's only; HTTP/2 heads are bounded by their size.
+/// - The **body size**: a request whose `Content-Length` is over it gets `413` without the
+///   service being called (an HTTP/1.1 connection is then closed, rather than its body read);
+///   a body of unknown length fails at the limit, as [`Body`] tells, which axum's extractors
+///   answer with `413` too.
+/// - **HTTP/2 streams**: the most requests an HTTP/2 peer may have in flight on one
+///   connection, announced in the server's SETTINGS; hyper's default.
+///
+/// Not limited: the time a request body or a response takes, an upgraded connection, and an
+/// HTTP/2 connection with no stream open (a connection has the header read timeout until its
+/// HTTP/2 preface has arrived, and no timeout after it).
+///
 /// # Examples
 ///
 /// ```
 /// # fn demo<R: ginkgo_api::Runtime>() {
+/// use std::time::Duration;
 /// use ginkgo_http::HttpServer;
 /// use ginkgo_http::axum::{Router, routing::get};
 ///
 /// let app = Router::new().route("/", get(|| async { "hello" }));
-/// let server = HttpServer::<R, _>::new("127.0.0.1:8080", app).named("web");
+/// let server = HttpServer::<R, _>::new("127.0.0.1:8080", app)
+///     .named("web")
+///     .max_body_size(16 * 1024 * 1024)
+///     .idle_timeout(Duration::from_secs(5));
 /// let tree = ginkgo_api::service::tree::<R>(server);
 /// // ginkgo_api::block_on::<R, _>(ginkgo_api::service::serve(&tree)) serves until stopped.
 /// # drop(tree);
@@ -114,7 +158,7 @@ pub struct HttpServer<R, S> {
     name: Cow<'static, str>,
     listen: Listen,
     make: Make<S>,
-    header_read_timeout: Duration,
+    limits: Limits,
     keep_alive: bool,
     options: Options,
     max_connections: usize,
@@ -167,7 +211,7 @@ impl<R: Runtime, S> HttpServer<R, S> {
             name: Cow::Borrowed("HttpServer"),
             listen,
             make,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            limits: Limits::default(),
             keep_alive: true,
             options: Options::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -185,11 +229,63 @@ impl<R: Runtime, S> HttpServer<R, S> {
         self
     }
 
-    /// How long a peer may take to send a request head, and to begin sending anything after
-    /// connecting; also how long an HTTP/1 keep-alive connection may stay idle. Default: 30 s.
+    /// How long an HTTP/1 request head may take: the first of a connection from the moment it
+    /// opened, each later one from its first byte; a connection that misses it is closed.
+    /// Default: 30 s ([`DEFAULT_HEADER_READ_TIMEOUT`]); `Duration::MAX` turns it off.
     #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long an HTTP/1 keep-alive connection may wait for its next request after a
+    /// response; it is closed then. Default: 60 s ([`DEFAULT_IDLE_TIMEOUT`]); `Duration::MAX`
+    /// turns it off.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// The largest request head (request line and headers) in bytes; a larger one gets `431
+    /// Request Header Fields Too Large` (see [Limits](#limits) for how hyper counts).
+    /// Default: 64 KiB ([`DEFAULT_MAX_HEADER_SIZE`]); at least 8 KiB
+    /// ([`MIN_MAX_HEADER_SIZE`], hyper's least): a smaller `bytes` is taken as 8 KiB.
+    #[must_use]
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.limits.max_header_size = bytes.max(MIN_MAX_HEADER_SIZE);
+        self
+    }
+
+    /// The most headers an HTTP/1 request may have; more get `431 Request Header Fields Too
+    /// Large`. Default: 100 ([`DEFAULT_MAX_HEADERS`], hyper's). Any other count costs every
+    /// request a little (hyper then sizes its parser's array at run time), and over 100 an
+    /// allocation.
+    #[must_use]
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.limits.max_headers = count;
+        self
+    }
+
+    /// The largest request body in bytes: over it, a request's `Content-Length` gets `413
+    /// Payload Too Large` without the service being called, and a body of unknown length
+    /// fails when read past it (see [`Body`]). Default: 2 MiB ([`DEFAULT_MAX_BODY_SIZE`],
+    /// axum's); `usize::MAX` turns it off.
+    ///
+    /// axum's extractors keep their own limit too (`DefaultBodyLimit`, also 2 MiB): to accept
+    /// larger bodies through them, raise both.
+    #[must_use]
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.limits.max_body_size = bytes;
+        self
+    }
+
+    /// The most streams (requests in flight) an HTTP/2 peer may have open at once on one
+    /// connection, announced in the server's SETTINGS; further requests wait at the peer.
+    /// Default: 200 ([`DEFAULT_H2_MAX_CONCURRENT_STREAMS`], hyper's); at least 1.
+    #[must_use]
+    pub fn h2_max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.limits.h2_max_concurrent_streams = streams.max(1);
         self
     }
 
@@ -282,6 +378,7 @@ impl<R: Runtime, S> HttpServer<R, S> {
             .keep_alive(self.keep_alive)
             .header_read_timeout(None);
         builder.http2().timer(Timer::<R>::new());
+        self.limits.apply(&mut builder);
         builder
     }
 }
@@ -326,7 +423,9 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
             .control(self.control.clone());
         let shared = Arc::new(conn::Shared {
             builder: self.connection_builder(ctx),
-            header_read_timeout: self.header_read_timeout,
+            header_read_timeout: self.limits.header_read_timeout,
+            idle_timeout: self.limits.idle_timeout,
+            max_body_size: self.limits.max_body_size,
             requests: ctx.counter("requests"),
         });
         // Built per start and kept only by the tasks, never in `self`: a service holding the
@@ -355,7 +454,7 @@ impl<R: Runtime, S> fmt::Debug for HttpServer<R, S> {
             .field("name", &self.name)
             .field("listen", &self.listen)
             .field("local_addr", &self.address.local_addr())
-            .field("header_read_timeout", &self.header_read_timeout)
+            .field("limits", &self.limits)
             .field("runtime", &R::NAME)
             .finish_non_exhaustive()
     }
