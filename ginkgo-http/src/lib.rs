@@ -16,6 +16,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | serving an `axum::Router` unchanged, `admin::router`, `ginkgo_http::axum` |
+//! | `tls` | no | HTTPS: [`HttpServer::tls`] (HTTP/2 or HTTP/1.1 by ALPN; certificates checked at start and re-read on reload), through ginkgo-tls (rustls on ring) |
 //!
 //! Without `axum`, [`HttpServer`] serves any tower service (hyper's own, tower's, or
 //! [`admin::Endpoints`]).

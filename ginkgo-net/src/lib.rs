@@ -21,6 +21,10 @@
 //!
 //! All are generic over the runtime `R`; the `ginkgo` facade fixes it (`ginkgo::server`).
 //!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tls` | no | `StreamServer::tls` and `StreamClient::tls` (rustls on ring, through ginkgo-tls): certificates checked at start and re-read on reload, mutual TLS with the peer's identity on [`Stream::peer_identity`], handshakes under a timeout and counted in `tls_handshake_errors`; the [`tls`] module for server kinds of one's own |
+//!
 //! # Examples
 //!
 //! An echo server:

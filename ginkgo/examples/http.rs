@@ -3,12 +3,23 @@
 //! ```text
 //! cargo run --example http                                   # http://127.0.0.1:8080
 //! cargo run --example http -- -s http.bind=127.0.0.1:9000    # another address
-//! cargo run --example http --no-default-features --features smol,axum,runner
+//! cargo run --example http --no-default-features --features smol,axum,runner,tls
 //! curl http://127.0.0.1:8080/                                # hello from ginkgo on tokio
 //! curl http://127.0.0.1:8080/readyz                          # ready (503 while starting)
 //! curl http://127.0.0.1:8080/status                          # the service tree as JSON
 //! curl http://127.0.0.1:8080/metrics                         # Prometheus metrics
 //! curl --http2-prior-knowledge http://127.0.0.1:8080/        # HTTP/2 on the same port
+//! ```
+//!
+//! HTTPS on the same `http.bind` when given a certificate and its key; HTTP/2 or HTTP/1.1 is
+//! chosen by ALPN. SIGHUP (or `http reload`) re-reads the files: good ones serve new
+//! connections while open ones go on; bad ones are rejected, naming the file and the reason
+//! (`reload` exits non-zero), and the certificate in force stays. `http check` reports
+//! unreadable or mismatched files (exit 78).
+//!
+//! ```text
+//! cargo run --example http -- -s http.tls.cert=cert.pem -s http.tls.key=key.pem
+//! curl --cacert ca.pem https://localhost:8080/                # HTTP/2 by ALPN
 //! ```
 //!
 //! Under systemd socket activation it serves the socket it is given instead of binding
@@ -26,6 +37,7 @@
 //! The address and the limits are read at start, so changing them needs a restart, not a
 //! reload.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ginkgo::Settings;
@@ -37,6 +49,7 @@ use ginkgo::http::{
     MIN_MAX_HEADER_SIZE, admin,
 };
 use ginkgo::runner::{ListenFds, Runner};
+use ginkgo::tls::{ServerTls, TlsAcceptor, TlsVersion};
 
 /// Settings of the HTTP example.
 #[derive(Settings)]
@@ -65,6 +78,43 @@ struct HttpSettings {
     /// each later one from its first byte.
     #[setting(default = Duration(DEFAULT_HEADER_READ_TIMEOUT), validate = nonzero)]
     header_read_timeout: Duration,
+}
+
+/// HTTPS for the HTTP example: on when a certificate and key are given.
+#[derive(Settings)]
+#[settings(group = "http.tls")]
+struct HttpTls {
+    /// The certificate chain (PEM, leaf first); with `key`, the server speaks HTTPS.
+    cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    key: Option<PathBuf>,
+    /// CA certificates (PEM) that clients must present a certificate of (mutual TLS).
+    client_ca: Option<PathBuf>,
+    /// The lowest TLS version accepted: "1.2" or "1.3".
+    #[setting(default = TlsVersion::Tls12)]
+    min_version: TlsVersion,
+}
+
+impl HttpTls {
+    /// The acceptor, built now so that bad files fail `check` and the start alike.
+    fn acceptor(&self) -> Result<Option<TlsAcceptor>, ginkgo::service::Error> {
+        let (cert, key) = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (None, None) => return Ok(None),
+            _ => {
+                return Err(
+                    "http.tls.cert and http.tls.key go together: set both, or neither".into(),
+                );
+            }
+        };
+        let mut settings = ServerTls::new(cert, key)
+            .min_version(self.min_version)
+            .alpn(["h2", "http/1.1"]);
+        if let Some(ca) = &self.client_ca {
+            settings = settings.client_ca(ca);
+        }
+        Ok(Some(TlsAcceptor::new(settings)?))
+    }
 }
 
 fn at_least_hyper_minimum(bytes: &usize) -> Result<(), String> {
@@ -113,7 +163,7 @@ fn main() -> ExitCode {
                 None => Listen::from(&settings.bind),
             };
             let app = Router::new().route("/", get(hello));
-            Ok(HttpServer::with_context(listen, move |ctx| {
+            let server = HttpServer::with_context(listen, move |ctx| {
                 app.clone().merge(admin::router(ctx.handle().root()))
             })
             .named("http")
@@ -122,6 +172,10 @@ fn main() -> ExitCode {
             .max_body_size(settings.max_body_size)
             .h2_max_concurrent_streams(settings.h2_max_concurrent_streams)
             .idle_timeout(settings.idle_timeout.0)
-            .header_read_timeout(settings.header_read_timeout.0))
+            .header_read_timeout(settings.header_read_timeout.0);
+            Ok(match config.get::<HttpTls>()?.get().acceptor()? {
+                Some(acceptor) => server.tls_acceptor(acceptor),
+                None => server,
+            })
         })
 }

@@ -6,16 +6,18 @@
 mod admin;
 #[path = "http/client.rs"]
 mod client;
-#[path = "http/listen.rs"]
-mod listen;
 #[path = "http/limits.rs"]
 mod limits;
+#[path = "http/listen.rs"]
+mod listen;
 #[path = "http/rt.rs"]
 mod rt;
 #[path = "http/serve.rs"]
 mod serve;
 #[path = "http/slowloris.rs"]
 mod slowloris;
+#[path = "http/tls.rs"]
+mod tls;
 
 /// One `#[test]` per case for the runtime type `$rt`: the single list of HTTP cases.
 macro_rules! http_suite {
@@ -38,6 +40,9 @@ macro_rules! http_suite {
             serve::max_connections_caps_connections,
             listen::serves_on_unix_socket,
             listen::pause_and_resume_accepting,
+            tls::https_negotiates_h2_and_http1,
+            tls::https_handshake_errors_in_metrics,
+            tls::https_reload_and_bad_files,
             serve::service_readiness_is_awaited,
             limits::request_head_over_limit_gets_431,
             limits::too_many_headers_gets_431,

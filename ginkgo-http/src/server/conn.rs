@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_body_size: usize,
     pub(crate) requests: Counter,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: ginkgo_net::tls::TlsHandshake,
 }
 
 /// Serves one connection until the peer closes it, it fails, or the server stops; on stop it
@@ -45,6 +47,10 @@ pub(crate) async fn serve<R, S>(
         peer,
         guard: _open,
     } = accepted;
+    #[cfg(feature = "tls")]
+    let Some(stream) = shared.tls.run::<R>(stream, &peer, &shutdown).await else {
+        return;
+    };
     let exchanges = Arc::new(Exchanges::new());
     let io = Io::new(HeadDeadline::<R>::new(
         stream,

@@ -165,6 +165,8 @@ pub struct HttpServer<R, S> {
     listen_options: ListenOptions,
     address: BoundAddr,
     control: AcceptControl,
+    #[cfg(feature = "tls")]
+    tls: ginkgo_net::tls::TlsSetup,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -218,6 +220,8 @@ impl<R: Runtime, S> HttpServer<R, S> {
             listen_options: ListenOptions::default(),
             address: BoundAddr::default(),
             control: AcceptControl::default(),
+            #[cfg(feature = "tls")]
+            tls: ginkgo_net::tls::TlsSetup::default(),
             _runtime: PhantomData,
         }
     }
@@ -337,6 +341,34 @@ impl<R: Runtime, S> HttpServer<R, S> {
         self.address.clone()
     }
 
+    /// Serves HTTPS with `settings`: HTTP/2 or HTTP/1.1 as the client chooses by ALPN (the
+    /// settings' ALPN list, when empty, becomes `h2`, `http/1.1`). The certificate files are
+    /// checked at start (a bad one fails the start, naming it) and re-read on reload: good
+    /// files serve new handshakes while open connections go on; bad ones fail the reload with
+    /// the reason, and the certificate in force stays. A handshake must finish within the
+    /// header read timeout; one that fails or stalls is counted in `tls_handshake_errors`.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, settings: ginkgo_tls::ServerTls) -> Self {
+        let settings = if settings.alpn.is_empty() {
+            settings.alpn(["h2", "http/1.1"])
+        } else {
+            settings
+        };
+        self.tls.set(Some(settings));
+        self
+    }
+
+    /// Serves HTTPS with an acceptor built beforehand (so its files were checked when the
+    /// program built its tree, as `check` does); give it the ALPN protocols `h2` and
+    /// `http/1.1` to offer both. Otherwise as [`HttpServer::tls`].
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_acceptor(mut self, acceptor: ginkgo_tls::TlsAcceptor) -> Self {
+        self.tls.set_acceptor(acceptor);
+        self
+    }
+
     /// A handle that pauses and resumes accepting new connections, across restarts of the
     /// server; the snapshot's `accept_paused` is 1 while paused.
     pub fn accept_control(&self) -> AcceptControl {
@@ -417,6 +449,12 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        #[cfg(feature = "tls")]
+        let tls = {
+            self.tls
+                .set_handshake_timeout(self.limits.header_read_timeout);
+            self.tls.start(ctx)?
+        };
         let listener = self.listen.open::<R>(&self.listen_options).await?;
         let accept = AcceptLoop::new(listener, &self.address, ctx)
             .max_connections(self.max_connections)
@@ -427,6 +465,8 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
             idle_timeout: self.limits.idle_timeout,
             max_body_size: self.limits.max_body_size,
             requests: ctx.counter("requests"),
+            #[cfg(feature = "tls")]
+            tls,
         });
         // Built per start and kept only by the tasks, never in `self`: a service holding the
         // tree (as the admin endpoints do) would otherwise keep the tree alive forever.
@@ -444,6 +484,13 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
                 );
             }),
         );
+        Ok(())
+    }
+
+    async fn reload(&mut self, ctx: &Context) -> Result<(), Error> {
+        let _ = ctx;
+        #[cfg(feature = "tls")]
+        self.tls.reload()?;
         Ok(())
     }
 }
