@@ -18,6 +18,7 @@ mod messages;
 mod runtime;
 mod stats;
 mod suite;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,8 @@ enum Bench {
     Echo(suite::Options),
     /// HttpServer (the http example) on each backend vs. axum::serve on tokio, with wrk
     Http(http::Options),
+    /// StreamServer with TLS: echo and handshakes vs. a tokio-rustls server on tokio
+    Tls(suite::Options),
     /// Internal: one server of the `http` suite, in its own process.
     #[command(hide = true)]
     HttpServe {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Bench::Lifecycle(options) => lifecycle::run(&options),
         Bench::Echo(options) => suite::run(&echo::SUITE, &options),
         Bench::Http(options) => http::run(&options),
+        Bench::Tls(options) => suite::run(&tls::SUITE, &options),
         Bench::HttpServe { server } => http::serve_main(&server),
     }
 }

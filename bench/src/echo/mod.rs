@@ -77,7 +77,7 @@ async fn handler<R: Runtime>(connection: Connection<R>) -> io::Result<()> {
 }
 
 /// The load generator's tokio runtime, started on first use and kept for the process.
-fn client_runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn client_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
