@@ -46,8 +46,11 @@ pub(crate) const SUITE: Suite = Suite {
     cases,
 };
 
+/// One timed run.
+type Run = fn() -> Duration;
+
 fn cases(backend: Backend) -> Vec<Case> {
-    let (echo, handshakes): (fn() -> Duration, fn() -> Duration) = match backend {
+    let (echo, handshakes): (Run, Run) = match backend {
         Backend::Tokio => (ginkgo_echo::<Tokio>, ginkgo_handshakes::<Tokio>),
         Backend::AsyncStd => (ginkgo_echo::<AsyncStd>, ginkgo_handshakes::<AsyncStd>),
         Backend::Smol => (ginkgo_echo::<Smol>, ginkgo_handshakes::<Smol>),
