@@ -6,17 +6,16 @@ use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_lock::{Semaphore, SemaphoreGuardArc};
-use futures_lite::FutureExt;
 use ginkgo_api::Runtime;
 use ginkgo_api::net::UdpSocket;
 use ginkgo_api::service::{Context, Counter, Error, Service, Shutdown, TaskResult, async_trait};
 use ginkgo_api::time::Backoff;
 
+use crate::contain::run_handler;
 use crate::listen::{BoundAddr, LocalAddr};
 
 /// The default of [`DatagramServer::max_in_flight`]: enough handlers at once to keep a
@@ -532,17 +531,7 @@ impl<R: Runtime, H: DatagramHandler<R>> Receive<R, H> {
             ctx.spawn(format!("datagram {peer}"), async move {
                 // `call` runs inside the caught future: a handler that panics before
                 // returning its future is contained too.
-                let outcome = AssertUnwindSafe(async { handler.call(datagram).await })
-                    .catch_unwind()
-                    .await;
-                let problem = match outcome {
-                    Ok(output) => output.into_result().err().map(|e| e.to_string()),
-                    Err(panic) => Some(format!(
-                        "handler panicked: {}",
-                        ginkgo_api::task::payload_message(panic.as_ref())
-                            .unwrap_or("non-string payload")
-                    )),
-                };
+                let problem = run_handler(|| handler.call(datagram)).await;
                 if let Some(problem) = problem {
                     errors.inc();
                     tracing::debug!(%peer, %problem, "datagram handler failed");

@@ -60,6 +60,7 @@
 
 mod accept;
 mod client;
+mod contain;
 mod datagram;
 mod listen;
 mod listener;

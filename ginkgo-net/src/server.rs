@@ -2,13 +2,12 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 
-use futures_lite::FutureExt;
 use ginkgo_api::Runtime;
 use ginkgo_api::service::{Context, Error, Service, Shutdown, TaskResult, async_trait};
 
 use crate::accept::{AcceptControl, AcceptLoop, DEFAULT_MAX_CONNECTIONS};
+use crate::contain::run_handler;
 use crate::listen::{BoundAddr, Listen, ListenOptions};
 use crate::listener::{Peer, Stream};
 
@@ -193,17 +192,7 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
                         peer,
                         shutdown,
                     };
-                    let outcome = AssertUnwindSafe(handler.call(connection))
-                        .catch_unwind()
-                        .await;
-                    let problem = match outcome {
-                        Ok(output) => output.into_result().err().map(|e| e.to_string()),
-                        Err(panic) => Some(format!(
-                            "handler panicked: {}",
-                            ginkgo_api::task::payload_message(panic.as_ref())
-                                .unwrap_or("non-string payload")
-                        )),
-                    };
+                    let problem = run_handler(|| handler.call(connection)).await;
                     if let Some(problem) = problem {
                         errors.inc();
                         tracing::debug!(%peer, %problem, "connection ended with an error");
