@@ -10,24 +10,14 @@ use std::time::Duration;
 
 use ginkgo_api::Runtime;
 use ginkgo_api::net::UdpSocket;
-use ginkgo_api::service::{Cause, Hook, ServiceHandle, State, tree};
+use ginkgo_api::service::{Cause, Hook, State, tree};
 use ginkgo_api::sync::Event;
 use ginkgo_api::time::{sleep, timeout};
 use ginkgo_net::{Datagram, DatagramServer};
 
-use crate::support::eventually;
+use crate::support::{counter, eventually};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn counter(tree: &ServiceHandle, name: &str) -> u64 {
-    let snapshot = tree.snapshot();
-    snapshot
-        .counters
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name} in {:?}", snapshot.counters))
-}
 
 /// Replies with the payload.
 async fn echo<R: Runtime>(datagram: Datagram<R>) -> io::Result<()> {

@@ -8,23 +8,13 @@ use std::time::Duration;
 use ginkgo_api::Runtime;
 use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
 use ginkgo_api::net::{TcpStream, UnixStream};
-use ginkgo_api::service::{ServiceHandle, tree};
+use ginkgo_api::service::tree;
 use ginkgo_api::time::timeout;
 use ginkgo_net::{Connection, Listen, ListenOptions, LocalAddr, StreamServer};
 
-use crate::support::eventually;
+use crate::support::{counter, eventually};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn counter(tree: &ServiceHandle, name: &str) -> u64 {
-    let snapshot = tree.snapshot();
-    snapshot
-        .counters
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name} in {:?}", snapshot.counters))
-}
 
 /// Writes one line about the peer and closes: what the handler was told about who connected.
 async fn describe_peer<R: Runtime>(mut conn: Connection<R>) -> io::Result<()> {

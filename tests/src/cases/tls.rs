@@ -16,19 +16,9 @@ use ginkgo_net::{ClientConnection, Connection, Handler, Stream, StreamClient, St
 use ginkgo_tls::{CertificateDer, ClientTls, TlsConnector};
 
 use crate::support::certs::Pki;
-use crate::support::eventually;
+use crate::support::{counter, eventually};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn counter(tree: &ServiceHandle, name: &str) -> u64 {
-    let snapshot = tree.snapshot();
-    snapshot
-        .counters
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name} in {:?}", snapshot.counters))
-}
 
 /// Echoes until the peer closes; first writes one line saying what the handler saw: TLS or
 /// not, and the client's common name under mutual TLS.

@@ -84,3 +84,15 @@ pub fn socket_path(tag: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let path = dir.path().join(format!("{tag}.sock"));
     (dir, path)
 }
+
+/// The counter `name` in the snapshot of `tree`'s root; panics, listing the counters there
+/// are, when it has none of that name.
+pub fn counter(tree: &ginkgo_api::service::ServiceHandle, name: &str) -> u64 {
+    let snapshot = tree.snapshot();
+    snapshot
+        .counters
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("no counter {name} in {:?}", snapshot.counters))
+}
