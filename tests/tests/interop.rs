@@ -19,12 +19,11 @@ fn tool(name: &str, package: &str) -> PathBuf {
 }
 
 fn run(program: &Path, args: &[&str]) -> Output {
-    let output = Command::new(program)
+    Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|err| panic!("cannot run {}: {err}", program.display()));
-    output
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", program.display()))
 }
 
 fn text(output: &Output) -> String {

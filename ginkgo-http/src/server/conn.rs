@@ -52,6 +52,7 @@ pub(crate) async fn serve<R, S>(
         return;
     };
     let exchanges = Arc::new(Exchanges::new());
+    let idle = exchanges.clone();
     let io = Io::new(HeadDeadline::<R>::new(
         stream,
         exchanges.clone(),
@@ -65,8 +66,10 @@ pub(crate) async fn serve<R, S>(
         shared.max_body_size,
     );
     let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
+    // An HTTP/2 connection idle for the idle timeout is shut down as the server's stop does:
+    // its socket notes it at a read (in this task, just before the flag is looked at).
     let finished = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
-        shutdown.wait().await;
+        futures_lite::future::or(shutdown.wait(), idle.h2_idle()).await;
         None
     })
     .await;
@@ -94,6 +97,11 @@ pub(super) struct Exchanges {
     /// The connection was handed over to an upgrade (`101 Switching Protocols`): it no longer
     /// carries HTTP.
     upgraded: AtomicBool,
+    /// An HTTP/2 connection was idle for the idle timeout: it is to be shut down gracefully.
+    h2_idle: AtomicBool,
+    /// A request's body was refused (`413`): the peer may still be sending it when the
+    /// connection closes.
+    refused_body: AtomicBool,
 }
 
 impl Exchanges {
@@ -102,7 +110,22 @@ impl Exchanges {
             open: AtomicUsize::new(0),
             ended: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
+            h2_idle: AtomicBool::new(false),
+            refused_body: AtomicBool::new(false),
         }
+    }
+
+    /// Completes once the socket has found the HTTP/2 connection idle for the idle timeout.
+    /// The socket notes it while hyper polls it, in the connection's task, and wakes the task,
+    /// so this needs no waker of its own.
+    fn h2_idle(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| {
+            if self.h2_idle.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     pub(super) fn begin(self: &Arc<Self>) -> ExchangeEnd {
@@ -119,6 +142,12 @@ impl ExchangeEnd {
     /// Notes that the exchange handed the connection over to an upgrade.
     pub(super) fn upgraded(&self) {
         self.0.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Notes that the exchange refused the request's body, which may still be arriving.
+    #[cold]
+    pub(super) fn refused_body(&self) {
+        self.0.refused_body.store(true, Ordering::Release);
     }
 }
 
@@ -157,8 +186,13 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 ///   response being sent, and the whole head within the header read timeout of that byte.
 ///
 /// Reads for a request's body, or while a response is sent, are not limited (hyper's own
-/// header read timeout does the same). HTTP/2 connections (told by their preface) and
-/// upgraded ones are not limited.
+/// header read timeout does the same). Upgraded connections are not limited.
+///
+/// HTTP/2 connections (told by their preface) have no head deadlines: hyper reads them all the
+/// time. Once no stream has been open for the idle timeout (counted from the connection
+/// opening, or from the last stream's end), the connection is shut down gracefully (a GOAWAY,
+/// then streams that raced it finish); a peer that has not closed it by the header read
+/// timeout after that has its read fail with `TimedOut`.
 ///
 /// hyper's own timeout would cost every request a clock reading, a boxed sleep and an extra
 /// pass of its dispatch loop; here a wait costs a clock reading, and one timer per connection
@@ -189,6 +223,10 @@ struct HeadDeadline<R: Runtime> {
     bytes_after: u64,
     /// When this side first waited for the rest of the head after exchange `idle_after`.
     head_since: Option<Instant>,
+    /// When an HTTP/2 connection was found idle for the idle timeout and told to shut down.
+    going_away_since: Option<Instant>,
+    /// Set once the connection lingers after refusing a body (its timer then keeps the end).
+    lingering: bool,
 }
 
 impl<R: Runtime> HeadDeadline<R> {
@@ -211,6 +249,8 @@ impl<R: Runtime> HeadDeadline<R> {
             idle_after: 0,
             bytes_after: 0,
             head_since: None,
+            going_away_since: None,
+            lingering: false,
         }
     }
 
@@ -240,11 +280,11 @@ impl<R: Runtime> HeadDeadline<R> {
     /// with stays registered until it fires, so a wait before the deadline by the same task
     /// costs a clock reading, not a registration.
     fn missed_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.protocol == Protocol::Http2 || self.exchanges.upgraded.load(Ordering::Acquire) {
+        if self.exchanges.upgraded.load(Ordering::Acquire) {
             return false;
         }
         let now = Instant::now();
-        let deadline = self.deadline(now);
+        let mut deadline = self.deadline(now);
         if let (Some(timer), Some(waker)) = (&self.timer, &self.timer_waker)
             && waker.will_wake(cx.waker())
             && now < timer.deadline()
@@ -280,6 +320,21 @@ impl<R: Runtime> HeadDeadline<R> {
             }
             let fired_at = timer.deadline();
             let next = match deadline {
+                Some(missed) if fired_at >= missed && self.protocol == Protocol::Http2 => {
+                    if self.going_away_since.is_some() {
+                        return true;
+                    }
+                    // Idle: the connection's task shuts it down gracefully, and it has the
+                    // header read timeout to close.
+                    self.going_away_since = Some(now);
+                    self.exchanges.h2_idle.store(true, Ordering::Release);
+                    cx.waker().wake_by_ref();
+                    let Some(grace) = now.checked_add(self.head_limit) else {
+                        return false;
+                    };
+                    deadline = Some(grace);
+                    grace
+                }
                 Some(deadline) if fired_at >= deadline => return true,
                 // It fired for an earlier wait's deadline: move it to this one's.
                 Some(deadline) => deadline,
@@ -309,6 +364,12 @@ impl<R: Runtime> HeadDeadline<R> {
             self.idle_since = now;
             self.head_since = None;
         }
+        if self.protocol == Protocol::Http2 {
+            return match self.going_away_since {
+                Some(since) => since.checked_add(self.head_limit),
+                None => self.idle_since.checked_add(self.idle_limit),
+            };
+        }
         if ended == 0 {
             // The first head, counted from the connection opening, silent or slow.
             self.idle_since.checked_add(self.head_limit)
@@ -324,7 +385,12 @@ impl<R: Runtime> HeadDeadline<R> {
     /// The error a read fails with at a deadline.
     #[cold]
     fn timed_out(&self) -> io::Error {
-        let message = if self.idle_after > 0 && self.bytes_after != self.idle_after + 1 {
+        let message = if self.protocol == Protocol::Http2 {
+            format!(
+                "the idle HTTP/2 connection was not closed within {:?} of its GOAWAY",
+                self.head_limit
+            )
+        } else if self.idle_after > 0 && self.bytes_after != self.idle_after + 1 {
             format!(
                 "no HTTP request on the keep-alive connection within the idle timeout of {:?}",
                 self.idle_limit
@@ -362,4 +428,75 @@ impl<R: Runtime> AsyncRead for HeadDeadline<R> {
     }
 }
 
-ginkgo_api::forward_async_write!(impl<R: Runtime> HeadDeadline<R>, stream);
+/// How long a connection that refused a request's body (`413`) goes on reading, after its
+/// response, what the peer still sends, so that the peer reads the response.
+pub(super) const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl<R: Runtime> HeadDeadline<R> {
+    /// After the response that refused a body has been sent and the sending side shut down:
+    /// reads and drops what the peer still sends, until it closes or [`LINGER_TIMEOUT`] has
+    /// passed. Closing a socket with unread bytes makes the kernel reset the connection, and a
+    /// peer still sending its body would then lose the response it had not read yet (nginx's
+    /// "lingering close").
+    #[cold]
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(ginkgo_api::time::sleep::<R>(LINGER_TIMEOUT)));
+        if !self.lingering {
+            self.lingering = true;
+            timer.as_mut().reset(Instant::now() + LINGER_TIMEOUT);
+        }
+        let mut sink = [0; 4096];
+        loop {
+            match Pin::new(&mut self.stream).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Pending => {
+                    return match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Ok(())),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl<R: Runtime> futures_io::AsyncWrite for HeadDeadline<R> {
+    #[inline]
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.lingering {
+            std::task::ready!(Pin::new(&mut this.stream).poll_close(cx))?;
+            if !this.exchanges.refused_body.load(Ordering::Acquire)
+                || this.protocol == Protocol::Http2
+            {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        this.poll_linger(cx)
+    }
+}

@@ -103,7 +103,7 @@ where
 /// | limit | default | over it |
 /// |---|---|---|
 /// | [`header_read_timeout`](Self::header_read_timeout) | 30 s ([`DEFAULT_HEADER_READ_TIMEOUT`]) | HTTP/1: the connection is closed |
-/// | [`idle_timeout`](Self::idle_timeout) | 60 s ([`DEFAULT_IDLE_TIMEOUT`]) | HTTP/1: the keep-alive connection is closed |
+/// | [`idle_timeout`](Self::idle_timeout) | 60 s ([`DEFAULT_IDLE_TIMEOUT`]) | HTTP/1: the keep-alive connection is closed; HTTP/2: `GOAWAY`, then it is closed |
 /// | [`max_header_size`](Self::max_header_size) | 64 KiB ([`DEFAULT_MAX_HEADER_SIZE`]) | `431 Request Header Fields Too Large` |
 /// | [`max_headers`](Self::max_headers) | 100 ([`DEFAULT_MAX_HEADERS`]) | HTTP/1: `431 Request Header Fields Too Large` |
 /// | [`max_body_size`](Self::max_body_size) | 2 MiB ([`DEFAULT_MAX_BODY_SIZE`]) | `413 Payload Too Large`, or an error reading the [`Body`] |
@@ -117,8 +117,11 @@ where
 ///   connection meanwhile (the HTTP suite holds 2,000 such peers against the server on every
 ///   backend, and checks that a `GET /` is still answered within 100 ms).
 /// - The **idle timeout** bounds how long an HTTP/1 keep-alive connection may wait for its
-///   next request once a response has been sent. Neither timeout applies while a request is
-///   served: request bodies and responses take the time they take.
+///   next request once a response has been sent, and how long an HTTP/2 connection may have
+///   no stream open (from its start, or from its last stream's end): it is then shut down as
+///   the server's stop does (a `GOAWAY`; streams that raced it finish), and a peer that has
+///   not closed it within the header read timeout after that is cut off. Neither timeout
+///   applies while a request is served: request bodies and responses take the time they take.
 /// - The **head size** counts the request line and headers. On HTTP/1 hyper answers `431` and
 ///   closes the connection once it has buffered that much of a head that has not ended (it
 ///   looks after each read, of up to 16 KiB, so a head may pass the limit by less than one
@@ -132,9 +135,9 @@ where
 /// - **HTTP/2 streams**: the most requests an HTTP/2 peer may have in flight on one
 ///   connection, announced in the server's SETTINGS; hyper's default.
 ///
-/// Not limited: the time a request body or a response takes, an upgraded connection, and an
-/// HTTP/2 connection with no stream open (a connection has the header read timeout until its
-/// HTTP/2 preface has arrived, and no timeout after it).
+/// Not limited: the time a request body or a response takes, and an upgraded connection. An
+/// HTTP/2 connection has the header read timeout until its preface has arrived, then the idle
+/// timeout whenever no stream is open.
 ///
 /// # Examples
 ///
@@ -243,8 +246,9 @@ impl<R: Runtime, S> HttpServer<R, S> {
     }
 
     /// How long an HTTP/1 keep-alive connection may wait for its next request after a
-    /// response; it is closed then. Default: 60 s ([`DEFAULT_IDLE_TIMEOUT`]); `Duration::MAX`
-    /// turns it off.
+    /// response, and an HTTP/2 connection may have no stream open; it is closed then (HTTP/2
+    /// with a `GOAWAY` first). Default: 60 s ([`DEFAULT_IDLE_TIMEOUT`]); `Duration::MAX` turns
+    /// it off.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;

@@ -132,10 +132,12 @@ impl<S: HttpService> Future for TrackedFuture<S> {
             }
         };
         let end = this.end.take();
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(end) = &end
-        {
-            end.upgraded();
+        if let Some(end) = &end {
+            match response.status() {
+                StatusCode::SWITCHING_PROTOCOLS => end.upgraded(),
+                StatusCode::PAYLOAD_TOO_LARGE => end.refused_body(),
+                _ => {}
+            }
         }
         Poll::Ready(Ok(response.map(|inner| TrackedBody { inner, _end: end })))
     }

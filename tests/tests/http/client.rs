@@ -86,6 +86,17 @@ impl<R: Runtime> H1<R> {
 pub(crate) async fn h2<R: Runtime>(
     addr: SocketAddr,
 ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    h2_connection::<R>(addr).await.0
+}
+
+/// Opens an HTTP/2 connection with prior knowledge (h2c) to `addr`, with the task driving it:
+/// it ends when the connection closes.
+pub(crate) async fn h2_connection<R: Runtime>(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    JoinHandle<hyper::Result<()>, R>,
+) {
     let stream = within::<R, _>("connect", TcpStream::<R>::connect(addr))
         .await
         .unwrap_or_else(|err| panic!("connect to {addr}: {err}"));
@@ -97,8 +108,7 @@ pub(crate) async fn h2<R: Runtime>(
     )
     .await
     .expect("HTTP/2 handshake");
-    drop(ginkgo_api::spawn::<R, _>(conn));
-    sender
+    (sender, ginkgo_api::spawn::<R, _>(conn))
 }
 
 /// Sends `GET http://addr/path` over HTTP/2 and reads the whole response.

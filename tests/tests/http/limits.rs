@@ -383,3 +383,215 @@ pub(crate) async fn idle_timeout_spares_busy_connection<R: Runtime>() {
     assert_eq!(counter(&snapshot, "requests"), 10);
     assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
 }
+
+/// An HTTP/2 connection with no stream open for the idle timeout gets a `GOAWAY` and is
+/// closed, not sooner and not much later: one that never sent a request is closed that long
+/// after it opened, and one whose only request took longer than the timeout is not cut during
+/// it, but that long after it.
+pub(crate) async fn h2_idle_timeout_sends_goaway<R: Runtime>() {
+    const IDLE: Duration = Duration::from_millis(400);
+    const SLOW: Duration = Duration::from_millis(800);
+    let slow = get(|| async {
+        ginkgo_api::time::sleep::<R>(SLOW).await;
+        "slow done"
+    });
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", Router::new().route("/slow", slow))
+        .idle_timeout(IDLE)
+        .header_read_timeout(Duration::from_millis(100));
+    let (tree, addr) = start(server).await;
+
+    let opened = Instant::now();
+    let (sender, driver) = client::h2_connection::<R>(addr).await;
+    let ended = within::<R, _>("the idle connection closes", driver)
+        .await
+        .expect("the connection task");
+    let closed = opened.elapsed();
+    assert!(ended.is_ok(), "not a graceful close: {ended:?}");
+    assert!(sender.is_closed(), "the client may still send");
+    assert!(
+        closed >= IDLE && closed < IDLE + Duration::from_secs(1),
+        "closed {closed:?} after opening, with an idle timeout of {IDLE:?}"
+    );
+
+    let (mut sender, driver) = client::h2_connection::<R>(addr).await;
+    let sent = Instant::now();
+    let reply = client::h2_get::<R>(&mut sender, addr, "/slow").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "slow done")
+    );
+    let answered = Instant::now();
+    let ended = within::<R, _>("the connection closes after its request", driver)
+        .await
+        .expect("the connection task");
+    let closed = Instant::now();
+    assert!(ended.is_ok(), "not a graceful close: {ended:?}");
+    assert!(
+        closed - sent >= SLOW + IDLE,
+        "closed {:?} after the request, before its response and the idle timeout",
+        closed - sent
+    );
+    assert!(
+        closed - answered < IDLE + Duration::from_secs(1),
+        "closed {:?} after the reply, long after the idle timeout of {IDLE:?}",
+        closed - answered
+    );
+    // The client sees the close before the server's connection task has counted it.
+    ginkgo_tests::support::eventually::<R>(
+        "both connections counted closed",
+        client::LIMIT,
+        || counter(&tree.snapshot(), "connections_closed") == 2,
+    )
+    .await;
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// An HTTP/2 peer that ignores the `GOAWAY` of the idle timeout (it never answers the PING
+/// that completes a graceful shutdown, nor closes) is cut off the header read timeout later.
+pub(crate) async fn h2_idle_peer_ignoring_goaway_is_cut_off<R: Runtime>() {
+    const IDLE: Duration = Duration::from_millis(300);
+    const HEAD: Duration = Duration::from_millis(200);
+    let server = HttpServer::<R, _>::new("127.0.0.1:0", hello())
+        .idle_timeout(IDLE)
+        .header_read_timeout(HEAD);
+    let (tree, addr) = start(server).await;
+    // Before connecting: the server counts from when it accepted.
+    let opened = Instant::now();
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    // The preface and an empty SETTINGS frame; then it reads, and answers nothing.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    stream.write_all(&hello).await.expect("write the preface");
+    let frames = read_until_closed(&mut stream).await;
+    let closed = opened.elapsed();
+    let types = frame_types(&frames);
+    const GOAWAY: u8 = 0x7;
+    assert!(
+        types.contains(&GOAWAY),
+        "no GOAWAY among the frames {types:?}"
+    );
+    assert!(
+        closed >= IDLE + HEAD && closed < IDLE + HEAD + Duration::from_secs(1),
+        "closed {closed:?} after opening: idle timeout {IDLE:?}, then {HEAD:?}"
+    );
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// The types of the HTTP/2 frames in `bytes`, in order.
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+/// A client that writes a whole body over the limit before it reads, as most clients do,
+/// still gets the `413`: the server reads and drops the rest of the body after its response
+/// (a lingering close) rather than close a socket with unread bytes, which would reset the
+/// connection under the client's writes and lose the response it had not read yet.
+pub(crate) async fn refused_body_is_drained_so_the_413_arrives<R: Runtime>() {
+    const SIZE: usize = 8 * 1024 * 1024;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tree, addr) = start(uploads::<R>(&calls)).await;
+    let mut stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let head =
+        format!("POST /upload HTTP/1.1\r\nHost: ginkgo.test\r\nContent-Length: {SIZE}\r\n\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("write the head");
+    let chunk = vec![b'y'; 64 * 1024];
+    within::<R, _>("writing the refused body", async {
+        for sent in (0..SIZE).step_by(chunk.len()) {
+            stream.write_all(&chunk).await.unwrap_or_else(|err| {
+                panic!("the server reset the connection after {sent} bytes of the body: {err}")
+            });
+        }
+    })
+    .await;
+    let reply = String::from_utf8_lossy(&read_until_closed(&mut stream).await).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 413 "), "reply: {reply:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler was called");
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
+
+/// A request body sent in frames, with no length known ahead: each frame a data frame.
+struct Frames(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.0
+                .pop_front()
+                .map(|data| Ok(http_body::Frame::data(data))),
+        )
+    }
+}
+
+/// Over HTTP/2, a request body streamed in DATA frames with no `content-length` that grows
+/// past `max_body_size` fails for the service at the limit: axum's extractor answers `413`
+/// and its handler never runs; one at the limit is served; and the connection goes on.
+pub(crate) async fn h2_streamed_body_over_limit_gets_413<R: Runtime>() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tree, addr) = start(uploads::<R>(&calls)).await;
+    let stream = TcpStream::<R>::connect(addr).await.expect("connect");
+    let (mut sender, conn) = within::<R, _>(
+        "HTTP/2 handshake",
+        hyper::client::conn::http2::Builder::new(ginkgo_http::rt::Executor::<R>::new())
+            .timer(ginkgo_http::rt::Timer::<R>::new())
+            .handshake::<_, Frames>(ginkgo_http::rt::Io::new(stream)),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    drop(ginkgo_api::spawn::<R, _>(conn));
+    for (frames, status, body) in [
+        (
+            vec![600, 600],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "length limit exceeded",
+        ),
+        (vec![512, 512], StatusCode::OK, "got 1024"),
+    ] {
+        let chunks = frames
+            .iter()
+            .map(|&len| Bytes::from(vec![b'y'; len]))
+            .collect();
+        let request = Request::post(format!("http://{addr}/upload"))
+            .body(Frames(chunks))
+            .expect("request");
+        let response = within::<R, _>("HTTP/2 response", async {
+            let response = sender.send_request(request).await.expect("a response");
+            let status = response.status();
+            let declared = response.headers().contains_key("content-length");
+            let text = response
+                .into_body()
+                .collect()
+                .await
+                .expect("the body")
+                .to_bytes();
+            (
+                status,
+                declared,
+                String::from_utf8_lossy(&text).into_owned(),
+            )
+        })
+        .await;
+        assert_eq!(response.0, status, "frames {frames:?}: {response:?}");
+        assert!(response.2.contains(body), "frames {frames:?}: {response:?}");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the handler ran for the body over the limit"
+    );
+    assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
+}
