@@ -65,17 +65,52 @@ pub enum DatagramBind {
     Inherited(std::net::UdpSocket),
 }
 
+/// How a [`DatagramServer`]'s socket is set up: the UDP counterpart of
+/// [`ListenOptions`](crate::ListenOptions). `SO_REUSEPORT` and `IPV6_V6ONLY` are set before an
+/// address is bound (an inherited socket keeps what it was bound with); the buffer sizes are
+/// set on either.
+///
+/// # Examples
+///
+/// ```
+/// use ginkgo_net::DatagramOptions;
+///
+/// let options = DatagramOptions {
+///     reuse_port: true,
+///     recv_buffer_size: Some(4 * 1024 * 1024),
+///     ..DatagramOptions::default()
+/// };
+/// assert_eq!(options.only_v6, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatagramOptions {
+    /// `SO_REUSEPORT`: several sockets (processes) may bind the same address and the kernel
+    /// spreads datagrams over them by their source. Default off.
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY` for an IPv6 address: `Some(true)` receives IPv6 only, `Some(false)` IPv4
+    /// too (on `[::]`), `None` leaves the system's default (Linux: both). Default `None`.
+    pub only_v6: Option<bool>,
+    /// `SO_RCVBUF` in bytes: how much the kernel holds while the handlers are busy (a burst
+    /// beyond it is dropped by the kernel). Linux doubles the value for its bookkeeping and
+    /// caps it at `net.core.rmem_max`. Default `None`: the system's (`net.core.rmem_default`).
+    pub recv_buffer_size: Option<usize>,
+    /// `SO_SNDBUF` in bytes, likewise (`net.core.wmem_max`). Default `None`.
+    pub send_buffer_size: Option<usize>,
+}
+
 impl DatagramBind {
-    /// Opens the socket on runtime `R`: binds the address, or duplicates the inherited socket.
+    /// Opens the socket on runtime `R`, set up as `options` say: binds the address, or
+    /// duplicates the inherited socket.
     ///
     /// # Examples
     ///
     /// ```
     /// # fn demo<R: ginkgo_api::Runtime>() {
-    /// use ginkgo_net::DatagramBind;
+    /// use ginkgo_net::{DatagramBind, DatagramOptions};
     ///
     /// ginkgo_api::block_on::<R, _>(async {
-    ///     let socket = DatagramBind::from("127.0.0.1:0").open::<R>().await.unwrap();
+    ///     let options = DatagramOptions::default();
+    ///     let socket = DatagramBind::from("127.0.0.1:0").open::<R>(&options).await.unwrap();
     ///     assert_ne!(socket.local_addr().unwrap().port(), 0);
     /// });
     /// # }
@@ -86,13 +121,15 @@ impl DatagramBind {
     /// Fails when the address cannot be resolved or bound, or the inherited socket cannot be
     /// duplicated or registered with the runtime. The error keeps the kind and OS error code of
     /// the cause; its message names the address and, for the usual causes, what to do.
-    pub async fn open<R: Runtime>(&self) -> io::Result<UdpSocket<R>> {
+    pub async fn open<R: Runtime>(&self, options: &DatagramOptions) -> io::Result<UdpSocket<R>> {
         let opened = match self {
-            DatagramBind::Addr(addr) => bind_udp::<R>(addr).await,
-            DatagramBind::Inherited(socket) => {
-                socket.try_clone().and_then(UdpSocket::<R>::from_std)
-            }
-        };
+            DatagramBind::Addr(addr) => bind_udp::<R>(addr, options).await,
+            DatagramBind::Inherited(socket) => socket.try_clone(),
+        }
+        .and_then(|socket| {
+            set_buffer_sizes(&socket, options)?;
+            UdpSocket::<R>::from_std(socket)
+        });
         opened.map_err(|err| {
             let hint = match err.kind() {
                 io::ErrorKind::AddrInUse => {
@@ -112,12 +149,16 @@ impl DatagramBind {
 }
 
 /// Binds the first address `addr` resolves to that can be bound. No `SO_REUSEADDR`: on UDP it
-/// would let a second socket bind the same port and take its datagrams.
-async fn bind_udp<R: Runtime>(addr: &str) -> io::Result<UdpSocket<R>> {
+/// would let a second socket bind the same port and take its datagrams (`SO_REUSEPORT`, when
+/// asked for, lets only sockets that all set it share a port).
+async fn bind_udp<R: Runtime>(
+    addr: &str,
+    options: &DatagramOptions,
+) -> io::Result<std::net::UdpSocket> {
     let mut last = None;
     for resolved in ginkgo_api::net::lookup::<R>(addr).await? {
-        match std::net::UdpSocket::bind(resolved) {
-            Ok(socket) => return UdpSocket::<R>::from_std(socket),
+        match udp_socket(resolved, options) {
+            Ok(socket) => return Ok(socket),
             // Name the address tried when it is not the one the caller wrote.
             Err(err) if resolved.to_string() == addr => last = Some(err),
             Err(err) => {
@@ -128,6 +169,30 @@ async fn bind_udp<R: Runtime>(addr: &str) -> io::Result<UdpSocket<R>> {
         }
     }
     Err(last.expect("lookup never returns an empty list"))
+}
+
+fn udp_socket(addr: SocketAddr, options: &DatagramOptions) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if let (SocketAddr::V6(_), Some(only_v6)) = (addr, options.only_v6) {
+        socket.set_only_v6(only_v6)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn set_buffer_sizes(socket: &std::net::UdpSocket, options: &DatagramOptions) -> io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
+    if let Some(bytes) = options.recv_buffer_size {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    if let Some(bytes) = options.send_buffer_size {
+        socket.set_send_buffer_size(bytes)?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for DatagramBind {
@@ -315,6 +380,7 @@ pub struct DatagramServer<R: Runtime, H> {
     handler: H,
     max_in_flight: usize,
     max_datagram_size: usize,
+    options: DatagramOptions,
     address: BoundAddr,
     _runtime: PhantomData<fn() -> R>,
 }
@@ -340,6 +406,7 @@ impl<R: Runtime, H: DatagramHandler<R>> DatagramServer<R, H> {
             handler,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
+            options: DatagramOptions::default(),
             address: BoundAddr::default(),
             _runtime: PhantomData,
         }
@@ -363,6 +430,13 @@ impl<R: Runtime, H: DatagramHandler<R>> DatagramServer<R, H> {
         self
     }
 
+    /// Sets up its socket as `options` say (applied at each start).
+    #[must_use]
+    pub fn socket_options(mut self, options: DatagramOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// A handle to the bound address, known once the server has started and cleared once its
     /// socket has closed. [`BoundAddr::local_addr`] gives the UDP address;
     /// [`BoundAddr::get`] gives it as [`LocalAddr::Tcp`], the variant for IP addresses.
@@ -378,7 +452,7 @@ impl<R: Runtime, H: DatagramHandler<R>> Service for DatagramServer<R, H> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
-        let socket = self.bind.open::<R>().await?;
+        let socket = self.bind.open::<R>(&self.options).await?;
         let addr = socket.local_addr().map_err(|err| {
             ginkgo_api::io::with_context(err, |e| format!("the address of {}: {e}", self.bind))
         })?;

@@ -72,7 +72,7 @@ pub use accept::{AcceptControl, AcceptLoop, Accepted, ConnectionGuard, DEFAULT_M
 pub use client::{ClientConnection, StreamClient};
 pub use datagram::{
     DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_MAX_IN_FLIGHT, Datagram, DatagramBind, DatagramHandler,
-    DatagramServer,
+    DatagramOptions, DatagramServer,
 };
 pub use ginkgo_api::net::PeerCredentials;
 pub use ginkgo_api::time::Backoff;

@@ -36,6 +36,7 @@ pub use ginkgo_net::{
 };
 pub use ginkgo_net::{
     DEFAULT_MAX_DATAGRAM_SIZE, DEFAULT_MAX_IN_FLIGHT, DatagramBind, DatagramHandler,
+    DatagramOptions,
 };
 
 /// A stream (TCP or Unix-domain) server as a service: one owned task per connection.

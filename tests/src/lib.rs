@@ -120,6 +120,7 @@ macro_rules! conformance_suite {
             datagram::datagram_inherited_socket_is_served,
             datagram::datagram_bind_error_names_the_address,
             datagram::datagram_receive_errors_do_not_stop_the_server,
+            datagram::datagram_socket_options_are_applied,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

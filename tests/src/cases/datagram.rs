@@ -1,6 +1,6 @@
 //! DatagramServer: echo from the server's address, oversized datagrams counted and dropped,
 //! the in-flight limit, errors contained, graceful stop and restart, inherited sockets, bind and
-//! receive errors.
+//! receive errors, socket options.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use ginkgo_api::net::UdpSocket;
 use ginkgo_api::service::{Cause, Hook, State, tree};
 use ginkgo_api::sync::Event;
 use ginkgo_api::time::{sleep, timeout};
-use ginkgo_net::{Datagram, DatagramServer};
+use ginkgo_net::{Datagram, DatagramBind, DatagramOptions, DatagramServer};
 
 use crate::support::{counter, eventually};
 
@@ -444,4 +444,78 @@ pub async fn datagram_receive_errors_do_not_stop_the_server<R: Runtime>() {
     );
     assert_eq!(tree.state(), State::Ready, "the server keeps serving");
     assert!(tree.stop().await.is_clean());
+}
+
+/// With `reuse_port`, two servers bind the same UDP port and both start (the kernel spreads
+/// datagrams over them; each is answered); without it the second fails naming the address.
+/// The buffer sizes reach the socket (Linux doubles what it is given).
+pub async fn datagram_socket_options_are_applied<R: Runtime>() {
+    let shared = DatagramOptions {
+        reuse_port: true,
+        ..DatagramOptions::default()
+    };
+    let first = DatagramServer::<R, _>::new("first", "127.0.0.1:0", echo::<R>)
+        .socket_options(shared.clone());
+    let address = first.address();
+    let first = tree::<R>(first);
+    first.start().await.expect("the first server starts");
+    let addr = address.local_addr().expect("bound");
+    let second =
+        tree::<R>(DatagramServer::<R, _>::new("second", addr, echo::<R>).socket_options(shared));
+    second
+        .start()
+        .await
+        .expect("a second server shares the port");
+    let client = client::<R>().await;
+    for round in 0..5u8 {
+        client.send_to(&[round], addr).await.expect("send");
+        assert_eq!(receive(&client).await, (vec![round], addr));
+    }
+    let received = counter(&first, "datagrams_received") + counter(&second, "datagrams_received");
+    assert_eq!(received, 5);
+    let alone = tree::<R>(DatagramServer::<R, _>::new("alone", addr, echo::<R>));
+    let failure = alone.start().await.expect_err("the port is taken");
+    assert!(failure.to_string().contains(&addr.to_string()), "{failure}");
+    first.stop().await;
+    second.stop().await;
+
+    let sized = DatagramOptions {
+        recv_buffer_size: Some(256 * 1024),
+        send_buffer_size: Some(128 * 1024),
+        ..DatagramOptions::default()
+    };
+    let socket = DatagramBind::from("127.0.0.1:0")
+        .open::<R>(&sized)
+        .await
+        .expect("open");
+    let fd = socket2::SockRef::from(&socket);
+    // Capped at net.core.rmem_max / wmem_max, which may be lower than asked on a small host.
+    let (rmem_max, wmem_max) = (sysctl("net/core/rmem_max"), sysctl("net/core/wmem_max"));
+    let recv = fd.recv_buffer_size().expect("SO_RCVBUF");
+    let send = fd.send_buffer_size().expect("SO_SNDBUF");
+    assert!(recv >= 2 * (256 * 1024).min(rmem_max), "SO_RCVBUF {recv}");
+    assert!(send >= 2 * (128 * 1024).min(wmem_max), "SO_SNDBUF {send}");
+
+    let v6 = DatagramOptions {
+        only_v6: Some(true),
+        ..DatagramOptions::default()
+    };
+    match DatagramBind::from("[::1]:0").open::<R>(&v6).await {
+        Ok(socket) => {
+            let fd = socket2::SockRef::from(&socket);
+            assert!(fd.only_v6().expect("IPV6_V6ONLY"), "IPV6_V6ONLY not set");
+        }
+        // A host without IPv6 (some containers): nothing to check there.
+        Err(err) if err.kind() == io::ErrorKind::AddrNotAvailable => {}
+        Err(err) => panic!("bind [::1]:0: {err}"),
+    }
+}
+
+/// A `/proc/sys` value, in bytes.
+fn sysctl(name: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/{name}"))
+        .unwrap_or_else(|err| panic!("/proc/sys/{name}: {err}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|err| panic!("/proc/sys/{name}: {err}"))
 }
