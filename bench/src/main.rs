@@ -6,6 +6,8 @@
 //! cargo run --release -p ginkgo-bench -- echo [--backend NAME] [--runs N]
 //! cargo run --release -p ginkgo-bench -- http [--duration SECS] [--connections N]
 //!                                             [--rounds N] [--backend NAME]
+//! cargo run --release -p ginkgo-bench -- https [same options as http]
+//! cargo run --release -p ginkgo-bench -- tls [--backend NAME] [--runs N]
 //! ```
 //!
 //! Each subcommand prints a Markdown table on standard output and its progress on standard
@@ -47,13 +49,21 @@ enum Bench {
     Echo(suite::Options),
     /// HttpServer (the http example) on each backend vs. axum::serve on tokio, with wrk
     Http(http::Options),
+    /// HttpServer with TLS on each backend vs. hyper + tokio-rustls on tokio, with h2load
+    Https(http::Options),
     /// StreamServer with TLS: echo and handshakes vs. a tokio-rustls server on tokio
     Tls(suite::Options),
-    /// Internal: one server of the `http` suite, in its own process.
+    /// Internal: one server of the `http` or `https` suite, in its own process.
     #[command(hide = true)]
     HttpServe {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(http::SERVERS))]
         server: String,
+        /// Serve HTTPS with this certificate chain (PEM).
+        #[arg(long, requires = "key")]
+        cert: Option<std::path::PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, requires = "cert")]
+        key: Option<std::path::PathBuf>,
     },
 }
 
@@ -64,8 +74,9 @@ fn main() -> ExitCode {
         Bench::Lifecycle(options) => lifecycle::run(&options),
         Bench::Echo(options) => suite::run(&echo::SUITE, &options),
         Bench::Http(options) => http::run(&options),
+        Bench::Https(options) => http::run_tls(&options),
         Bench::Tls(options) => suite::run(&tls::SUITE, &options),
-        Bench::HttpServe { server } => http::serve_main(&server),
+        Bench::HttpServe { server, cert, key } => http::serve_main(&server, cert.zip(key)),
     }
 }
 
@@ -182,12 +193,33 @@ mod tests {
         };
         assert_eq!(options.memory.as_deref(), Some("baseline"));
         for server in http::SERVERS {
-            let Bench::HttpServe { server: parsed } = parse(&["http-serve", server]).unwrap()
+            let Bench::HttpServe {
+                server: parsed,
+                cert: None,
+                key: None,
+            } = parse(&["http-serve", server]).unwrap()
             else {
                 panic!("http-serve");
             };
             assert_eq!(parsed, server);
         }
+        let Bench::HttpServe { cert, key, .. } =
+            parse(&["http-serve", "smol", "--cert", "c.pem", "--key", "k.pem"]).unwrap()
+        else {
+            panic!("http-serve with TLS");
+        };
+        assert_eq!(
+            (cert.unwrap().to_str(), key.unwrap().to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
+        assert_eq!(
+            rejected(&["http-serve", "smol", "--cert", "c.pem"]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let Bench::Https(options) = parse(&["https", "--backend", "smol"]).unwrap() else {
+            panic!("https");
+        };
+        assert_eq!(options.backend.as_deref(), Some("smol"));
     }
 
     #[test]

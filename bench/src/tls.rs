@@ -70,15 +70,17 @@ fn cases(backend: Backend) -> Vec<Case> {
     ]
 }
 
-/// The certificate and key files (and the CA that signed them), made once per process.
-struct Files {
+/// The certificate and key files (and the CA that signed them), made once per process; the
+/// `https` suite's servers use them too.
+pub(crate) struct Files {
     _dir: tempfile::TempDir,
     ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
-fn files() -> &'static Files {
+/// This process's certificate files, made at the first call.
+pub(crate) fn files() -> &'static Files {
     static FILES: OnceLock<Files> = OnceLock::new();
     FILES.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -103,7 +105,8 @@ fn files() -> &'static Files {
     })
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// ring, the provider of ginkgo-tls, for the baselines.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

@@ -1,18 +1,21 @@
-//! The `http` suite: the `http` example's server (an axum router answering `GET /`, with the
-//! admin routes beside it, served by ginkgo's `HttpServer` in a service tree) on each backend,
-//! against the same router served by `axum::serve` on tokio.
+//! The `http` and `https` suites: the `http` example's server (an axum router answering
+//! `GET /`, with the admin routes beside it, served by ginkgo's `HttpServer` in a service tree)
+//! on each backend, against the same router served by `axum::serve` on tokio (`http`), or by
+//! hyper-util's server with tokio-rustls on tokio (`https`: axum::serve has no TLS).
 //!
 //! Each server runs in a child process of its own (`ginkgo-bench http-serve SERVER`), and the
-//! same external load generator, `wrk`, drives them all over loopback: a fixed number of
-//! keep-alive connections for a fixed time. Per backend, the ginkgo server and the baseline
-//! run side by side and wrk alternates between them (the order flips every round); the table
-//! gives the median requests per second and 99th-percentile latency of each.
+//! same external load generator drives them all over loopback: `wrk` for plain HTTP, `h2load`
+//! over TLS with `h2` and with `http/1.1`; a fixed number of keep-alive connections for a fixed
+//! time. Per backend, the ginkgo server and the baseline run side by side and the load
+//! alternates between them (the order flips every round); the table gives the median requests
+//! per second and 99th-percentile latency of each.
 
+mod h2load;
 mod serve;
 mod wrk;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -27,14 +30,14 @@ const WARM_UP: Duration = Duration::from_secs(1);
 /// The ginkgo backends, in table order (those with targets first).
 const BACKENDS: [&str; 4] = ["tokio", "smol", "async-std", "threads"];
 
-/// Command-line options of the `http` subcommand.
+/// Command-line options of the `http` and `https` subcommands.
 #[derive(Debug, clap::Args)]
 #[command(args_override_self = true)]
 pub(crate) struct Options {
-    /// Seconds of load per wrk run.
+    /// Seconds of load per run.
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub(crate) duration: u64,
-    /// Keep-alive connections wrk holds open.
+    /// Keep-alive connections the load generator holds open.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(WRK_THREADS as u64..=1_000))]
     pub(crate) connections: usize,
     /// Runs per side; the table shows their median.
@@ -45,21 +48,68 @@ pub(crate) struct Options {
     pub(crate) backend: Option<String>,
 }
 
-/// Runs the suite and prints the table, a row per backend as soon as it is measured. Fails
-/// at once, saying how to install it, if `wrk` is missing.
+/// What drives the load: wrk over plain HTTP, or h2load over TLS with one protocol.
+enum Driver {
+    Wrk(PathBuf),
+    H2load(PathBuf, h2load::Protocol),
+}
+
+impl Driver {
+    fn run(&self, load: wrk::Load, url: &str) -> Result<wrk::Report, String> {
+        match self {
+            Self::Wrk(wrk) => wrk::run(wrk, load, url),
+            Self::H2load(h2load, protocol) => h2load::run(h2load, load, *protocol, url),
+        }
+    }
+
+    /// The table's benchmark column.
+    fn label(&self, load: wrk::Load) -> String {
+        let (threads, connections, secs) =
+            (load.threads, load.connections, load.duration.as_secs());
+        match self {
+            Self::Wrk(_) => format!("GET / (wrk -t{threads} -c{connections} -d{secs}s)"),
+            Self::H2load(_, protocol) => format!(
+                "GET / over TLS, {} (h2load -t{threads} -c{connections} -D{secs}{})",
+                protocol.name(),
+                match protocol {
+                    h2load::Protocol::H2 => " -m1",
+                    h2load::Protocol::Http1 => " --h1",
+                }
+            ),
+        }
+    }
+}
+
+/// The load of `options`.
+fn load(options: &Options) -> wrk::Load {
+    wrk::Load {
+        threads: WRK_THREADS,
+        connections: options.connections,
+        duration: Duration::from_secs(options.duration),
+    }
+}
+
+/// The backends `options` selects.
+fn backends(options: &Options) -> impl Iterator<Item = &'static str> + '_ {
+    BACKENDS.into_iter().filter(|backend| {
+        options
+            .backend
+            .as_deref()
+            .is_none_or(|only| only == *backend)
+    })
+}
+
+/// Runs the `http` suite and prints the table, a row per backend as soon as it is measured.
+/// Fails at once, saying how to install it, if `wrk` is missing.
 pub(crate) fn run(options: &Options) -> ExitCode {
     let wrk = match wrk::find() {
-        Ok(wrk) => wrk,
+        Ok(wrk) => Driver::Wrk(wrk),
         Err(err) => {
             eprintln!("ginkgo-bench http: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let load = wrk::Load {
-        threads: WRK_THREADS,
-        connections: options.connections,
-        duration: Duration::from_secs(options.duration),
-    };
+    let load = load(options);
     println!(
         "ginkgo's HttpServer on each backend vs. axum::serve on tokio, each in its own process, \
          driven by wrk ({} threads, {} connections, {} s per run). Median of {} runs per side \
@@ -72,19 +122,15 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         WARM_UP.as_secs(),
         ginkgo_backend_kit::worker_count(),
     );
-    println!("| benchmark | backend | ginkgo | baseline | ratio | ginkgo p99 | baseline p99 |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
-    let _ = std::io::stdout().flush();
+    print_header();
     let mut references = Vec::new();
-    for backend in BACKENDS {
-        if options
-            .backend
-            .as_deref()
-            .is_some_and(|only| only != backend)
-        {
-            continue;
-        }
-        match row(&wrk, load, backend, options.rounds) {
+    for backend in backends(options) {
+        let sides = Sides {
+            ginkgo: backend,
+            baseline: serve::AXUM,
+            reference: (backend == "smol").then_some(serve::HYPER_ON_SMOL),
+        };
+        match row(&wrk, load, sides, options.rounds, None) {
             Ok(row) => {
                 println!("{}", row.ginkgo);
                 references.extend(row.reference);
@@ -113,6 +159,76 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Runs the `https` suite: per backend a row for `h2` and one for `http/1.1`, each server with
+/// the same certificate (made with rcgen, in a temporary directory). Fails at once, saying how
+/// to install it, if `h2load` is missing.
+pub(crate) fn run_tls(options: &Options) -> ExitCode {
+    let h2load = match h2load::find() {
+        Ok(h2load) => h2load,
+        Err(err) => {
+            eprintln!("ginkgo-bench https: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let load = load(options);
+    let files = crate::tls::files();
+    println!(
+        "ginkgo's HttpServer with TLS (ginkgo-tls: rustls 0.23 on ring) on each backend vs. \
+         hyper-util's HTTP/1 + HTTP/2 server with tokio-rustls 0.26 (the same rustls and \
+         provider) on tokio, the same router, each in its own process, driven by h2load over \
+         TLS ({} threads, {} connections, {} s per run; h2 with one stream at a time per \
+         connection, or HTTP/1.1 keep-alive). Median of {} runs per side (alternating, after a \
+         {} s warm-up each), {} worker threads per server. \
+         ratio = ginkgo req/s / baseline req/s.\n",
+        load.threads,
+        load.connections,
+        load.duration.as_secs(),
+        options.rounds,
+        WARM_UP.as_secs(),
+        ginkgo_backend_kit::worker_count(),
+    );
+    print_header();
+    for backend in backends(options) {
+        for protocol in [h2load::Protocol::H2, h2load::Protocol::Http1] {
+            let driver = Driver::H2load(h2load.clone(), protocol);
+            let sides = Sides {
+                ginkgo: backend,
+                baseline: serve::HYPER_RUSTLS,
+                reference: None,
+            };
+            match row(
+                &driver,
+                load,
+                sides,
+                options.rounds,
+                Some((&files.cert, &files.key)),
+            ) {
+                Ok(row) => println!("{}", row.ginkgo),
+                Err(err) => {
+                    eprintln!("\nginkgo-bench https: {backend}: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let _ = std::io::stdout().flush();
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_header() {
+    println!("| benchmark | backend | ginkgo | baseline | ratio | ginkgo p99 | baseline p99 |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let _ = std::io::stdout().flush();
+}
+
+/// The servers of one row.
+struct Sides {
+    ginkgo: &'static str,
+    baseline: &'static str,
+    /// A server measured in the same rounds against the same baseline, without ginkgo.
+    reference: Option<&'static str>,
+}
+
 /// One measured table row.
 struct Row {
     /// The row of the main table: ginkgo on the backend against the baseline.
@@ -122,14 +238,23 @@ struct Row {
     reference: Option<String>,
 }
 
-/// Measures ginkgo on `backend` against the baseline (and the reference server, if the
-/// backend has one) and formats the table rows.
-fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<Row, String> {
-    let reference_name = (backend == "smol").then_some(serve::HYPER_ON_SMOL);
-    let ginkgo = Server::start(backend)?;
-    let baseline = Server::start(serve::AXUM)?;
-    let reference = reference_name.map(Server::start).transpose()?;
-    eprint!("{backend}: warm-up");
+/// Measures the ginkgo server against the baseline (and the reference server, if there is
+/// one) under `driver`, serving TLS with the certificate and key `tls` if given, and formats
+/// the table rows.
+fn row(
+    driver: &Driver,
+    load: wrk::Load,
+    sides: Sides,
+    rounds: usize,
+    tls: Option<(&Path, &Path)>,
+) -> Result<Row, String> {
+    let ginkgo = Server::start(sides.ginkgo, tls)?;
+    let baseline = Server::start(sides.baseline, tls)?;
+    let reference = sides
+        .reference
+        .map(|name| Server::start(name, tls))
+        .transpose()?;
+    eprint!("{}: warm-up", sides.ginkgo);
     let warm_up = wrk::Load {
         duration: WARM_UP,
         ..load
@@ -138,11 +263,11 @@ fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<Row,
         .into_iter()
         .flatten()
     {
-        wrk::run(wrk, warm_up, &server.url)?;
+        driver.run(warm_up, &server.url)?;
     }
     let (mut ours, mut theirs, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let measure = |server: &Server, into: &mut Vec<wrk::Report>| {
-        let report = wrk::run(wrk, load, &server.url)?;
+        let report = driver.run(load, &server.url)?;
         if report.socket_errors > 0 {
             eprint!(" ({} socket errors)", report.socket_errors);
         }
@@ -169,22 +294,19 @@ fn row(wrk: &Path, load: wrk::Load, backend: &str, rounds: usize) -> Result<Row,
         }
     }
     eprintln!();
-    let format_row = |label: &str, ours: &[wrk::Report]| {
+    let label = driver.label(load);
+    let format_row = |name: &str, ours: &[wrk::Report]| {
         let (our_rate, their_rate) = (rate(ours), rate(&theirs));
         format!(
-            "| GET / (wrk -t{} -c{} -d{}s) | {label} | {our_rate:.0} req/s | {their_rate:.0} req/s \
-             | {:.2} | {} | {} |",
-            load.threads,
-            load.connections,
-            load.duration.as_secs(),
+            "| {label} | {name} | {our_rate:.0} req/s | {their_rate:.0} req/s | {:.2} | {} | {} |",
             our_rate / their_rate,
             human(p99(ours)),
             human(p99(&theirs)),
         )
     };
     Ok(Row {
-        ginkgo: format_row(backend, &ours),
-        reference: reference_name.map(|name| format_row(name, &plain)),
+        ginkgo: format_row(sides.ginkgo, &ours),
+        reference: sides.reference.map(|name| format_row(name, &plain)),
     })
 }
 
@@ -210,10 +332,15 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the server `name` and waits until it listens.
-    fn start(name: &str) -> Result<Self, String> {
-        let child = Command::new(std::env::current_exe().map_err(|err| err.to_string())?)
-            .args(["http-serve", name])
+    /// Starts the server `name` (serving TLS with the certificate and key `tls`, if given)
+    /// and waits until it listens.
+    fn start(name: &str, tls: Option<(&Path, &Path)>) -> Result<Self, String> {
+        let mut command = Command::new(std::env::current_exe().map_err(|err| err.to_string())?);
+        command.args(["http-serve", name]);
+        if let Some((cert, key)) = tls {
+            command.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -229,7 +356,8 @@ impl Server {
             .trim()
             .parse()
             .map_err(|_| format!("the {name} server did not report its address"))?;
-        server.url = format!("http://{addr}/");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        server.url = format!("{scheme}://{addr}/");
         Ok(server)
     }
 }
