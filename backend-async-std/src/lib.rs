@@ -122,6 +122,10 @@ impl RawTcpListener for TcpListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
     }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
 }
 
 /// A TCP connection (`async_std::net::TcpStream`).
@@ -203,6 +207,10 @@ impl RawUnixListener for UnixListener {
 
     fn local_addr(&self) -> io::Result<UnixSocketAddr> {
         self.0.local_addr()
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
     }
 }
 

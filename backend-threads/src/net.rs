@@ -261,6 +261,10 @@ impl RawTcpListener for TcpListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.get_ref().local_addr()
     }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.0.get_ref())
+    }
 }
 
 ginkgo_backend_kit::tcp_stream_types!(
@@ -398,6 +402,10 @@ impl RawUnixListener for UnixListener {
 
     fn local_addr(&self) -> io::Result<UnixSocketAddr> {
         self.0.get_ref().local_addr()
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.0.get_ref())
     }
 }
 

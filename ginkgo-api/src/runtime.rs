@@ -116,6 +116,9 @@ pub trait RawTcpListener: Sized + Send + Sync + 'static {
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
     /// The bound address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The listening socket's file descriptor, to hand it to the next process of an upgrade.
+    #[cfg(unix)]
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
 /// The contract of a TCP connection: futures-io I/O plus socket options and owned halves.
@@ -192,6 +195,8 @@ pub trait RawUnixListener: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = io::Result<(Self::Stream, std::os::unix::net::SocketAddr)>> + Send;
     /// The bound address.
     fn local_addr(&self) -> io::Result<std::os::unix::net::SocketAddr>;
+    /// The listening socket's file descriptor, to hand it to the next process of an upgrade.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
 /// The contract of a Unix-domain stream connection.

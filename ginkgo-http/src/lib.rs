@@ -28,11 +28,13 @@
 //!
 //! A server faces the internet with limits on by default, each with a builder method (the
 //! [limits of `HttpServer`](HttpServer#limits) list them): a header read timeout (30 s) and
-//! an idle keep-alive timeout (60 s), so slow or silent peers (slowloris) are closed and do
-//! not delay other clients; the request head's size (64 KiB, `431`) and header count (100);
-//! the request body's size (2 MiB: `413` before the service is called when `Content-Length`
-//! says so, an error for the service when a body of unknown length grows past it); HTTP/2
-//! streams per connection (200); and connections at once (10,000).
+//! an idle timeout (60 s, HTTP/1 keep-alive and HTTP/2 with no stream open), so slow or
+//! silent peers (slowloris) are closed and do not delay other clients; the request head's size
+//! (64 KiB, `431`) and header count (100); the request body's size (2 MiB: `413` before the
+//! service is called when `Content-Length` says so, an error for the service when a body of
+//! unknown length grows past it; after a `413` an HTTP/1 connection reads and drops what the
+//! client still sends for up to 5 s before closing, so that the client reads the answer);
+//! HTTP/2 streams per connection (200); and connections at once (10,000).
 //!
 //! # Examples
 //!

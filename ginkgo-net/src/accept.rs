@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_lock::{Semaphore, SemaphoreGuardArc};
 use event_listener::Event;
 use ginkgo_api::Runtime;
+use ginkgo_api::net::handoff;
 use ginkgo_api::service::{Context, Counter};
 use ginkgo_api::time::Backoff;
 
@@ -162,6 +163,14 @@ impl<R: Runtime> AcceptLoop<R> {
         let mut retries = Backoff::new(ACCEPT_BACKOFF.0, ACCEPT_BACKOFF.1, 0.1).retries();
         let paused = ctx.counter("accept_paused");
         loop {
+            if handoff::serving_held() {
+                // An upgrade: the new process accepts once the old one has committed; the old
+                // one accepts nothing more from then on, while it drains.
+                tracing::debug!(service = %ctx.path(), "accepting held for an upgrade");
+                if shutdown.run(handoff::serving_released()).await.is_none() {
+                    break;
+                }
+            }
             if control.is_paused() {
                 paused.inc();
                 tracing::info!(service = %ctx.path(), "accepting paused");
@@ -180,7 +189,7 @@ impl<R: Runtime> AcceptLoop<R> {
             // waits, even when both are ready at the same wake-up.
             let accept = futures_lite::future::or(
                 async {
-                    control.paused().await;
+                    futures_lite::future::or(control.paused(), handoff::serving_stopped()).await;
                     None
                 },
                 async { Some(listening.accept().await) },

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_lock::{Semaphore, SemaphoreGuardArc};
 use ginkgo_api::Runtime;
-use ginkgo_api::net::UdpSocket;
+use ginkgo_api::net::{UdpSocket, handoff};
 use ginkgo_api::service::{Context, Counter, Error, Service, Shutdown, TaskResult, async_trait};
 use ginkgo_api::time::Backoff;
 
@@ -146,6 +146,66 @@ impl DatagramBind {
             })
         })
     }
+}
+
+impl DatagramBind {
+    /// Opens the socket of the service at `service` (its path): adopts the socket an upgrade
+    /// handed over for that path if it is a UDP socket bound where `self` says, else opens it
+    /// as [`DatagramBind::open`] does; and registers it for the next upgrade until the returned
+    /// registration drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`DatagramBind::open`], or when the socket cannot be registered (out of file
+    /// descriptors).
+    pub async fn open_for<R: Runtime>(
+        &self,
+        options: &DatagramOptions,
+        service: &str,
+    ) -> io::Result<(UdpSocket<R>, handoff::Registration)> {
+        let adopted = match (self, handoff::take(service)) {
+            (DatagramBind::Addr(addr), Some(socket)) => {
+                adopt_udp::<R>(addr, socket).await.unwrap_or_else(|err| {
+                    tracing::warn!(service, %err, "not adopting the socket handed over; binding anew");
+                    None
+                })
+            }
+            _ => None,
+        };
+        let socket = match adopted {
+            Some(socket) => {
+                set_buffer_sizes(&socket, options)?;
+                tracing::info!(service, "receiving on the socket handed over");
+                UdpSocket::<R>::from_std(socket)?
+            }
+            None => self.open::<R>(options).await?,
+        };
+        let registration = handoff::register(service, &socket).map_err(|err| {
+            ginkgo_api::io::with_context(err, |e| {
+                format!("cannot register the socket of {service} for upgrades: {e}")
+            })
+        })?;
+        Ok((socket, registration))
+    }
+}
+
+/// The UDP socket handed over, if it is bound where `addr` says (port 0: any port).
+async fn adopt_udp<R: Runtime>(
+    addr: &str,
+    socket: std::os::fd::OwnedFd,
+) -> io::Result<Option<std::net::UdpSocket>> {
+    let probe = socket2::SockRef::from(&socket);
+    if probe.r#type()? != socket2::Type::DGRAM {
+        return Ok(None);
+    }
+    let Some(local) = probe.local_addr()?.as_socket() else {
+        return Ok(None);
+    };
+    let wanted = ginkgo_api::net::lookup::<R>(addr).await?;
+    let matches = wanted
+        .iter()
+        .any(|want| *want == local || (want.port() == 0 && want.ip() == local.ip()));
+    Ok(matches.then(|| std::net::UdpSocket::from(socket)))
 }
 
 /// Binds the first address `addr` resolves to that can be bound. No `SO_REUSEADDR`: on UDP it
@@ -452,7 +512,7 @@ impl<R: Runtime, H: DatagramHandler<R>> Service for DatagramServer<R, H> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
-        let socket = self.bind.open::<R>(&self.options).await?;
+        let (socket, registration) = self.bind.open_for::<R>(&self.options, ctx.path()).await?;
         let addr = socket.local_addr().map_err(|err| {
             ginkgo_api::io::with_context(err, |e| format!("the address of {}: {e}", self.bind))
         })?;
@@ -460,6 +520,7 @@ impl<R: Runtime, H: DatagramHandler<R>> Service for DatagramServer<R, H> {
             socket,
             addr,
             replies: ctx.counter("replies_sent"),
+            _registration: registration,
             _published: Published::new(&self.address, addr),
         });
         tracing::info!(service = ctx.path(), address = %addr, "receiving datagrams");
@@ -487,6 +548,8 @@ struct Serving<R: Runtime> {
     socket: UdpSocket<R>,
     addr: SocketAddr,
     replies: Counter,
+    /// Its entry in the table of sockets an upgrade hands on.
+    _registration: handoff::Registration,
     _published: Published,
 }
 
@@ -551,6 +614,10 @@ impl<R: Runtime, H: DatagramHandler<R>> Receive<R, H> {
         // One byte more than the limit: a datagram that fills it did not fit.
         let mut buf = vec![0u8; max_datagram_size.saturating_add(1)];
         let mut retries = Backoff::new(RECEIVE_BACKOFF.0, RECEIVE_BACKOFF.1, 0.1).retries();
+        // The new process of an upgrade: the old one receives until the handover commits.
+        if handoff::serving_held() && shutdown.run(handoff::serving_released()).await.is_none() {
+            return;
+        }
         loop {
             // Acquired before reading: at the limit the datagrams stay in the kernel's buffer.
             let Some(permit) = shutdown.run(limit.acquire_arc()).await else {

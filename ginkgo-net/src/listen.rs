@@ -4,13 +4,14 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use event_listener::Event;
 use ginkgo_api::Runtime;
-use ginkgo_api::net::{TcpListener, UnixListener};
+use ginkgo_api::net::{TcpListener, UnixListener, handoff};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::listener::{Listener, SocketFile};
@@ -157,6 +158,81 @@ impl Listen {
             };
             ginkgo_api::io::with_context(err, |err| format!("cannot listen on {self}: {err}{hint}"))
         })
+    }
+}
+
+impl Listen {
+    /// Opens the listener of the service at `service` (its path, such as `"Root/web"`): adopts
+    /// the listening socket an upgrade handed over for that path if there is one and it still
+    /// listens where `self` says, else opens it as [`Listen::open`] does; then registers it
+    /// for the next upgrade while it is open.
+    ///
+    /// # Errors
+    ///
+    /// As [`Listen::open`], or when the socket cannot be registered (out of file
+    /// descriptors).
+    pub async fn open_for<R: Runtime>(
+        &self,
+        options: &ListenOptions,
+        service: &str,
+    ) -> io::Result<Listener<R>> {
+        let adopted = match handoff::take(service) {
+            Some(socket) => self.adopt::<R>(socket, options).await.unwrap_or_else(|err| {
+                tracing::warn!(service, %err, "not adopting the listener handed over; opening anew");
+                None
+            }),
+            None => None,
+        };
+        let listener = match adopted {
+            Some(listener) => {
+                tracing::info!(service, address = %listener.local_addr(), "listening on the socket handed over");
+                listener
+            }
+            None => self.open::<R>(options).await?,
+        };
+        listener.registered(service)
+    }
+
+    /// The listener on `socket`, handed over by an upgrade, if it is a listening socket of the
+    /// kind and address `self` asks for (`None` when the configuration now says otherwise: the
+    /// socket is then closed). Listeners given as sockets ([`Listen::Inherited`]) keep them.
+    async fn adopt<R: Runtime>(
+        &self,
+        socket: OwnedFd,
+        options: &ListenOptions,
+    ) -> io::Result<Option<Listener<R>>> {
+        let probe = socket2::SockRef::from(&socket);
+        if probe.r#type()? != Type::STREAM || !probe.is_listener()? {
+            return Ok(None);
+        }
+        let local = probe.local_addr()?;
+        match self {
+            Listen::Addr(addr) => {
+                let Some(local) = local.as_socket() else {
+                    return Ok(None);
+                };
+                let wanted = ginkgo_api::net::lookup::<R>(addr).await?;
+                let matches = wanted
+                    .iter()
+                    .any(|want| *want == local || (want.port() == 0 && want.ip() == local.ip()));
+                if !matches {
+                    tracing::info!(%addr, handed_over = %local, "the address changed; binding anew");
+                    return Ok(None);
+                }
+                let listener = TcpListener::<R>::from_std(std::net::TcpListener::from(socket))?;
+                Listener::tcp(listener, options).map(Some)
+            }
+            Listen::Unix(path) => {
+                if local.as_pathname() != Some(path.as_path()) {
+                    tracing::info!(path = %path.display(), "the socket path changed; binding anew");
+                    return Ok(None);
+                }
+                let listener =
+                    UnixListener::<R>::from_std(std::os::unix::net::UnixListener::from(socket))?;
+                Listener::unix(listener, Some(SocketFile::created(path)?)).map(Some)
+            }
+            Listen::Inherited(_) | Listen::InheritedUnix(_) => Ok(None),
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Listener<R: Runtime> {
     nodelay: bool,
     keepalive: Option<Duration>,
     _file: Option<SocketFile>,
+    /// Its entry in the table of sockets an upgrade hands on, while it is open.
+    _registration: Option<ginkgo_api::net::handoff::Registration>,
 }
 
 enum Kind<R: Runtime> {
@@ -39,6 +41,7 @@ impl<R: Runtime> Listener<R> {
             nodelay: options.nodelay,
             keepalive: options.keepalive,
             _file: None,
+            _registration: None,
         })
     }
 
@@ -50,7 +53,23 @@ impl<R: Runtime> Listener<R> {
             nodelay: false,
             keepalive: None,
             _file: file,
+            _registration: None,
         })
+    }
+
+    /// Registers it as the listener of the service at `service`, for the next upgrade.
+    pub(crate) fn registered(mut self, service: &str) -> io::Result<Self> {
+        let registration = match &self.kind {
+            Kind::Tcp(listener) => ginkgo_api::net::handoff::register(service, listener),
+            Kind::Unix(listener) => ginkgo_api::net::handoff::register(service, listener),
+        }
+        .map_err(|err| {
+            ginkgo_api::io::with_context(err, |e| {
+                format!("cannot register the listener of {service} for upgrades: {e}")
+            })
+        })?;
+        self._registration = Some(registration);
+        Ok(self)
     }
 
     /// Where it listens.
@@ -111,7 +130,8 @@ impl<R: Runtime> fmt::Debug for Listener<R> {
 }
 
 /// A socket file a listener created, removed when the listener goes, unless another has
-/// replaced it in the meantime (same path, another file).
+/// replaced it in the meantime (same path, another file) or another process of the program
+/// serves the socket too (an upgrade is under way).
 pub(crate) struct SocketFile {
     path: PathBuf,
     id: (u64, u64),
@@ -134,6 +154,10 @@ fn file_id(path: &Path) -> io::Result<(u64, u64)> {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        // During an upgrade the other process serves the same socket, through this file.
+        if ginkgo_api::net::handoff::keep_socket_files() {
+            return;
+        }
         if file_id(&self.path).is_ok_and(|id| id == self.id)
             && let Err(err) = std::fs::remove_file(&self.path)
         {

@@ -164,7 +164,7 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
         #[cfg(feature = "tls")]
         let handshake = self.tls.start(ctx)?;
-        let listener = self.listen.open::<R>(&self.options).await?;
+        let listener = self.listen.open_for::<R>(&self.options, ctx.path()).await?;
         let accept = AcceptLoop::new(listener, &self.address, ctx)
             .max_connections(self.max_connections)
             .control(self.control.clone());

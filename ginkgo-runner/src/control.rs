@@ -1,13 +1,15 @@
 //! The control socket: a Unix socket beside the pid file (mode 0600) through which `status`,
-//! `reload` and `stop` get real answers instead of fire-and-forget signals.
+//! `reload`, `stop` and `upgrade` get real answers instead of fire-and-forget signals.
 //!
-//! Protocol: the client sends one line (`status`, `reload` or `stop`, at most
+//! Protocol: the client sends one line (`status`, `reload`, `stop` or `upgrade`, at most
 //! [`MAX_REQUEST_LINE`] bytes); the server answers with a first line `ok` or `error`, then free
 //! text, and closes the connection. [`read_request`] is the server's reader, public for
 //! clients of one's own and for the fuzz target in `fuzz/`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ginkgo_api::Runtime;
@@ -22,6 +24,8 @@ pub(super) enum Request {
     Reload(channel::Sender<Result<String, String>>),
     /// Stop the tree.
     Stop,
+    /// Start the program anew and hand over; the answer is the new pid, or why it failed.
+    Upgrade(channel::Sender<Result<u32, String>>),
 }
 
 /// Binds the control socket, replacing a leftover file (the caller holds the pid file lock,
@@ -42,6 +46,7 @@ pub(super) async fn serve<R: Runtime>(
     listener: UnixListener<R>,
     tree: ServiceHandle,
     requests: channel::Sender<Request>,
+    upgrading: Arc<AtomicBool>,
 ) {
     loop {
         let stream = match listener.accept().await {
@@ -54,9 +59,10 @@ pub(super) async fn serve<R: Runtime>(
         };
         let tree = tree.clone();
         let requests = requests.clone();
+        let upgrading = upgrading.clone();
         // Each client is answered in its own task, so a slow one cannot block the others.
         drop(ginkgo_api::spawn::<R, _>(async move {
-            if let Err(err) = answer(stream, &tree, &requests).await {
+            if let Err(err) = answer(stream, &tree, &requests, &upgrading).await {
                 tracing::debug!(%err, "control client went away");
             }
         }));
@@ -72,6 +78,8 @@ pub enum Command {
     Reload,
     /// Stop the daemon.
     Stop,
+    /// Start the program anew, hand it the sockets, retire this process once it is ready.
+    Upgrade,
 }
 
 /// The longest request line read, newline included: commands are a few bytes, and a client
@@ -98,7 +106,7 @@ where
         .await?;
     if line.len() >= MAX_REQUEST_LINE && !line.ends_with(b"\n") {
         return Ok(Err(format!(
-            "request longer than {MAX_REQUEST_LINE} bytes; expected status, reload or stop"
+            "request longer than {MAX_REQUEST_LINE} bytes; expected status, reload, stop or upgrade"
         )));
     }
     Ok(parse_command(&line))
@@ -111,14 +119,17 @@ where
 /// Names what is wrong with a line that is not UTF-8 or not a command.
 pub fn parse_command(line: &[u8]) -> Result<Command, String> {
     let Ok(text) = std::str::from_utf8(line) else {
-        return Err("request is not UTF-8 text; expected status, reload or stop".to_owned());
+        return Err(
+            "request is not UTF-8 text; expected status, reload, stop or upgrade".to_owned(),
+        );
     };
     match text.trim() {
         "status" => Ok(Command::Status),
         "reload" => Ok(Command::Reload),
         "stop" => Ok(Command::Stop),
+        "upgrade" => Ok(Command::Upgrade),
         other => Err(format!(
-            "unknown command {other:?}; expected status, reload or stop"
+            "unknown command {other:?}; expected status, reload, stop or upgrade"
         )),
     }
 }
@@ -127,6 +138,7 @@ async fn answer<R: Runtime>(
     stream: UnixStream<R>,
     tree: &ServiceHandle,
     requests: &channel::Sender<Request>,
+    upgrading: &AtomicBool,
 ) -> io::Result<()> {
     let mut reader = AsyncBufReader::new(stream);
     let request =
@@ -147,6 +159,21 @@ async fn answer<R: Runtime>(
         Ok(Command::Stop) => {
             let _ = requests.send(Request::Stop).await;
             "ok\nstopping\n".to_owned()
+        }
+        Ok(Command::Upgrade) if upgrading.swap(true, Ordering::AcqRel) => {
+            "error\nan upgrade is already in progress; wait for its outcome\n".to_owned()
+        }
+        Ok(Command::Upgrade) => {
+            let (tx, rx) = channel::bounded(1);
+            let _ = requests.send(Request::Upgrade(tx)).await;
+            match rx.recv().await {
+                Ok(Ok(pid)) => format!("ok\nupgraded to pid {pid}\n"),
+                Ok(Err(error)) => format!("error\n{error}\n"),
+                Err(_) => {
+                    upgrading.store(false, Ordering::Release);
+                    "error\nthe daemon is stopping\n".to_owned()
+                }
+            }
         }
         Err(problem) => format!("error\n{problem}\n"),
     };
@@ -221,6 +248,7 @@ mod tests {
         assert_eq!(read(b"status\n"), Ok(Command::Status));
         assert_eq!(read(b"  reload \r\n"), Ok(Command::Reload));
         assert_eq!(read(b"stop"), Ok(Command::Stop));
+        assert_eq!(read(b"upgrade\n"), Ok(Command::Upgrade));
     }
 
     #[test]

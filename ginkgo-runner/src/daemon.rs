@@ -141,3 +141,29 @@ pub(super) fn wait_exit(pidfile: &Path, limit: std::time::Duration) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Waits until process `pid` has exited (or is a zombie waiting to be reaped), up to `limit`.
+pub(super) fn wait_pid_exit(pid: u32, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if !alive(pid) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` names a live process: not gone, and not a zombie (its state in
+/// `/proc/PID/stat`, after the parenthesised name, is not `Z`).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}

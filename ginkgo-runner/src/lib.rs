@@ -7,7 +7,9 @@
 //!   run        run in the foreground (the default)
 //!   start      start as a daemon; returns once the services are ready (0) or failed (1)
 //!   stop       stop gracefully and wait for the process to exit (0 also if not running)
-//!   restart    stop, wait for the old process to exit, then start
+//!   restart    upgrade when running (no connection refused), start when not
+//!   upgrade    start the program file anew, hand it the listening sockets, retire the old
+//!              process once the new one is ready; non-zero (the old one goes on) if it fails
 //!   reload     reload the configuration and the services; non-zero if it was rejected
 //!   status     print the live service tree (0), or exit 3 when not running
 //!   log        print the log file;  logtail: print its end and follow it
@@ -26,7 +28,20 @@
 //! - SIGTERM and SIGINT stop gracefully within `stop_timeout` (a second SIGINT exits at
 //!   once); SIGHUP reloads the configuration, whole or not at all, then the services' reload
 //!   hooks; SIGUSR1 reopens the log file (for logrotate).
-//! - A control socket beside the pid file (mode 0600) answers `status`, `reload` and `stop`.
+//! - A control socket beside the pid file (mode 0600) answers `status`, `reload`, `stop` and
+//!   `upgrade`.
+//! - `upgrade` (or SIGUSR2): zero-downtime binary upgrade. The daemon starts the program file
+//!   anew (a new build at the same path is picked up) and hands it every listening socket its
+//!   servers registered, the control socket and the locked pid file, over `SCM_RIGHTS` on a
+//!   socket pair that is the new process's standard input (see the `upgrade` module's source
+//!   for why). The new process's servers adopt the socket of their service path (and bind
+//!   only when none was handed over, or the address changed); once its tree is ready it takes
+//!   over the pid file, tells systemd `MAINPID=`, and reports back; the old process then stops
+//!   accepting, drains within `stop_timeout` and exits, without `STOPPING=1`. If the new
+//!   process fails or is not ready within `upgrade_timeout`, it is stopped, the old process
+//!   goes on as if nothing happened, and `upgrade` prints why and exits 1. Not with `chroot`
+//!   (the old process cannot reach the program file from inside it). Under systemd the unit
+//!   needs `NotifyAccess=all`, since the new process is not the one systemd started.
 //! - Under systemd: `READY=1`, `RELOADING=1` with `MONOTONIC_USEC`, `STOPPING=1`, `STATUS=`,
 //!   `WATCHDOG=1` keep-alives; listening sockets from socket activation via [`ListenFds`].
 //!
@@ -58,6 +73,7 @@ pub mod pidfile;
 mod privileges;
 mod serve;
 mod settings;
+mod upgrade;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -79,6 +95,10 @@ use ginkgo_config::{Config, ConfigError};
 pub const EXIT_CONFIG: u8 = 78;
 /// Exit status for a failure: the tree failed, or a command could not do its work.
 pub const EXIT_FAILURE: u8 = 1;
+/// How long `upgrade` waits for the daemon's answer when the configuration does not load (the
+/// default of the `upgrade_timeout` setting).
+const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Exit status of `status` when the program is not running (LSB).
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
@@ -90,6 +110,9 @@ struct Cli {
     /// Set a setting, overriding the file and the environment (repeatable; survives reloads).
     #[arg(short = 's', long = "set", value_name = "PATH=VALUE", global = true)]
     set: Vec<String>,
+    /// Internal: this process is the new one of an upgrade started by this pid.
+    #[arg(long = upgrade::UPGRADE_FROM, value_name = "PID", hide = true, global = true)]
+    upgrade_from: Option<u32>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -102,8 +125,10 @@ enum Command {
     Start,
     /// Stop gracefully and wait until the process has exited.
     Stop,
-    /// Stop, wait for the old process to exit, then start.
+    /// Upgrade when running (no connection is refused); start when not.
     Restart,
+    /// Start the program anew, hand it the listening sockets, retire this process when ready.
+    Upgrade,
     /// Reload the configuration and the services; fail if the configuration was rejected.
     Reload,
     /// Print the live service tree; exit 3 when not running.
@@ -188,6 +213,10 @@ struct Serve {
     /// Detached by `start` (it reports start-up on its standard input), not run in the
     /// foreground.
     daemon: bool,
+    /// The global options, for the new process of an upgrade.
+    forwarded: Vec<OsString>,
+    /// Started by an upgrade from this pid.
+    upgrade_from: Option<u32>,
 }
 
 impl<R: Runtime> Runner<R> {
@@ -322,10 +351,18 @@ impl<R: Runtime> Runner<R> {
             print!("{}", ginkgo_config::template());
             return Next::Exit(ExitCode::SUCCESS);
         }
+        // The new process of an upgrade is the first to read the files: it tells the old one.
+        let report = |err: &dyn fmt::Display| {
+            serve::report(
+                cli.upgrade_from.is_some(),
+                &format!("error: configuration error: {err}"),
+            );
+        };
         let config = match self.load(&cli) {
             Ok(config) => config,
             Err(err) => {
                 eprintln!("{}: configuration error:\n{err}", self.program);
+                report(&err);
                 return self.without_config(cli, command);
             }
         };
@@ -333,12 +370,14 @@ impl<R: Runtime> Runner<R> {
             Ok(settings) => settings,
             Err(err) => {
                 eprintln!("{}: configuration error:\n{err}", self.program);
+                report(&err);
                 return Next::Exit(ExitCode::from(EXIT_CONFIG));
             }
         };
         let paths = Paths::resolve(&self.program, &settings.get());
         let program = self.program.clone();
         let stop_timeout = settings.get().stop_timeout.0;
+        let upgrade_timeout = settings.get().upgrade_timeout.0;
         match command {
             Command::Config { .. } => {
                 print_settings(&config);
@@ -350,6 +389,8 @@ impl<R: Runtime> Runner<R> {
                 settings,
                 paths,
                 daemon: false,
+                forwarded: forwarded(&cli),
+                upgrade_from: cli.upgrade_from,
             }),
             Command::Daemon => {
                 daemon::set_umask(settings.get().umask);
@@ -358,6 +399,8 @@ impl<R: Runtime> Runner<R> {
                     settings,
                     paths,
                     daemon: true,
+                    forwarded: forwarded(&cli),
+                    upgrade_from: cli.upgrade_from,
                 })
             }
             Command::Start => Next::Command(Box::new(move || {
@@ -367,12 +410,14 @@ impl<R: Runtime> Runner<R> {
                 Next::Command(Box::new(move || daemon::detach(&paths, &forwarded(&cli))))
             }
             Command::Stop => Next::Command(Box::new(move || stop(&program, &paths, stop_timeout))),
-            Command::Restart => Next::Command(Box::new(move || {
-                let stopped = stop(&program, &paths, stop_timeout);
-                if stopped != ExitCode::SUCCESS {
-                    return stopped;
-                }
-                daemon::start(&program, &paths, &forwarded(&cli))
+            Command::Restart => {
+                Next::Command(Box::new(move || match pidfile::running(&paths.pidfile) {
+                    Ok(Some(_)) => upgrade(&program, &paths, upgrade_timeout, stop_timeout),
+                    _ => daemon::start(&program, &paths, &forwarded(&cli)),
+                }))
+            }
+            Command::Upgrade => Next::Command(Box::new(move || {
+                upgrade(&program, &paths, upgrade_timeout, stop_timeout)
             })),
             Command::Reload => Next::Command(Box::new(move || reload(&program, &paths))),
             Command::Status => Next::Command(Box::new(move || status(&program, &paths))),
@@ -401,6 +446,12 @@ impl<R: Runtime> Runner<R> {
                 let _ = reload(&program, &paths);
                 ExitCode::from(EXIT_CONFIG)
             }),
+            // Likewise: the new process reads the same files, fails on them, and the old one
+            // goes on; what it says is printed.
+            Command::Upgrade => Box::new(move || {
+                let _ = upgrade(&program, &paths, DEFAULT_UPGRADE_TIMEOUT, stop_timeout);
+                ExitCode::from(EXIT_CONFIG)
+            }),
             _ => return Next::Exit(ExitCode::from(EXIT_CONFIG)),
         })
     }
@@ -426,7 +477,12 @@ impl<R: Runtime> Runner<R> {
             settings,
             paths,
             daemon,
+            forwarded,
+            upgrade_from,
         } = prepared;
+        // Named now: once the file is replaced by a new build, this process's own
+        // (`/proc/self/exe`) names the deleted one.
+        let exe = std::env::current_exe().ok();
         let logs = if self.install_logging {
             match logging::install(&settings.get()) {
                 Ok(logs) => Some(logs),
@@ -452,6 +508,9 @@ impl<R: Runtime> Runner<R> {
             paths,
             logs,
             daemon,
+            forwarded,
+            exe,
+            upgrade_from,
             runtime: PhantomData,
         };
         ExitCode::from(serving.run(root).await)
@@ -475,6 +534,15 @@ where
         None => println!("{program}: configuration is valid"),
     }
     ExitCode::SUCCESS
+}
+
+/// `text` on one line (a report is one line): its lines joined with "; ".
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The directory relative paths are resolved against: where the user ran the command, also
@@ -527,6 +595,73 @@ fn stop(program: &str, paths: &Paths, stop_timeout: Duration) -> ExitCode {
     } else {
         eprintln!("{program}: pid {pid} did not exit within {stop_timeout:?} and a margin");
         ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `upgrade`: through the control socket, with the outcome; then waits for the old process to
+/// exit. Without a control socket, SIGUSR2 (the outcome is then in the log).
+fn upgrade(
+    program: &str,
+    paths: &Paths,
+    upgrade_timeout: Duration,
+    stop_timeout: Duration,
+) -> ExitCode {
+    let old = match pidfile::running(&paths.pidfile) {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            eprintln!("{program} is not running");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match control::request(
+        &paths.socket,
+        "upgrade",
+        upgrade_timeout + Duration::from_secs(15),
+    ) {
+        Ok((true, text)) => {
+            let new = text.trim().rsplit(' ').next().unwrap_or("?").to_owned();
+            // The old process drains within its stop_timeout; allow a margin for exiting.
+            if daemon::wait_pid_exit(old, stop_timeout + Duration::from_secs(5)) {
+                println!("{program} upgraded (pid {old} -> {new})");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "{program}: upgraded to pid {new}, but the old pid {old} did not exit within {stop_timeout:?} and a margin"
+                );
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Ok((false, text)) => {
+            eprint!("{program}: upgrade failed; pid {old} goes on serving: {text}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        // Only when there is no control socket to talk to: another error may mean the daemon
+        // is busy with the request, and a signal would ask again.
+        Err(err)
+            if !matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            eprintln!("{program}: the control socket failed ({err}); the outcome is in the log");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(err) => match ginkgo_api::signal::Signal::Usr2.send_to(old) {
+            Ok(()) => {
+                println!(
+                    "{program}: no control socket ({err}); sent SIGUSR2 to pid {old}, the outcome is in the log"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{program}: cannot upgrade pid {old}: {err}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
     }
 }
 

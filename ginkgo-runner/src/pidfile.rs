@@ -74,11 +74,14 @@ fn read_pid(file: &mut File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-/// A held pid file. Dropping it removes the file (while still locked) and releases the lock.
+/// A held pid file. Dropping it removes the file (while still locked) and releases the lock,
+/// unless it was [handed on](Pidfile::hand_on) to the next process of an upgrade.
 #[derive(Debug)]
 pub struct Pidfile {
     file: File,
     path: PathBuf,
+    /// Whether this process removes the file and releases the lock when done with it.
+    owned: bool,
 }
 
 impl Pidfile {
@@ -107,21 +110,48 @@ impl Pidfile {
                 "recovered a stale pid file (no live process held it)"
             );
         }
-        // The lock is held, so nobody else writes; the pid goes in with one write(2), so a
-        // reader sees either nothing yet or the whole pid.
-        let line = format!("{}\n", std::process::id());
-        // 0644 whatever the umask: anyone may read which process runs.
-        let written = file
-            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .and_then(|()| file.set_len(0))
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(line.as_bytes()))
-            .and_then(|()| file.sync_all());
-        written.map_err(|err| PidfileError::Io(path.to_owned(), err))?;
+        write_pid(&mut file).map_err(|err| PidfileError::Io(path.to_owned(), err))?;
         Ok(Self {
             file,
             path: path.to_owned(),
+            owned: true,
         })
+    }
+
+    /// The pid file handed over by the process this one succeeds in an upgrade: the same open
+    /// file, so the lock it holds is this process's too. It still names the old process until
+    /// [`Pidfile::take_over`].
+    pub fn adopt(file: File, path: &Path) -> Self {
+        Self {
+            file,
+            path: path.to_owned(),
+            owned: false,
+        }
+    }
+
+    /// Writes this process's pid into the adopted file, and takes over removing it at exit.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the file cannot be written.
+    pub fn take_over(&mut self) -> Result<(), PidfileError> {
+        write_pid(&mut self.file).map_err(|err| PidfileError::Io(self.path.clone(), err))?;
+        self.owned = true;
+        Ok(())
+    }
+
+    /// A duplicate of the open, locked file, to hand to the next process of an upgrade.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the descriptor cannot be duplicated.
+    pub fn duplicate(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+
+    /// From now on the file and its lock belong to the next process: dropping this leaves both.
+    pub fn hand_on(&mut self) {
+        self.owned = false;
     }
 
     /// The pid file's path.
@@ -132,6 +162,11 @@ impl Pidfile {
 
 impl Drop for Pidfile {
     fn drop(&mut self) {
+        // The lock belongs to the open file, which the other process holds too: closing ours
+        // (without unlocking) leaves it to them.
+        if !self.owned {
+            return;
+        }
         // Unlinking may fail after privileges were dropped; the released lock is what counts,
         // and a leftover file is recognised as stale by the next start.
         if let Err(err) = std::fs::remove_file(&self.path) {
@@ -139,6 +174,19 @@ impl Drop for Pidfile {
         }
         let _ = flock(&self.file, FlockOperation::Unlock);
     }
+}
+
+/// Writes this process's pid as the whole content of `file`. The lock is held, so nobody else
+/// writes; the pid goes in with one write(2), so a reader sees either nothing yet or the whole
+/// pid.
+fn write_pid(file: &mut File) -> io::Result<()> {
+    let line = format!("{}\n", std::process::id());
+    // 0644 whatever the umask: anyone may read which process runs.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(line.as_bytes())?;
+    file.sync_all()
 }
 
 /// The pid of the live process holding `path`, or `None` when nobody runs (no file, or a stale

@@ -1,9 +1,13 @@
 //! The serving loop of `run` and of a daemon: pid file, control socket, tree start, privilege
-//! drop, readiness, then signals and control requests until the tree stops.
+//! drop, readiness, then signals and control requests until the tree stops (or an upgrade has
+//! handed over to a new process).
 
+use std::ffi::OsString;
 use std::marker::PhantomData;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::control::{self, Request};
 use super::logging::{self, Logs};
@@ -11,13 +15,23 @@ use super::notify::Notifier;
 use super::pidfile::{Pidfile, PidfileError};
 use super::privileges;
 use super::settings::{Paths, RunnerSettings};
+use super::upgrade::{self, Handover, Successor};
 use crate::{EXIT_CONFIG, EXIT_FAILURE};
 use ginkgo_api::Runtime;
 use ginkgo_api::future::or;
+use ginkgo_api::net::{UnixListener, handoff};
 use ginkgo_api::service::{ServiceHandle, State};
 use ginkgo_api::signal::{Signal, Signals};
 use ginkgo_api::sync::channel;
 use ginkgo_config::{Config, Live};
+
+/// How long the new process of an upgrade waits for the old one to commit once it said it is
+/// ready (the old one answers at once, unless it gave up).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// After a handover: how long the old process waits, accepting nothing, before it stops its
+/// tree.
+const HANDOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Exit status after a second SIGINT cut the stop short (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
@@ -32,24 +46,56 @@ pub(super) struct Serving<'a, R> {
     pub(super) logs: Option<Logs>,
     /// A daemon reports start-up to `start` through its standard input (a pipe).
     pub(super) daemon: bool,
+    /// The global options it was started with, for the new process of an upgrade.
+    pub(super) forwarded: Vec<OsString>,
+    /// The program file, as it was named when this process started (so that an upgrade runs
+    /// the file now at that path, not the replaced one this process runs).
+    pub(super) exe: Option<PathBuf>,
+    /// Started by an upgrade from this pid: it reports start-up back through its standard
+    /// input (a socket pair), and adopts what the old process hands over.
+    pub(super) upgrade_from: Option<u32>,
     pub(super) runtime: PhantomData<fn() -> R>,
 }
 
-/// Reports the start-up outcome to the waiting `start` command, then detaches standard input.
-fn report(daemon: bool, line: &str) {
-    if !daemon {
+/// Where this process stands with the files it shares with another process of the program
+/// (the pid file, the control socket file, Unix socket files).
+struct Ownership {
+    /// Whether this process removes them when it exits: not while it is the new process of an
+    /// upgrade that is not ready yet (they are the old one's), and no longer once it has
+    /// handed over to a new process.
+    owns_files: AtomicBool,
+    /// An upgrade is under way (checked by the control socket, which refuses a second).
+    upgrading: Arc<AtomicBool>,
+}
+
+/// Reports the start-up outcome to the waiting `start` command (a daemon) or to the process
+/// that started this one in an upgrade, then detaches standard input.
+pub(super) fn report(reports: bool, line: &str) {
+    if !reports {
         return;
     }
+    // One line: the reader reads one.
+    let line = super::one_line(line);
     let stdin = std::io::stdin();
     if let Err(err) = rustix::io::write(stdin.as_fd(), format!("{line}\n").as_bytes()) {
         tracing::warn!(%err, "could not report start-up status");
     }
+    detach_stdin();
+}
+
+/// Points standard input at `/dev/null`, closing the pipe or socket pair it was.
+fn detach_stdin() {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = rustix::stdio::dup2_stdin(&null);
     }
 }
 
 impl<R: Runtime> Serving<'_, R> {
+    /// Whether start-up is reported on standard input.
+    fn reports(&self) -> bool {
+        self.daemon || self.upgrade_from.is_some()
+    }
+
     /// Runs the tree built from `root` until it stops; returns the exit status.
     pub(super) async fn run(self, root: impl ginkgo_api::service::Service) -> u8 {
         let drop_to = {
@@ -64,30 +110,61 @@ impl<R: Runtime> Serving<'_, R> {
             Ok(resolved) => resolved,
             Err(err) => {
                 eprintln!("{}: {err}", self.program);
-                report(self.daemon, &format!("error: {err}"));
+                report(self.reports(), &format!("error: {err}"));
                 return EXIT_CONFIG;
             }
         };
-        let pidfile = match Pidfile::acquire(&self.paths.pidfile) {
-            Ok(pidfile) => pidfile,
+        let mut handover = match self.upgrade_from.map(upgrade::receive).transpose() {
+            Ok(handover) => handover,
             Err(err) => {
-                eprintln!("{}: {err}", self.program);
-                report(self.daemon, &format!("error: {err}"));
-                return match err {
-                    PidfileError::Running { .. } => EXIT_FAILURE,
-                    _ => EXIT_CONFIG,
-                };
+                eprintln!(
+                    "{}: cannot take over from the running process: {err}",
+                    self.program
+                );
+                report(self.reports(), &format!("error: cannot take over: {err}"));
+                return EXIT_FAILURE;
             }
         };
+        let adopted = handover
+            .as_mut()
+            .and_then(|handover| handover.pidfile.take());
+        let mut pidfile = match adopted {
+            Some(fd) => Pidfile::adopt(std::fs::File::from(fd), &self.paths.pidfile),
+            None => match Pidfile::acquire(&self.paths.pidfile) {
+                Ok(pidfile) => pidfile,
+                Err(err) => {
+                    eprintln!("{}: {err}", self.program);
+                    report(self.reports(), &format!("error: {err}"));
+                    return match err {
+                        PidfileError::Running { .. } => EXIT_FAILURE,
+                        _ => EXIT_CONFIG,
+                    };
+                }
+            },
+        };
+        let ownership = Ownership {
+            owns_files: AtomicBool::new(handover.is_none()),
+            upgrading: Arc::new(AtomicBool::new(false)),
+        };
         let status = self
-            .serve(root, drop_to.is_needed().then_some(privileges))
+            .serve(
+                root,
+                drop_to.is_needed().then_some(privileges),
+                handover,
+                &mut pidfile,
+                &ownership,
+            )
             .await;
-        // The socket file goes before the pid file, so a client that sees no lock finds no
-        // socket either.
-        if let Err(err) = std::fs::remove_file(&self.paths.socket)
-            && err.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%err, socket = %self.paths.socket.display(), "could not remove the control socket");
+        if ownership.owns_files.load(Ordering::Acquire) {
+            // The socket file goes before the pid file, so a client that sees no lock finds no
+            // socket either.
+            if let Err(err) = std::fs::remove_file(&self.paths.socket)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(%err, socket = %self.paths.socket.display(), "could not remove the control socket");
+            }
+        } else {
+            pidfile.hand_on();
         }
         drop(pidfile);
         status
@@ -97,22 +174,38 @@ impl<R: Runtime> Serving<'_, R> {
         &self,
         root: impl ginkgo_api::service::Service,
         privileges: Option<privileges::Resolved>,
+        mut handover: Option<Handover>,
+        pidfile: &mut Pidfile,
+        ownership: &Ownership,
     ) -> u8 {
         let fail = |message: String| {
             tracing::error!("{message}");
-            report(self.daemon, &format!("error: {message}"));
+            report(self.reports(), &format!("error: {message}"));
             EXIT_FAILURE
         };
         let notifier = match Notifier::from_env() {
             Ok(notifier) => Arc::new(notifier),
             Err(err) => return fail(format!("NOTIFY_SOCKET is unusable: {err}")),
         };
-        let mut signals =
-            match Signals::new(&[Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1]) {
-                Ok(signals) => signals,
-                Err(err) => return fail(format!("cannot listen for signals: {err}")),
-            };
-        let listener = match control::bind::<R>(&self.paths.socket) {
+        let mut signals = match Signals::new(&[
+            Signal::Term,
+            Signal::Int,
+            Signal::Hup,
+            Signal::Usr1,
+            Signal::Usr2,
+        ]) {
+            Ok(signals) => signals,
+            Err(err) => return fail(format!("cannot listen for signals: {err}")),
+        };
+        let upgraded = handover.is_some();
+        let listener = match handover
+            .as_mut()
+            .and_then(|handover| handover.control.take())
+        {
+            Some(fd) => UnixListener::<R>::from_std(std::os::unix::net::UnixListener::from(fd)),
+            None => control::bind::<R>(&self.paths.socket),
+        };
+        let listener = match listener {
             Ok(listener) => listener,
             Err(err) => {
                 return fail(format!(
@@ -121,6 +214,18 @@ impl<R: Runtime> Serving<'_, R> {
                 ));
             }
         };
+        // Kept to hand on to the next process of an upgrade.
+        let control_socket = match listener.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(err) => return fail(format!("cannot duplicate the control socket: {err}")),
+        };
+        if let Some(handover) = handover {
+            // Until the old process commits, the socket files are its own, and it alone
+            // accepts on the sockets.
+            handoff::set_keep_socket_files(true);
+            handoff::hold_serving();
+            handoff::inherit(handover.listeners);
+        }
 
         let tree = ginkgo_api::service::tree::<R>(root);
         if let Err(failure) = tree.start().await {
@@ -133,9 +238,52 @@ impl<R: Runtime> Serving<'_, R> {
             tree.stop().await;
             return fail(format!("cannot drop privileges: {err}"));
         }
+        if upgraded {
+            let committed =
+                ginkgo_api::spawn_blocking::<R, _, _>(|| upgrade::announce_ready(COMMIT_TIMEOUT))
+                    .await
+                    .map_err(|err| std::io::Error::other(err.to_string()))
+                    .and_then(|answer| answer);
+            match committed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(
+                        "the old process gave up on this upgrade; stopping without taking over"
+                    );
+                    tree.stop().await;
+                    return EXIT_FAILURE;
+                }
+                Err(err) => {
+                    tracing::error!("cannot report to the old process: {err}; stopping");
+                    tree.stop().await;
+                    return EXIT_FAILURE;
+                }
+            }
+            // Committed: the old process stops accepting now; this one serves and owns the
+            // shared files. What fails from here on is this process's own failure.
+            detach_stdin();
+            handoff::release_serving();
+            if let Err(err) = pidfile.take_over() {
+                tracing::error!("cannot write this process's pid into the pid file: {err}");
+            }
+            ownership.owns_files.store(true, Ordering::Release);
+            handoff::set_keep_socket_files(false);
+            for path in handoff::untaken() {
+                drop(handoff::take(&path));
+                tracing::info!(
+                    service = path,
+                    "closed a socket handed over that no service here serves"
+                );
+            }
+        }
 
         let (requests, incoming) = channel::unbounded();
-        let control = ginkgo_api::spawn::<R, _>(control::serve(listener, tree.clone(), requests));
+        let control = ginkgo_api::spawn::<R, _>(control::serve(
+            listener,
+            tree.clone(),
+            requests,
+            ownership.upgrading.clone(),
+        ));
         let watchdog = notifier.watchdog_interval().map(|interval| {
             let notifier = notifier.clone();
             ginkgo_api::spawn::<R, _>(async move {
@@ -145,11 +293,32 @@ impl<R: Runtime> Serving<'_, R> {
                 }
             })
         });
-        tracing::info!(pid = std::process::id(), service = tree.path(), "ready");
+        match self.upgrade_from {
+            Some(old) => tracing::info!(
+                pid = std::process::id(),
+                old,
+                service = tree.path(),
+                "ready; took over from the old process"
+            ),
+            None => tracing::info!(pid = std::process::id(), service = tree.path(), "ready"),
+        }
+        // MAINPID names this process: after an upgrade systemd follows the new one.
         notifier.ready(&format!("{} ready", tree.path()));
-        report(self.daemon, &format!("ready {}", std::process::id()));
+        // The new process of an upgrade has reported already (and been committed).
+        report(
+            self.daemon && !upgraded,
+            &format!("ready {}", std::process::id()),
+        );
 
-        let status = self.answer(&tree, &mut signals, &incoming, &notifier).await;
+        let held = Held {
+            control: &control,
+            tree: &tree,
+            notifier: &notifier,
+            pidfile: &*pidfile,
+            control_socket,
+            ownership,
+        };
+        let status = self.answer(held, &mut signals, &incoming).await;
         control.abort();
         if let Some(watchdog) = watchdog {
             watchdog.abort();
@@ -157,19 +326,23 @@ impl<R: Runtime> Serving<'_, R> {
         status
     }
 
-    /// Answers signals and control requests until the tree ends or is stopped.
+    /// Answers signals and control requests until the tree ends or is stopped, or an upgrade
+    /// has handed over.
+    ///
+    /// An upgrade is awaited here, so a signal that comes meanwhile is answered once its
+    /// outcome is known (within `upgrade_timeout`).
     async fn answer(
         &self,
-        tree: &ServiceHandle,
+        held: Held<'_, R>,
         signals: &mut Signals<R>,
         incoming: &channel::Receiver<Request>,
-        notifier: &Notifier,
     ) -> u8 {
         enum Event {
             Ended(State),
             Signal(Option<Signal>),
             Request(Request),
         }
+        let Held { tree, notifier, .. } = held;
         let ended = tree.wait_until(|state| matches!(state, State::Stopped | State::Failed));
         let mut ended = std::pin::pin!(ended);
         loop {
@@ -206,30 +379,118 @@ impl<R: Runtime> Serving<'_, R> {
                     let _ = reply.send(self.reload(tree, notifier).await).await;
                 }
                 Event::Signal(Some(Signal::Usr1)) => self.reopen_log(),
+                Event::Signal(Some(Signal::Usr2)) => {
+                    if held.ownership.upgrading.swap(true, Ordering::AcqRel) {
+                        tracing::warn!("SIGUSR2: an upgrade is already in progress");
+                        continue;
+                    }
+                    tracing::info!("SIGUSR2: upgrading");
+                    if self.upgrade(&held).await.is_ok() {
+                        return self.stop(tree, signals, notifier, true).await;
+                    }
+                }
+                Event::Request(Request::Upgrade(reply)) => {
+                    let outcome = self.upgrade(&held).await;
+                    let handed_over = outcome.is_ok();
+                    let _ = reply.send(outcome).await;
+                    if handed_over {
+                        return self.stop(tree, signals, notifier, true).await;
+                    }
+                }
                 Event::Signal(Some(signal)) => {
                     tracing::info!(%signal, "stopping");
-                    return self.stop(tree, signals, notifier).await;
+                    return self.stop(tree, signals, notifier, false).await;
                 }
                 Event::Request(Request::Stop) => {
                     tracing::info!("stop requested through the control socket");
-                    return self.stop(tree, signals, notifier).await;
+                    return self.stop(tree, signals, notifier, false).await;
                 }
                 Event::Signal(None) => {
                     tracing::error!("the signal stream ended; stopping");
-                    return self.stop(tree, signals, notifier).await;
+                    return self.stop(tree, signals, notifier, false).await;
                 }
             }
         }
     }
 
-    /// Stops the tree within `stop_timeout`; a second SIGINT exits at once.
+    /// Starts the program file anew, hands it the listening sockets, the control socket and
+    /// the pid file, and waits for it to be ready. Ok with its pid: this process then owns
+    /// none of the shared files any more and stops. Err with why: the new process has exited
+    /// (or was stopped), and this one goes on as before.
+    async fn upgrade(&self, held: &Held<'_, R>) -> Result<u32, String> {
+        let outcome = self.hand_over(held).await;
+        match &outcome {
+            Ok(pid) => {
+                held.ownership.owns_files.store(false, Ordering::Release);
+                handoff::set_keep_socket_files(true);
+                // Accept nothing more; connections accepted just now get a moment to send
+                // their first bytes, so that the stop finds them busy and lets them finish.
+                handoff::hold_serving();
+                held.control.abort();
+                tracing::info!(
+                    new = pid,
+                    "upgraded: the new process is ready; stopping this one"
+                );
+                ginkgo_api::time::sleep::<R>(HANDOVER_GRACE).await;
+            }
+            Err(err) => tracing::error!("upgrade failed; this process goes on serving: {err}"),
+        }
+        held.ownership.upgrading.store(false, Ordering::Release);
+        outcome
+    }
+
+    async fn hand_over(&self, held: &Held<'_, R>) -> Result<u32, String> {
+        let exe = self
+            .exe
+            .clone()
+            .ok_or("the program file is unknown (std::env::current_exe failed at start)")?;
+        let duplicate = |what: &str, fd: std::io::Result<OwnedFd>| {
+            fd.map_err(|err| format!("cannot duplicate the {what}: {err}"))
+        };
+        let handover = Handover {
+            listeners: handoff::registered()
+                .map_err(|err| format!("cannot duplicate the listening sockets: {err}"))?,
+            control: Some(duplicate(
+                "control socket",
+                held.control_socket.try_clone(),
+            )?),
+            pidfile: Some(duplicate(
+                "pid file",
+                held.pidfile.duplicate().map(OwnedFd::from),
+            )?),
+        };
+        let mut args = vec![OsString::from(if self.daemon {
+            super::daemon::DAEMON
+        } else {
+            "run"
+        })];
+        args.extend(self.forwarded.iter().cloned());
+        let limit = self.settings.get().upgrade_timeout.0;
+        tracing::info!(program = %exe.display(), sockets = handover.listeners.len(), "upgrading: starting the new process");
+        ginkgo_api::spawn_blocking::<R, _, _>(move || {
+            let successor =
+                Successor::start(&exe, &args, &handover).map_err(|err| err.to_string())?;
+            let pid = successor.pid();
+            successor
+                .wait_ready(limit)
+                .map_err(|err| format!("the new process (pid {pid}) did not take over: {err}"))
+        })
+        .await
+        .map_err(|err| format!("the upgrade task failed: {err}"))?
+    }
+
+    /// Stops the tree within `stop_timeout`; a second SIGINT exits at once. After an upgrade
+    /// handed over, systemd is not told `STOPPING=1`: the service goes on, in the new process.
     async fn stop(
         &self,
         tree: &ServiceHandle,
         signals: &mut Signals<R>,
         notifier: &Notifier,
+        handed_over: bool,
     ) -> u8 {
-        notifier.stopping();
+        if !handed_over {
+            notifier.stopping();
+        }
         let limit = self.settings.get().stop_timeout.0;
         let stopping = ginkgo_api::time::timeout::<R, _>(limit, tree.stop());
         let interrupted = async {
@@ -311,4 +572,16 @@ impl<R: Runtime> Serving<'_, R> {
             }
         }
     }
+}
+
+/// What the serving loop holds while it answers: the tree, and what an upgrade hands on.
+struct Held<'a, R: Runtime> {
+    /// The control socket's accept loop: stopped at a handover, so that requests from then on
+    /// reach the new process.
+    control: &'a ginkgo_api::JoinHandle<(), R>,
+    tree: &'a ServiceHandle,
+    notifier: &'a Notifier,
+    pidfile: &'a Pidfile,
+    control_socket: OwnedFd,
+    ownership: &'a Ownership,
 }

@@ -35,6 +35,10 @@ pub struct RunnerSettings {
     /// How long a graceful stop may take in all before the program exits anyway.
     #[setting(default = Duration::from_secs(10))]
     pub stop_timeout: Duration,
+    /// How long the new process of an upgrade may take to start its services and be ready;
+    /// past it, it is stopped and the running process goes on serving.
+    #[setting(default = Duration::from_secs(60))]
+    pub upgrade_timeout: Duration,
 }
 
 /// How the runner writes log lines.

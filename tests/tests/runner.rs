@@ -231,8 +231,10 @@ fn daemon_start_status_reload_stop() {
     );
 }
 
+/// `restart` of a running daemon is an upgrade (a new process takes over the sockets, the old
+/// one exits); of a stopped one, a start.
 #[test]
-fn restart_waits_for_the_old_process() {
+fn restart_upgrades_a_running_daemon_and_starts_a_stopped_one() {
     let daemon = Daemon::new(FAST);
     assert_eq!(daemon.cmd(&["start"]).status.code(), Some(0));
     let old = daemon.pid();
@@ -241,8 +243,19 @@ fn restart_waits_for_the_old_process() {
     let new = daemon.pid();
     assert_ne!(old, new);
     assert!(!alive(old));
-    assert!(out(&restarted).contains(&format!("hello stopped (pid {old})")));
-    assert!(out(&restarted).contains(&format!("hello started (pid {new})")));
+    assert!(
+        out(&restarted).contains(&format!("hello upgraded (pid {old} -> {new})")),
+        "{}",
+        out(&restarted)
+    );
+    assert_eq!(daemon.cmd(&["stop"]).status.code(), Some(0));
+    let started = daemon.cmd(&["restart"]);
+    assert_eq!(started.status.code(), Some(0), "{}", err(&started));
+    assert!(
+        out(&started).contains(&format!("hello started (pid {})", daemon.pid())),
+        "{}",
+        out(&started)
+    );
 }
 
 #[test]

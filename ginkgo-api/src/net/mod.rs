@@ -7,6 +7,7 @@
 //! says what to fix.
 
 mod addr;
+pub mod handoff;
 mod tcp;
 mod udp;
 #[cfg(unix)]

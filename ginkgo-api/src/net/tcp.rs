@@ -217,3 +217,12 @@ impl<R: Runtime> fmt::Debug for OwnedWriteHalf<R> {
         f.write_str("OwnedWriteHalf")
     }
 }
+
+#[cfg(unix)]
+impl<R: Runtime> std::os::fd::AsFd for TcpListener<R> {
+    /// The listening socket, for options this type does not name, or to hand it to another
+    /// process.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.raw.as_fd()
+    }
+}

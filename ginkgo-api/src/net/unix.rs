@@ -178,3 +178,11 @@ impl<R: Runtime> fmt::Debug for UnixStream<R> {
         f.write_str("UnixStream")
     }
 }
+
+impl<R: Runtime> std::os::fd::AsFd for UnixListener<R> {
+    /// The listening socket, for options this type does not name, or to hand it to another
+    /// process.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.raw.as_fd()
+    }
+}

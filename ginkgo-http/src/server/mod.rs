@@ -131,7 +131,11 @@ where
 /// - The **body size**: a request whose `Content-Length` is over it gets `413` without the
 ///   service being called (an HTTP/1.1 connection is then closed, rather than its body read);
 ///   a body of unknown length fails at the limit, as [`Body`] tells, which axum's extractors
-///   answer with `413` too.
+///   answer with `413` too. After any `413` response an HTTP/1 connection closes lingering, as
+///   nginx does: it shuts down its sending side, then reads and drops what the client still
+///   sends until the client closes, for at most 5 s. Closing at once, with the client's bytes
+///   unread, would make the kernel reset the connection, and a client still writing its body
+///   would never read the `413`.
 /// - **HTTP/2 streams**: the most requests an HTTP/2 peer may have in flight on one
 ///   connection, announced in the server's SETTINGS; hyper's default.
 ///
@@ -459,7 +463,10 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
                 .set_handshake_timeout(self.limits.header_read_timeout);
             self.tls.start(ctx)?
         };
-        let listener = self.listen.open::<R>(&self.listen_options).await?;
+        let listener = self
+            .listen
+            .open_for::<R>(&self.listen_options, ctx.path())
+            .await?;
         let accept = AcceptLoop::new(listener, &self.address, ctx)
             .max_connections(self.max_connections)
             .control(self.control.clone());

@@ -1,0 +1,362 @@
+//! Zero-downtime upgrade: the running process starts the program file anew and hands it its
+//! listening sockets, the control socket and the pid file (with its lock); once the new
+//! process reports that its tree is ready, the old one stops accepting, drains and exits.
+//!
+//! **How the sockets travel:** over `SCM_RIGHTS` on a Unix socket pair that is the new
+//! process's standard input, in one message with their names, and the new process writes its
+//! start-up report ("ready PID" or "error: ...") back on the same pair, as a daemon reports to
+//! `start`. Chosen over inheritance by descriptor number (`LISTEN_FDS`-style) because the new
+//! process is our own child: the pair needs no rendezvous, the names arrive with the sockets
+//! in one message (nothing to keep in step between environment variables and descriptor
+//! numbers), and neither side needs `unsafe` code to move descriptors to fixed numbers or to
+//! adopt a raw descriptor number. Chosen over the control socket because the new process
+//! would have to find and authenticate the old one, and the control socket itself is one of
+//! the things handed over.
+//!
+//! The pid file's lock is an `flock(2)` lock, which belongs to the open file: the new process
+//! holds it through the descriptor it received, so the lock never lapses between the two.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
+
+/// The hidden option that tells a new process it is the successor of an upgrade, with the pid
+/// of the process that started it (its parent, checked). An option rather than an environment
+/// variable: the processes the new one starts do not inherit it.
+pub(super) const UPGRADE_FROM: &str = "upgrade-from";
+
+/// The first line of the handover message.
+const HEADER: &str = "ginkgo-upgrade 1";
+
+/// What the old process answers to "ready": the new one may take over.
+const COMMIT: &[u8] = b"commit\n";
+
+/// The most descriptors one message carries (Linux's `SCM_MAX_FD` is 253).
+const MAX_SOCKETS: usize = 253;
+
+/// What the old process hands over, and the new one receives.
+#[derive(Debug, Default)]
+pub(super) struct Handover {
+    /// The listening sockets the tree's servers registered, by service path.
+    pub(super) listeners: Vec<(String, OwnedFd)>,
+    /// The control socket's listener.
+    pub(super) control: Option<OwnedFd>,
+    /// The pid file, locked.
+    pub(super) pidfile: Option<OwnedFd>,
+}
+
+impl Handover {
+    /// Sends the handover over `pair` in one message.
+    fn send(&self, pair: &UnixStream) -> io::Result<()> {
+        let mut text = format!("{HEADER}\n");
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
+        for (path, fd) in &self.listeners {
+            if path.contains('\n') {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a service path with a line break: {path:?}"),
+                ));
+            }
+            text.push_str(&format!("listener {path}\n"));
+            fds.push(fd.as_fd());
+        }
+        if let Some(fd) = &self.control {
+            text.push_str("control\n");
+            fds.push(fd.as_fd());
+        }
+        if let Some(fd) = &self.pidfile {
+            text.push_str("pidfile\n");
+            fds.push(fd.as_fd());
+        }
+        if fds.len() > MAX_SOCKETS {
+            return Err(io::Error::other(format!(
+                "{} sockets to hand over; at most {MAX_SOCKETS} can be",
+                fds.len()
+            )));
+        }
+        let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other("the descriptors do not fit the message"));
+        }
+        let sent = sendmsg(
+            pair,
+            &[IoSlice::new(text.as_bytes())],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )?;
+        if sent != text.len() {
+            return Err(io::Error::other("the handover message was cut short"));
+        }
+        Ok(())
+    }
+
+    /// Receives the handover on `pair` (the new process's standard input).
+    fn receive(pair: BorrowedFd<'_>) -> io::Result<Self> {
+        let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_SOCKETS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut buf = vec![0u8; 64 * 1024];
+        let received = recvmsg(
+            pair,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )?;
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = message {
+                fds.extend(rights);
+            }
+        }
+        if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+            return Err(invalid("the sockets handed over did not all arrive"));
+        }
+        let text = std::str::from_utf8(&buf[..received.bytes])
+            .map_err(|_| invalid("the handover message is not UTF-8"))?;
+        Self::parse(text, fds)
+    }
+
+    /// Pairs the names of the message `text` with the descriptors `fds`, in order.
+    fn parse(text: &str, fds: Vec<OwnedFd>) -> io::Result<Self> {
+        let mut lines = text.lines();
+        if lines.next() != Some(HEADER) {
+            return Err(invalid("not a handover message of this version"));
+        }
+        let names: Vec<&str> = lines.collect();
+        if names.len() != fds.len() {
+            return Err(invalid(&format!(
+                "{} names for {} sockets in the handover message",
+                names.len(),
+                fds.len()
+            )));
+        }
+        let mut handover = Self::default();
+        for (name, fd) in names.into_iter().zip(fds) {
+            match name {
+                "control" => handover.control = Some(fd),
+                "pidfile" => handover.pidfile = Some(fd),
+                other => match other.strip_prefix("listener ") {
+                    Some(path) => handover.listeners.push((path.to_owned(), fd)),
+                    None => return Err(invalid(&format!("unknown socket {other:?}"))),
+                },
+            }
+        }
+        Ok(handover)
+    }
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
+}
+
+/// In a process started by an upgrade from the process `from`: the handover, read from
+/// standard input.
+///
+/// # Errors
+///
+/// Fails when `from` is not our parent, or the message is broken.
+pub(super) fn receive(from: u32) -> io::Result<Handover> {
+    let parent = rustix::process::getppid().map_or(0, |pid| pid.as_raw_nonzero().get());
+    if i64::from(from) != i64::from(parent) {
+        return Err(io::Error::other(format!(
+            "--{UPGRADE_FROM} {from} names a process that is not this one's parent ({parent})"
+        )));
+    }
+    let stdin = std::io::stdin();
+    Handover::receive(stdin.as_fd())
+}
+
+/// The new process of an upgrade, started and handed the sockets, whose report is awaited.
+pub(super) struct Successor {
+    child: Child,
+    pair: UnixStream,
+}
+
+impl Successor {
+    /// Starts `exe` with `args` (the same command and settings this process was started
+    /// with) and hands it `handover`.
+    pub(super) fn start(exe: &Path, args: &[OsString], handover: &Handover) -> io::Result<Self> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let mut command = Command::new(exe);
+        command
+            .args(args)
+            .arg(format!("--{UPGRADE_FROM}"))
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().map_err(|err| {
+            io::Error::new(err.kind(), format!("cannot start {}: {err}", exe.display()))
+        })?;
+        drop(command);
+        if let Err(err) = handover.send(&ours) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("cannot hand the sockets over: {err}"),
+            ));
+        }
+        Ok(Self { child, pair: ours })
+    }
+
+    /// The new process's pid.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the report: the pid once it is ready, or why it failed (then it
+    /// has exited, or is stopped and reaped here).
+    pub(super) fn wait_ready(mut self, limit: Duration) -> Result<u32, String> {
+        let outcome = (|| -> io::Result<String> {
+            self.pair.set_read_timeout(Some(limit))?;
+            let mut line = String::new();
+            BufReader::new(&self.pair).read_line(&mut line)?;
+            Ok(line)
+        })();
+        let failed = |this: &mut Self, why: String| {
+            stop(&mut this.child);
+            Err(why)
+        };
+        match outcome {
+            Ok(line) => {
+                let line = line.trim();
+                if let Some(pid) = line.strip_prefix("ready ") {
+                    let Ok(pid) = pid.trim().parse() else {
+                        return failed(&mut self, format!("bad report {line:?}"));
+                    };
+                    // Commit: from here on the new process serves and owns the shared files.
+                    // (It is reaped by init once this process exits; not ours to wait for.)
+                    return match (&self.pair).write_all(COMMIT) {
+                        Ok(()) => Ok(pid),
+                        Err(err) => failed(&mut self, format!("cannot commit the handover: {err}")),
+                    };
+                }
+                match line.strip_prefix("error: ") {
+                    Some(error) => failed(&mut self, error.to_owned()),
+                    None => failed(
+                        &mut self,
+                        "the new process exited during start-up (see its log)".to_owned(),
+                    ),
+                }
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                failed(
+                    &mut self,
+                    format!("the new process was not ready within {limit:?}"),
+                )
+            }
+            Err(err) => failed(&mut self, format!("no report from the new process: {err}")),
+        }
+    }
+}
+
+/// In the new process, once its tree is ready: reports "ready PID" on standard input and waits
+/// up to `limit` for the old process to commit. `Ok(false)`: it gave up (it timed out, or is
+/// gone) and this process must stop without taking anything over.
+///
+/// # Errors
+///
+/// Fails if standard input cannot be written or read.
+pub(super) fn announce_ready(limit: Duration) -> io::Result<bool> {
+    let stdin = std::io::stdin();
+    let pair = UnixStream::from(stdin.as_fd().try_clone_to_owned()?);
+    match (&pair).write_all(format!("ready {}\n", std::process::id()).as_bytes()) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(false),
+        Err(err) => return Err(err),
+    }
+    pair.set_read_timeout(Some(limit))?;
+    let mut answer = [0u8; COMMIT.len()];
+    match (&pair).read_exact(&mut answer) {
+        Ok(()) => Ok(answer == COMMIT),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Stops a new process that failed or is late: SIGTERM, then SIGKILL after 5 s; reaps it.
+fn stop(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(child.id())
+        && let Some(pid) = rustix::process::Pid::from_raw(pid)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    for _ in 0..250 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handover_arrives_whole_with_its_names() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let web_addr = web.local_addr().unwrap();
+        let control = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let handover = Handover {
+            listeners: vec![("Root/web".to_owned(), OwnedFd::from(web))],
+            control: Some(OwnedFd::from(control)),
+            pidfile: None,
+        };
+        handover.send(&ours).unwrap();
+        let received = Handover::receive(theirs.as_fd()).unwrap();
+        assert_eq!(received.listeners.len(), 1);
+        assert_eq!(received.listeners[0].0, "Root/web");
+        let adopted = std::net::TcpListener::from(received.listeners.into_iter().next().unwrap().1);
+        assert_eq!(adopted.local_addr().unwrap(), web_addr);
+        assert!(received.control.is_some());
+        assert!(received.pidfile.is_none());
+    }
+
+    #[test]
+    fn broken_messages_are_refused() {
+        let fd = || OwnedFd::from(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        assert!(Handover::parse("something else\n", vec![]).is_err());
+        assert!(Handover::parse(&format!("{HEADER}\ncontrol\n"), vec![]).is_err());
+        assert!(Handover::parse(&format!("{HEADER}\nsecret\n"), vec![fd()]).is_err());
+        let ok = Handover::parse(
+            &format!("{HEADER}\nlistener Root/a b\npidfile\n"),
+            vec![fd(), fd()],
+        )
+        .unwrap();
+        assert_eq!(ok.listeners[0].0, "Root/a b");
+        assert!(ok.pidfile.is_some());
+    }
+}

@@ -1,0 +1,99 @@
+//! `echo_on [RUNNER ARGS...]`: the echo service (a `StreamServer` that writes back what it
+//! reads) under the runner, on the backend named by `$GINKGO_TEST_BACKEND` (`tokio` when unset,
+//! `async-std`, `smol`, `threads`). The runner code is the same generic code on each; this
+//! lets the process cases (upgrade, signals) run one binary on all four backends. The variable
+//! is inherited by the processes the runner starts (the daemon, the new process of an upgrade).
+//!
+//! The tree: `app`, whose start takes `echo.start_delay` (a service slow to be ready), with
+//! the server `app/echo` as its child. Settings: `echo.bind` (host:port or unix:PATH; default
+//! 127.0.0.1:7007), `echo.start_delay` (default 0s).
+
+use std::process::ExitCode;
+
+use ginkgo_api::Runtime;
+use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
+use ginkgo_api::service::{Context, Error, Service, async_trait};
+use ginkgo_config::Duration;
+use ginkgo_macros::Settings;
+use ginkgo_net::{Connection, StreamServer};
+use ginkgo_runner::Runner;
+
+/// Settings of the echo service.
+#[derive(Settings)]
+#[settings(crate = ginkgo_config, group = "echo")]
+struct EchoSettings {
+    /// The address to listen on: host:port, or unix:PATH for a Unix-domain socket.
+    #[setting(default = "127.0.0.1:7007")]
+    bind: String,
+    /// How long the root service's start takes (after the server has started).
+    #[setting(default = Duration::from_secs(0))]
+    start_delay: Duration,
+}
+
+/// The root: the server as its child, and a start that takes `delay`.
+struct App<R: Runtime> {
+    bind: String,
+    delay: std::time::Duration,
+    _runtime: std::marker::PhantomData<fn() -> R>,
+}
+
+#[async_trait]
+impl<R: Runtime> Service for App<R> {
+    fn name(&self) -> &str {
+        "app"
+    }
+
+    fn init(&mut self, ctx: &Context) {
+        ctx.add_child(StreamServer::<R, _>::new(
+            "echo",
+            self.bind.as_str(),
+            echo::<R>,
+        ));
+    }
+
+    async fn start(&mut self, _ctx: &Context) -> Result<(), Error> {
+        ginkgo_api::time::sleep::<R>(self.delay).await;
+        Ok(())
+    }
+}
+
+/// Echoes until the peer closes, or the server stops (then it closes between reads).
+async fn echo<R: Runtime>(mut conn: Connection<R>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
+            return Ok(());
+        };
+        let n = read?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.stream.write_all(&buf[..n]).await?;
+    }
+}
+
+fn run<R: Runtime>() -> ExitCode {
+    Runner::<R>::new("echo").run(|config| {
+        let settings = config.get::<EchoSettings>()?.get();
+        Ok(App::<R> {
+            bind: settings.bind.clone(),
+            delay: settings.start_delay.0,
+            _runtime: std::marker::PhantomData,
+        })
+    })
+}
+
+fn main() -> ExitCode {
+    match std::env::var("GINKGO_TEST_BACKEND").as_deref() {
+        Ok("tokio") | Err(_) => run::<ginkgo_backend_tokio::Tokio>(),
+        Ok("async-std") => run::<ginkgo_backend_async_std::AsyncStd>(),
+        Ok("smol") => run::<ginkgo_backend_smol::Smol>(),
+        Ok("threads") => run::<ginkgo_backend_threads::Threads>(),
+        Ok(other) => {
+            eprintln!(
+                "echo_on: unknown GINKGO_TEST_BACKEND {other:?} (tokio, async-std, smol, threads)"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Zero-downtime upgrade with real processes, sockets and signals: the `echo_on` daemon (the
+//! runner and a `StreamServer` on the backend `$GINKGO_TEST_BACKEND` names), upgraded with `upgrade`,
+//! SIGUSR2 and `restart` while clients connect and echo; a broken configuration, a new
+//! process that is not ready in time, and a second upgrade during one, all rolled back or
+//! refused with the old process serving on. Every case runs on all four backends.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ginkgo_api::signal::Signal;
+use ginkgo_tests::process::{free_port, rundir_with_config};
+use tempfile::TempDir;
+
+/// An `echo_on` daemon in a directory of its own, on one backend.
+struct Daemon {
+    rundir: TempDir,
+    config: PathBuf,
+    backend: &'static str,
+}
+
+impl Daemon {
+    fn new(backend: &'static str, config: &str) -> Self {
+        let (rundir, config) = rundir_with_config(config);
+        Self {
+            rundir,
+            config,
+            backend,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_echo_on"))
+            .arg("-c")
+            .arg(&self.config)
+            .arg("-s")
+            .arg(format!("rundir={}", self.rundir.path().display()))
+            .args(args)
+            .env("GINKGO_TEST_BACKEND", self.backend)
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .expect("run echo_on")
+    }
+
+    fn start(&self) -> u32 {
+        let started = self.cmd(&["start"]);
+        assert_eq!(started.status.code(), Some(0), "start: {}", text(&started));
+        self.pid()
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.rundir.path().join("echo.pid")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.rundir.path().join("echo.sock")
+    }
+
+    /// The pid in the pid file (read again for a moment while it is being rewritten).
+    fn pid(&self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let text = std::fs::read_to_string(self.pidfile()).expect("pid file");
+            match text.trim().parse() {
+                Ok(pid) => return pid,
+                Err(err) if Instant::now() > deadline => panic!("pid file {text:?}: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    fn write_config(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("write the config");
+    }
+
+    /// `upgrade`: succeeds, the pid file then names a new live process, the old one is gone,
+    /// and `status` answers from the new one.
+    fn upgrade(&self) -> u32 {
+        let old = self.pid();
+        let upgraded = self.cmd(&["upgrade"]);
+        assert_eq!(
+            upgraded.status.code(),
+            Some(0),
+            "upgrade: {}",
+            text(&upgraded)
+        );
+        let new = self.pid();
+        assert_ne!(new, old, "the pid file still names the old process");
+        assert!(
+            text(&upgraded).contains(&format!("upgraded (pid {old} -> {new})")),
+            "{}",
+            text(&upgraded)
+        );
+        assert!(!alive(old), "the old process {old} still runs");
+        assert!(alive(new), "the new process {new} does not run");
+        let status = self.cmd(&["status"]);
+        assert!(
+            text(&status).starts_with(&format!("pid {new}\n")),
+            "status: {}",
+            text(&status)
+        );
+        assert!(self.socket().exists(), "the control socket file is gone");
+        new
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.rundir.path().join("echo.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Before the directory goes: stop it, and kill what does not stop.
+        let _ = self.cmd(&["stop"]);
+        if let Ok(pid) = std::fs::read_to_string(self.pidfile())
+            && let Ok(pid) = pid.trim().parse::<u32>()
+            && alive(pid)
+        {
+            let _ = Signal::Term.send_to(pid);
+        }
+    }
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("State:"))
+            .is_some_and(|state| !state.trim().starts_with('Z'))
+    })
+}
+
+fn config(port: u16, extra: &str) -> String {
+    format!("[echo]\nbind = \"127.0.0.1:{port}\"\n{extra}")
+}
+
+/// One message echoed on `stream`, checked byte for byte.
+fn round_trip(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    stream.write_all(message)?;
+    let mut echoed = vec![0; message.len()];
+    stream.read_exact(&mut echoed)?;
+    if echoed != message {
+        return Err(io::Error::other("the echo differs from what was sent"));
+    }
+    Ok(())
+}
+
+/// What the clients saw while they ran.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Messages echoed byte for byte.
+    echoed: u64,
+    /// Connection attempts refused (or otherwise failed): must stay 0.
+    refused: u64,
+    /// Messages whose connection closed before their echo came back (the old process closes
+    /// connections between messages when it stops); each was sent again on a new connection.
+    resent: u64,
+    /// Connections opened.
+    connections: u64,
+}
+
+/// Clients until `stop` is set: one connecting anew for every message, one keeping its
+/// connection until the server closes it (then it connects again and resends). Every message
+/// is distinct, so an echo from the wrong stream would show.
+fn traffic(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let mut seen = Seen::default();
+        let connect = |seen: &mut Seen| match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => {
+                seen.connections += 1;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                Some(stream)
+            }
+            Err(err) => {
+                eprintln!("connect to {port}: {err}");
+                seen.refused += 1;
+                None
+            }
+        };
+        let mut kept: Option<TcpStream> = None;
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            let message = format!("message {n} {}\n", "x".repeat((n % 97) as usize));
+            // A fresh connection for this message.
+            if let Some(mut fresh) = connect(&mut seen) {
+                match round_trip(&mut fresh, message.as_bytes()) {
+                    Ok(()) => seen.echoed += 1,
+                    Err(err) => panic!("a fresh connection failed its one message: {err}"),
+                }
+            }
+            // The kept connection: resend on a new one if the old server closed it.
+            loop {
+                if kept.is_none() {
+                    kept = connect(&mut seen);
+                }
+                let Some(stream) = kept.as_mut() else { break };
+                match round_trip(stream, message.as_bytes()) {
+                    Ok(()) => {
+                        seen.echoed += 1;
+                        break;
+                    }
+                    Err(_) => {
+                        seen.resent += 1;
+                        kept = None;
+                    }
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// Three upgrades in a row while clients connect and echo: no connection is refused, every
+/// message comes back byte for byte, and after each the pid file, `status` and the control
+/// socket are the new process's; `stop` then removes the pid file and the socket.
+fn upgrades_under_traffic_refuse_nothing(backend: &'static str) {
+    let port = free_port();
+    let daemon = Daemon::new(backend, &config(port, ""));
+    let first = daemon.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = traffic(port, stop.clone());
+    let mut pids = vec![first];
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        pids.push(daemon.upgrade());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let seen = clients.join().expect("the clients");
+    assert_eq!(seen.refused, 0, "{seen:?}");
+    assert!(seen.echoed > 20, "too little traffic to tell: {seen:?}");
+    let log = daemon.log();
+    for pid in &pids[1..] {
+        assert!(
+            log.contains(&format!("ready; took over from the old process pid={pid}")),
+            "{log}"
+        );
+    }
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", text(&stopped));
+    assert!(!daemon.pidfile().exists() && !daemon.socket().exists());
+}
+
+/// A broken configuration: `upgrade` fails naming the error, the new process is gone, and the
+/// old one serves on as before (same pid, pid file, `status`); once the file is fixed the next
+/// upgrade works.
+fn upgrade_with_a_broken_configuration_rolls_back(backend: &'static str) {
+    let port = free_port();
+    let good = config(port, "");
+    let daemon = Daemon::new(backend, &good);
+    let old = daemon.start();
+    daemon.write_config(&format!("{good}bnid = \"typo\"\n"));
+    let failed = daemon.cmd(&["upgrade"]);
+    assert_ne!(failed.status.code(), Some(0), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("upgrade failed"),
+        "{}",
+        text(&failed)
+    );
+    assert!(text(&failed).contains("echo.bnid"), "{}", text(&failed));
+    assert_eq!(daemon.pid(), old);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("still serving");
+    round_trip(&mut stream, b"after a failed upgrade\n").expect("echo");
+    let status = daemon.cmd(&["status"]);
+    assert!(
+        text(&status).starts_with(&format!("pid {old}\n")),
+        "{}",
+        text(&status)
+    );
+    daemon.write_config(&good);
+    daemon.upgrade();
+    // The connection made before stays byte-exact until the old process closes it.
+    let _ = round_trip(&mut stream, b"across\n");
+}
+
+/// A new process that is not ready within `upgrade_timeout` is stopped and the old one goes
+/// on; a second upgrade asked for while one is under way is refused, and the first completes.
+fn slow_upgrades_time_out_and_a_second_is_refused(backend: &'static str) {
+    let port = free_port();
+    // The running process's `upgrade_timeout` is the one that counts.
+    let daemon = Daemon::new(
+        backend,
+        &format!("upgrade_timeout = \"2s\"\n{}", config(port, "")),
+    );
+    let old = daemon.start();
+    daemon.write_config(&config(port, "start_delay = \"4s\"\n"));
+    let late = daemon.cmd(&["upgrade"]);
+    assert_ne!(late.status.code(), Some(0), "{}", text(&late));
+    assert!(
+        text(&late).contains("not ready within 2s"),
+        "{}",
+        text(&late)
+    );
+    assert_eq!(daemon.pid(), old);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("still serving");
+    round_trip(&mut stream, b"after a late new process\n").expect("echo");
+    drop(stream);
+
+    // A longer upgrade_timeout, by reload, and a new process that takes 3 s to be ready.
+    daemon.write_config(&format!(
+        "upgrade_timeout = \"20s\"\n{}",
+        config(port, "start_delay = \"3s\"\n")
+    ));
+    let reloaded = daemon.cmd(&["reload"]);
+    assert_eq!(reloaded.status.code(), Some(0), "{}", text(&reloaded));
+    let daemon = Arc::new(daemon);
+    let first = {
+        let daemon = daemon.clone();
+        std::thread::spawn(move || daemon.cmd(&["upgrade"]))
+    };
+    // The first is under way once its new process is being started.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // (The upgrade that timed out logged it once already.)
+    while daemon
+        .log()
+        .matches("upgrading: starting the new process")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the first upgrade did not begin");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = daemon.cmd(&["upgrade"]);
+    assert_ne!(second.status.code(), Some(0), "{}", text(&second));
+    assert!(
+        text(&second).contains("an upgrade is already in progress"),
+        "{}",
+        text(&second)
+    );
+    let first = first.join().expect("the first upgrade");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_ne!(daemon.pid(), old);
+}
+
+/// SIGUSR2 upgrades too, and so does `restart` of a running daemon; `restart` of a stopped one
+/// starts it.
+fn sigusr2_and_restart_upgrade(backend: &'static str) {
+    let port = free_port();
+    let daemon = Daemon::new(backend, &config(port, ""));
+    let first = daemon.start();
+    Signal::Usr2.send_to(first).expect("SIGUSR2");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while daemon.pid() == first || alive(first) {
+        assert!(
+            Instant::now() < deadline,
+            "SIGUSR2 did not upgrade:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = daemon.pid();
+    let restarted = daemon.cmd(&["restart"]);
+    assert_eq!(restarted.status.code(), Some(0), "{}", text(&restarted));
+    assert!(
+        text(&restarted).contains(&format!("upgraded (pid {second} -> ")),
+        "{}",
+        text(&restarted)
+    );
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", text(&stopped));
+    let started = daemon.cmd(&["restart"]);
+    assert_eq!(started.status.code(), Some(0), "{}", text(&started));
+    assert!(
+        text(&started).contains("echo started (pid"),
+        "{}",
+        text(&started)
+    );
+}
+
+/// A Unix socket listener is handed over with its file: the file stays through the upgrade
+/// (neither process removes it), serves from the new process, and goes at the final stop.
+fn unix_socket_file_survives_the_upgrade(backend: &'static str) {
+    let daemon = Daemon::new(backend, "");
+    let path = daemon.rundir.path().join("echo-data.sock");
+    daemon.write_config(&format!("[echo]\nbind = \"unix:{}\"\n", path.display()));
+    daemon.start();
+    let echo_unix = |path: &Path| {
+        let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+        stream.write_all(b"over unix\n").expect("write");
+        let mut echoed = [0; 10];
+        stream.read_exact(&mut echoed).expect("read");
+        assert_eq!(&echoed, b"over unix\n");
+    };
+    echo_unix(&path);
+    daemon.upgrade();
+    assert!(path.exists(), "the socket file went with the old process");
+    echo_unix(&path);
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", text(&stopped));
+    assert!(!path.exists(), "the socket file stayed after the stop");
+}
+
+/// Under systemd (a notify socket of our own): `READY=1` with the old `MAINPID=`, then
+/// `READY=1` with the new one after the upgrade, and no `STOPPING=1` in between; the final stop
+/// sends it.
+fn systemd_hears_the_new_mainpid(backend: &'static str) {
+    let port = free_port();
+    let daemon = Daemon::new(backend, &config(port, ""));
+    let notify_path = daemon.rundir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let receive = || {
+        let mut buf = [0u8; 4096];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let rundir = format!("rundir={}", daemon.rundir.path().display());
+    let config_path = daemon.config.display().to_string();
+    let running = ginkgo_tests::process::Running::start(
+        Path::new(env!("CARGO_BIN_EXE_echo_on")),
+        &["-c", &config_path, "-s", &rundir, "run"],
+        &[
+            ("NOTIFY_SOCKET", &notify_path.display().to_string()),
+            ("GINKGO_TEST_BACKEND", backend),
+        ],
+    );
+    let old = running.child.id();
+    let first = receive();
+    assert!(
+        first.starts_with("READY=1") && first.contains(&format!("MAINPID={old}")),
+        "{first}"
+    );
+    let new = daemon.upgrade();
+    let second = receive();
+    assert!(
+        second.starts_with("READY=1") && second.contains(&format!("MAINPID={new}")),
+        "{second}"
+    );
+    // The old (foreground) process exits once it has drained.
+    assert_eq!(running.wait().code(), Some(0));
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", text(&stopped));
+    let third = receive();
+    assert!(third.starts_with("STOPPING=1"), "{third}");
+}
+
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod tokio { $( #[test] fn $case() { super::$case("tokio") } )* }
+        mod async_std { $( #[test] fn $case() { super::$case("async-std") } )* }
+        mod smol { $( #[test] fn $case() { super::$case("smol") } )* }
+        mod threads { $( #[test] fn $case() { super::$case("threads") } )* }
+    };
+}
+
+on_every_backend!(
+    upgrades_under_traffic_refuse_nothing,
+    upgrade_with_a_broken_configuration_rolls_back,
+    slow_upgrades_time_out_and_a_second_is_refused,
+    sigusr2_and_restart_upgrade,
+    unix_socket_file_survives_the_upgrade,
+    systemd_hears_the_new_mainpid,
+);
