@@ -19,6 +19,13 @@
 //! - [`StreamClient`]: keeps one connection to a server, reconnecting with capped exponential
 //!   backoff; ready only while connected.
 //!
+//! - **Upgrades**: every server opens its socket with [`Listen::open_for`] /
+//!   [`DatagramBind::open_for`] under its service path: it adopts the socket the old process
+//!   of a zero-downtime upgrade handed over for that path (ginkgo-runner's `upgrade`), binds
+//!   only when none came, and registers the one it serves for the next upgrade
+//!   (`ginkgo_api::net::handoff`). Until the old process commits, the new one's accept loops
+//!   wait; from then on the old one's accept nothing more.
+//!
 //! All are generic over the runtime `R`; the `ginkgo` facade fixes it (`ginkgo::server`).
 //!
 //! | feature | default | what it adds |
