@@ -498,6 +498,11 @@ impl<R: Runtime> Runner<R> {
             Ok(root) => root,
             Err(err) => {
                 eprintln!("{}: cannot build the service tree: {err}", self.program);
+                // `start`, or the old process of an upgrade, waits to hear why.
+                serve::report(
+                    daemon || upgrade_from.is_some(),
+                    &format!("error: cannot build the service tree: {err}"),
+                );
                 return ExitCode::from(EXIT_CONFIG);
             }
         };

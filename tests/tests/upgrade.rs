@@ -22,6 +22,7 @@ struct Daemon {
     rundir: TempDir,
     config: PathBuf,
     backend: &'static str,
+    program: PathBuf,
 }
 
 impl Daemon {
@@ -31,11 +32,12 @@ impl Daemon {
             rundir,
             config,
             backend,
+            program: PathBuf::from(env!("CARGO_BIN_EXE_echo_on")),
         }
     }
 
     fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_echo_on"))
+        Command::new(&self.program)
             .arg("-c")
             .arg(&self.config)
             .arg("-s")
@@ -449,6 +451,141 @@ fn systemd_hears_the_new_mainpid(backend: &'static str) {
     assert!(third.starts_with("STOPPING=1"), "{third}");
 }
 
+/// The new process runs the program file now at the path (a new build), not the one the old
+/// process was started from.
+fn upgrade_runs_the_program_file_now_on_disk(backend: &'static str) {
+    let port = free_port();
+    let mut daemon = Daemon::new(backend, &config(port, ""));
+    let program = daemon.rundir.path().join("echo_on");
+    std::fs::copy(env!("CARGO_BIN_EXE_echo_on"), &program).expect("copy the program");
+    daemon.program = program.clone();
+    let old = daemon.start();
+    // A new build replaces the file (a new inode at the same path), as `install` or cargo do.
+    let staged = daemon.rundir.path().join("echo_on.new");
+    std::fs::copy(env!("CARGO_BIN_EXE_echo_on"), &staged).expect("copy the new build");
+    std::fs::rename(&staged, &program).expect("replace the program");
+    let running = std::fs::read_link(format!("/proc/{old}/exe")).expect("the old exe");
+    assert!(
+        running.to_string_lossy().ends_with(" (deleted)"),
+        "{}",
+        running.display()
+    );
+    let new = daemon.upgrade();
+    let exe = std::fs::read_link(format!("/proc/{new}/exe")).expect("the new exe");
+    assert_eq!(exe, program, "the new process runs {}", exe.display());
+}
+
+/// One `GET /` on `stream` (HTTP/1.1 keep-alive); whether the server said it closes the
+/// connection after it.
+fn http_get(stream: &mut TcpStream) -> io::Result<bool> {
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: upgrade.test\r\n\r\n")?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before a response",
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") {
+        return Err(io::Error::other(format!("not a 200: {head}")));
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no content-length: {head}")))?;
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    if body != b"hello" {
+        return Err(io::Error::other("not the body sent"));
+    }
+    Ok(head.contains("\r\nconnection: close\r\n"))
+}
+
+/// Keep-alive HTTP clients (four connections, each sending its next request as soon as the last
+/// is answered, reconnecting when told `Connection: close`) through three upgrades: every
+/// request is answered, none fails, no connection is refused. The old process drains its
+/// keep-alive connections (each one's next response says `Connection: close`) rather than
+/// close them idle under a request on its way.
+fn keep_alive_http_loses_nothing_across_upgrades(backend: &'static str) {
+    let (port, http_port) = (free_port(), free_port());
+    let daemon = Daemon::new(
+        backend,
+        &config(port, &format!("http = \"127.0.0.1:{http_port}\"\n")),
+    );
+    daemon.start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut answered, mut closed_by_server, mut failed) = (0u64, 0u64, Vec::new());
+                let mut stream: Option<TcpStream> = None;
+                while !stop.load(Ordering::SeqCst) {
+                    let conn = match &mut stream {
+                        Some(conn) => conn,
+                        None => match TcpStream::connect(("127.0.0.1", http_port)) {
+                            Ok(conn) => {
+                                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                                    .expect("timeout");
+                                stream.insert(conn)
+                            }
+                            Err(err) => {
+                                failed.push(format!("connect: {err}"));
+                                continue;
+                            }
+                        },
+                    };
+                    match http_get(conn) {
+                        Ok(close) => {
+                            answered += 1;
+                            if close {
+                                closed_by_server += 1;
+                                stream = None;
+                            }
+                        }
+                        Err(err) => {
+                            failed.push(err.to_string());
+                            stream = None;
+                        }
+                    }
+                }
+                (answered, closed_by_server, failed)
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        daemon.upgrade();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let mut answered = 0;
+    let mut closes = 0;
+    for client in clients {
+        let (ok, closed, failed) = client.join().expect("a client");
+        assert!(
+            failed.is_empty(),
+            "{} failed requests, the first: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        answered += ok;
+        closes += closed;
+    }
+    assert!(answered > 100, "too little traffic to tell: {answered}");
+    // Each upgrade moved the four connections over with a `Connection: close`.
+    assert!(
+        closes >= 4,
+        "{closes} connections closed by `Connection: close`"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
         mod tokio { $( #[test] fn $case() { super::$case("tokio") } )* }
@@ -465,4 +602,6 @@ on_every_backend!(
     sigusr2_and_restart_upgrade,
     unix_socket_file_survives_the_upgrade,
     systemd_hears_the_new_mainpid,
+    upgrade_runs_the_program_file_now_on_disk,
+    keep_alive_http_loses_nothing_across_upgrades,
 );

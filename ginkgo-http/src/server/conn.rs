@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_io::AsyncRead;
 use ginkgo_api::Runtime;
+use ginkgo_api::net::handoff;
 use ginkgo_api::service::{Counter, Shutdown};
 use ginkgo_api::time::Sleep;
 use ginkgo_net::{Accepted, Stream};
@@ -53,6 +54,7 @@ pub(crate) async fn serve<R, S>(
     };
     let exchanges = Arc::new(Exchanges::new());
     let idle = exchanges.clone();
+    let exchanges_closing = exchanges.clone();
     let io = Io::new(HeadDeadline::<R>::new(
         stream,
         exchanges.clone(),
@@ -75,6 +77,30 @@ pub(crate) async fn serve<R, S>(
     .await;
     let result = match finished {
         Some(result) => result,
+        // Stopping for an upgrade (a new process serves the same sockets), an HTTP/1
+        // connection is drained rather than closed while idle, which races a request the client
+        // may be sending on it: from now on each response says `Connection: close`, and the
+        // connection is closed after its next response, or when it has been idle for
+        // `DRAIN_GRACE`. A plain stop closes idle connections at once, and HTTP/2 needs no
+        // drain (a GOAWAY tells the client which requests to send again).
+        None if handoff::serving_held()
+            && !exchanges_closing.http2.load(Ordering::Acquire)
+            && !exchanges_closing.upgraded.load(Ordering::Acquire) =>
+        {
+            exchanges_closing.closing.store(true, Ordering::Release);
+            let drained = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
+                exchanges_closing.wait_idle_for::<R>(DRAIN_GRACE).await;
+                None
+            })
+            .await;
+            match drained {
+                Some(result) => result,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        }
         None => {
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -102,6 +128,10 @@ pub(super) struct Exchanges {
     /// A request's body was refused (`413`): the peer may still be sending it when the
     /// connection closes.
     refused_body: AtomicBool,
+    /// The connection speaks HTTP/2 (its preface arrived).
+    http2: AtomicBool,
+    /// Draining for an upgrade: each response from now on closes the (HTTP/1) connection.
+    pub(super) closing: AtomicBool,
 }
 
 impl Exchanges {
@@ -112,6 +142,23 @@ impl Exchanges {
             upgraded: AtomicBool::new(false),
             h2_idle: AtomicBool::new(false),
             refused_body: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Completes once no exchange has been under way for `grace` (checked every tenth of it:
+    /// the drain of an upgrade, not a hot path).
+    async fn wait_idle_for<R: Runtime>(&self, grace: Duration) {
+        let step = grace / 10;
+        let mut idle = Duration::ZERO;
+        while idle < grace {
+            ginkgo_api::time::sleep::<R>(step).await;
+            if self.open.load(Ordering::Acquire) > 0 {
+                idle = Duration::ZERO;
+            } else {
+                idle += step;
+            }
         }
     }
 
@@ -142,6 +189,12 @@ impl ExchangeEnd {
     /// Notes that the exchange handed the connection over to an upgrade.
     pub(super) fn upgraded(&self) {
         self.0.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection is draining for an upgrade: the response is its last.
+    #[inline]
+    pub(super) fn closing(&self) -> bool {
+        self.0.closing.load(Ordering::Relaxed)
     }
 
     /// Notes that the exchange refused the request's body, which may still be arriving.
@@ -261,6 +314,7 @@ impl<R: Runtime> HeadDeadline<R> {
         self.protocol = if read.is_empty() || read[..n] != rest[..n] {
             Protocol::Http1
         } else if matched + n == H2_PREFACE.len() {
+            self.exchanges.http2.store(true, Ordering::Release);
             Protocol::Http2
         } else {
             Protocol::Sniffing {
@@ -427,6 +481,10 @@ impl<R: Runtime> AsyncRead for HeadDeadline<R> {
         }
     }
 }
+
+/// How long an HTTP/1 connection of a server stopping for an upgrade may stay idle before it
+/// is closed; requests it gets meanwhile are answered with `Connection: close`.
+pub(super) const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a connection that refused a request's body (`413`) goes on reading, after its
 /// response, what the peer still sends, so that the peer reads the response.

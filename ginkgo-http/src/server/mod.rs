@@ -94,6 +94,11 @@ where
 ///   refused), tells every connection to shut down gracefully (requests in flight finish, idle
 ///   keep-alive connections close, HTTP/2 peers get a GOAWAY), and waits for them within its
 ///   [`Options::stop_timeout`]; connections still open then are aborted.
+/// - **Upgrades** (ginkgo-runner's `upgrade`): the new process adopts the listening socket of
+///   this server's service path. The old process, stopping once the new one is ready, drains
+///   its HTTP/1 keep-alive connections instead of closing them idle (which would race a
+///   request a client is sending): each next response says `Connection: close`, and a
+///   connection idle for 1 s is closed. HTTP/2 connections get their GOAWAY.
 ///
 /// # Limits
 ///

@@ -112,7 +112,7 @@ impl<S: HttpService> Future for TrackedFuture<S> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let response = loop {
+        let mut response = loop {
             match this.call.as_mut().project() {
                 CallProj::Service { future } => match ready!(future.poll(cx)) {
                     Ok(response) => break response.map(|body| ResponseBody::Service { body }),
@@ -138,6 +138,9 @@ impl<S: HttpService> Future for TrackedFuture<S> {
                 StatusCode::PAYLOAD_TOO_LARGE => end.refused_body(),
                 _ => {}
             }
+            if end.closing() {
+                close_after(&mut response);
+            }
         }
         Poll::Ready(Ok(response.map(|inner| TrackedBody { inner, _end: end })))
     }
@@ -155,6 +158,15 @@ fn payload_too_large<B>(version: Version) -> Response<ResponseBody<B>> {
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// Marks a response as the connection's last (draining for an upgrade): hyper closes the
+/// HTTP/1 connection once it is sent.
+#[cold]
+fn close_after<B>(response: &mut Response<B>) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 pin_project! {

@@ -6,7 +6,8 @@
 //!
 //! The tree: `app`, whose start takes `echo.start_delay` (a service slow to be ready), with
 //! the server `app/echo` as its child. Settings: `echo.bind` (host:port or unix:PATH; default
-//! 127.0.0.1:7007), `echo.start_delay` (default 0s).
+//! 127.0.0.1:7007), `echo.start_delay` (default 0s), `echo.http` (unset; an address: an
+//! `HttpServer` `app/http` there too, answering `GET /` with `hello`).
 
 use std::process::ExitCode;
 
@@ -28,11 +29,14 @@ struct EchoSettings {
     /// How long the root service's start takes (after the server has started).
     #[setting(default = Duration::from_secs(0))]
     start_delay: Duration,
+    /// Serve HTTP here too (`GET /` answers `hello`).
+    http: Option<String>,
 }
 
 /// The root: the server as its child, and a start that takes `delay`.
 struct App<R: Runtime> {
     bind: String,
+    http: Option<String>,
     delay: std::time::Duration,
     _runtime: std::marker::PhantomData<fn() -> R>,
 }
@@ -49,6 +53,11 @@ impl<R: Runtime> Service for App<R> {
             self.bind.as_str(),
             echo::<R>,
         ));
+        if let Some(addr) = &self.http {
+            let app = ginkgo_http::axum::Router::new()
+                .route("/", ginkgo_http::axum::routing::get(|| async { "hello" }));
+            ctx.add_child(ginkgo_http::HttpServer::<R, _>::new(addr.as_str(), app).named("http"));
+        }
     }
 
     async fn start(&mut self, _ctx: &Context) -> Result<(), Error> {
@@ -77,6 +86,7 @@ fn run<R: Runtime>() -> ExitCode {
         let settings = config.get::<EchoSettings>()?.get();
         Ok(App::<R> {
             bind: settings.bind.clone(),
+            http: settings.http.clone(),
             delay: settings.start_delay.0,
             _runtime: std::marker::PhantomData,
         })
