@@ -8,6 +8,7 @@
 //!                                             [--rounds N] [--backend NAME]
 //! cargo run --release -p ginkgo-bench -- https [same options as http]
 //! cargo run --release -p ginkgo-bench -- tls [--backend NAME] [--runs N]
+//! cargo run --release -p ginkgo-bench -- upgrade [--handovers N] [--idle N] [--runs N]
 //! ```
 //!
 //! Each subcommand prints a Markdown table on standard output and its progress on standard
@@ -21,6 +22,7 @@ mod runtime;
 mod stats;
 mod suite;
 mod tls;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -53,6 +55,8 @@ enum Bench {
     Https(http::Options),
     /// StreamServer with TLS: echo and handshakes vs. a tokio-rustls server on tokio
     Tls(suite::Options),
+    /// upgrade and restart in a row under HTTP load; SIGTERM to exit with idle connections
+    Upgrade(upgrade::Options),
     /// Internal: one server of the `http` or `https` suite, in its own process.
     #[command(hide = true)]
     HttpServe {
@@ -68,6 +72,10 @@ enum Bench {
 }
 
 fn main() -> ExitCode {
+    // The `upgrade` suite's daemon: the runner's own command line, not the bench's.
+    if std::env::var_os(upgrade::DAEMON).is_some() {
+        return upgrade::daemon_main();
+    }
     // clap prints usage errors with the usage and exits 2, and --help / help with 0.
     match Cli::parse().command {
         Bench::Runtime(options) => suite::run(&runtime::SUITE, &options),
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
         Bench::Http(options) => http::run(&options),
         Bench::Https(options) => http::run_tls(&options),
         Bench::Tls(options) => suite::run(&tls::SUITE, &options),
+        Bench::Upgrade(options) => upgrade::run(&options),
         Bench::HttpServe { server, cert, key } => http::serve_main(&server, cert.zip(key)),
     }
 }
@@ -215,6 +224,17 @@ mod tests {
         assert_eq!(
             rejected(&["http-serve", "smol", "--cert", "c.pem"]),
             clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let Bench::Upgrade(options) = parse(&["upgrade"]).unwrap() else {
+            panic!("upgrade");
+        };
+        assert_eq!(
+            (options.handovers, options.idle, options.runs),
+            (5, 10_000, 5)
+        );
+        assert_eq!(
+            rejected(&["upgrade", "--handovers", "0"]),
+            clap::error::ErrorKind::ValueValidation
         );
         let Bench::Https(options) = parse(&["https", "--backend", "smol"]).unwrap() else {
             panic!("https");

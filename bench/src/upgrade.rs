@@ -1,0 +1,335 @@
+//! The `upgrade` suite: a daemon under the runner (ginkgo-bench itself, in daemon mode: an
+//! `HttpServer` on tokio) upgraded and restarted in a row under steady HTTP load, counting the
+//! requests that failed and the connections refused, and the worst latency; then the time from
+//! SIGTERM to exit with many idle keep-alive connections open.
+//!
+//! The load: `KEEP_ALIVE` clients on keep-alive connections (each sends its next request as
+//! soon as the last is answered, and reconnects when told `Connection: close`), and one client
+//! opening a new connection per request. Every request is `GET /`, answered `hello`.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::stats::{human, median};
+
+/// The environment variable that makes `ginkgo-bench` the daemon of this suite.
+pub(crate) const DAEMON: &str = "GINKGO_BENCH_UPGRADE_DAEMON";
+
+/// Keep-alive clients of the load.
+const KEEP_ALIVE: usize = 8;
+
+/// Command-line options of the `upgrade` subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Options {
+    /// Upgrades in a row, then as many restarts.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50))]
+    pub(crate) handovers: usize,
+    /// Idle keep-alive connections open when SIGTERM is sent.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50_000))]
+    pub(crate) idle: usize,
+    /// SIGTERM runs; the table shows their median.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
+    pub(crate) runs: usize,
+}
+
+/// The daemon: the runner serving an `HttpServer` on tokio (`bench.bind`), with `GET /`.
+pub(crate) fn daemon_main() -> ExitCode {
+    use ginkgo_backend_tokio::Tokio;
+    #[derive(ginkgo_macros::Settings)]
+    #[settings(crate = ginkgo_config, group = "bench")]
+    struct BenchSettings {
+        /// Where the HTTP server listens.
+        #[setting(default = "127.0.0.1:0")]
+        bind: String,
+    }
+    ginkgo_runner::Runner::<Tokio>::new("bench-http").run(|config| {
+        let settings = config.get::<BenchSettings>()?.get();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        Ok(ginkgo_http::HttpServer::<Tokio, _>::new(settings.bind.as_str(), app).named("http"))
+    })
+}
+
+/// The daemon in a temporary run directory, driven through its command line.
+struct Daemon {
+    rundir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Daemon {
+    fn start() -> Result<Self, String> {
+        let rundir = tempfile::tempdir().map_err(|err| format!("a run directory: {err}"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .map_err(|err| format!("a free port: {err}"))?
+            .port();
+        let daemon = Self { rundir, port };
+        daemon.expect_ok(&["start"])?;
+        Ok(daemon)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Result<Output, String> {
+        let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+        Command::new(exe)
+            .arg("-s")
+            .arg(format!("rundir={}", self.rundir.path().display()))
+            .arg("-s")
+            .arg(format!("bench.bind=127.0.0.1:{}", self.port))
+            .args(args)
+            .env(DAEMON, "1")
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .map_err(|err| format!("cannot run the daemon's command line: {err}"))
+    }
+
+    fn expect_ok(&self, args: &[&str]) -> Result<String, String> {
+        let output = self.cmd(args)?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{args:?} failed: {text}"))
+        }
+    }
+
+    fn pid(&self) -> Result<u32, String> {
+        let path = self.rundir.path().join("bench-http.pid");
+        for _ in 0..200 {
+            if let Ok(pid) = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .trim()
+                .parse()
+            {
+                return Ok(pid);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(format!("no pid in {}", path.display()))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.rundir.path().join("bench-http.log")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["stop"]);
+    }
+}
+
+/// One `GET /` on `stream`; whether the server closes the connection after it.
+fn get(stream: &mut TcpStream) -> io::Result<bool> {
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before a response",
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") {
+        return Err(io::Error::other("not a 200"));
+    }
+    let mut body = [0u8; 5];
+    stream.read_exact(&mut body)?;
+    if &body != b"hello" {
+        return Err(io::Error::other("not the body sent"));
+    }
+    Ok(head.contains("\r\nconnection: close\r\n"))
+}
+
+/// What one client saw.
+#[derive(Default)]
+struct Seen {
+    answered: u64,
+    failed: u64,
+    refused: u64,
+    latencies: Vec<Duration>,
+}
+
+/// A client until `stop`: keep-alive (`keep`) or a new connection per request.
+fn client(port: u16, keep: bool, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let mut seen = Seen::default();
+        let mut stream: Option<TcpStream> = None;
+        while !stop.load(Ordering::Relaxed) {
+            let began = Instant::now();
+            let conn = match &mut stream {
+                Some(conn) => conn,
+                None => match TcpStream::connect(("127.0.0.1", port)) {
+                    Ok(conn) => {
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                        let _ = conn.set_nodelay(true);
+                        stream.insert(conn)
+                    }
+                    Err(_) => {
+                        seen.refused += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                },
+            };
+            match get(conn) {
+                Ok(close) => {
+                    seen.answered += 1;
+                    seen.latencies.push(began.elapsed());
+                    if close || !keep {
+                        stream = None;
+                    }
+                }
+                Err(_) => {
+                    seen.failed += 1;
+                    stream = None;
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// Runs the suite and prints its tables.
+pub(crate) fn run(options: &Options) -> ExitCode {
+    match measure(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ginkgo-bench upgrade: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn measure(options: &Options) -> Result<(), String> {
+    raise_file_limit(options.idle + 1_000);
+    println!(
+        "ginkgo-bench in daemon mode (the runner and an HttpServer on tokio, GET / answered \
+         `hello`), {KEEP_ALIVE} keep-alive clients and one client opening a connection per \
+         request, HTTP/1.1 over loopback.\n"
+    );
+    println!("| handovers | requests | failed | refused | p50 | p99 | worst | took |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for command in ["upgrade", "restart"] {
+        let daemon = Daemon::start()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clients: Vec<_> = (0..KEEP_ALIVE)
+            .map(|_| client(daemon.port, true, stop.clone()))
+            .collect();
+        clients.push(client(daemon.port, false, stop.clone()));
+        std::thread::sleep(Duration::from_millis(500));
+        let began = Instant::now();
+        for round in 0..options.handovers {
+            eprint!("{command} {}/{}\r", round + 1, options.handovers);
+            daemon.expect_ok(&[command])?;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let took = began.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Seen::default();
+        for client in clients {
+            let seen = client.join().map_err(|_| "a client panicked")?;
+            all.answered += seen.answered;
+            all.failed += seen.failed;
+            all.refused += seen.refused;
+            all.latencies.extend(seen.latencies);
+        }
+        all.latencies.sort_unstable();
+        let at = |q: f64| {
+            all.latencies[((all.latencies.len() as f64 * q) as usize).min(all.latencies.len() - 1)]
+        };
+        println!(
+            "| {} × `{command}` | {} | {} | {} | {} | {} | {} | {} |",
+            options.handovers,
+            all.answered,
+            all.failed,
+            all.refused,
+            human(at(0.5)),
+            human(at(0.99)),
+            human(*all.latencies.last().ok_or("no request answered")?),
+            human(took),
+        );
+    }
+    println!(
+        "\nSIGTERM to exit with {} idle keep-alive connections open (median of {} runs; the \
+         time until the process has exited, polled every 1 ms):\n",
+        options.idle, options.runs
+    );
+    let mut times = Vec::new();
+    for run in 0..options.runs {
+        eprint!("sigterm {}/{}\r", run + 1, options.runs);
+        times.push(sigterm_with_idle(options.idle)?);
+    }
+    println!("| idle connections | runs | median | slowest |");
+    println!("| ---: | --- | ---: | ---: |");
+    let slowest = *times.iter().max().ok_or("no runs")?;
+    println!(
+        "| {} | {} | {} | {} |",
+        options.idle,
+        times
+            .iter()
+            .map(|t| human(*t))
+            .collect::<Vec<_>>()
+            .join(", "),
+        human(median(&times)),
+        human(slowest),
+    );
+    Ok(())
+}
+
+/// Starts the daemon, opens `idle` keep-alive connections (each with one request answered),
+/// then times SIGTERM until the process is gone.
+fn sigterm_with_idle(idle: usize) -> Result<Duration, String> {
+    let daemon = Daemon::start()?;
+    let pid = daemon.pid()?;
+    let mut open = Vec::with_capacity(idle);
+    for _ in 0..idle {
+        let mut stream = TcpStream::connect(("127.0.0.1", daemon.port))
+            .map_err(|err| format!("connection {}: {err}", open.len()))?;
+        get(&mut stream).map_err(|err| format!("a request: {err}"))?;
+        open.push(stream);
+    }
+    let sent = Instant::now();
+    ginkgo_api::signal::Signal::Term
+        .send_to(pid)
+        .map_err(|err| format!("SIGTERM: {err}"))?;
+    while alive(pid) {
+        if sent.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "pid {pid} did not exit; see {}",
+                daemon.log_path().display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(sent.elapsed())
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
+}
+
+/// Raises this process's open-file limit (the daemon inherits it) to at least `want`, as far
+/// as the hard limit allows.
+fn raise_file_limit(want: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = want as u64;
+    if limit.current.is_some_and(|current| current < want) {
+        limit.current = Some(limit.maximum.map_or(want, |max| max.min(want)));
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
