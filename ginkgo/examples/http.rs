@@ -26,15 +26,17 @@
 //! `http.bind`. Ctrl-C or SIGTERM stops it gracefully: it stops accepting, lets requests in
 //! flight finish and closes idle connections.
 //!
-//! The server's limits are settings too, with the server's defaults (`cargo run --example http
-//! -- config` shows them all):
+//! The server's limits and listener options (`http.max_connections`, `http.backlog`,
+//! `http.reuse_port`, `http.keepalive`) are settings too, with the server's defaults
+//! (`cargo run --example http -- config` shows them all):
 //!
 //! ```text
 //! cargo run --example http -- -s http.max_body_size=16777216 -s http.idle_timeout=5s
 //! curl -d @big.json http://127.0.0.1:8080/                    # 413 over http.max_body_size
 //! ```
 //!
-//! The address and the limits are read at start, so changing them needs a restart, not a
+//! The address, the limits and the listener options are read at start, so changing them needs
+//! `http upgrade` (or `restart`: a new process takes over without refusing a connection), not a
 //! reload.
 
 use std::path::PathBuf;
@@ -46,9 +48,10 @@ use ginkgo::http::axum::{Router, routing::get};
 use ginkgo::http::{
     DEFAULT_H2_MAX_CONCURRENT_STREAMS, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, HttpServer, Listen,
-    MIN_MAX_HEADER_SIZE, admin,
+    ListenOptions, MIN_MAX_HEADER_SIZE, admin,
 };
 use ginkgo::runner::{ListenFds, Runner};
+use ginkgo::server::{DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS};
 use ginkgo::tls::{ServerTls, TlsAcceptor, TlsVersion};
 
 /// Settings of the HTTP example.
@@ -78,6 +81,17 @@ struct HttpSettings {
     /// each later one from its first byte.
     #[setting(default = Duration(DEFAULT_HEADER_READ_TIMEOUT), validate = nonzero)]
     header_read_timeout: Duration,
+    /// The most connections served at once; more wait in the listen backlog.
+    #[setting(default = DEFAULT_MAX_CONNECTIONS, validate = positive)]
+    max_connections: usize,
+    /// The listen backlog: connections the kernel queues before they are accepted.
+    #[setting(default = DEFAULT_BACKLOG, validate = positive)]
+    backlog: u32,
+    /// Let other processes bind the same address too (SO_REUSEPORT).
+    #[setting(default = false)]
+    reuse_port: bool,
+    /// Probe idle connections after this long (TCP keepalive); unset: off.
+    keepalive: Option<Duration>,
 }
 
 /// HTTPS for the HTTP example: on when a certificate and key are given.
@@ -172,7 +186,14 @@ fn main() -> ExitCode {
             .max_body_size(settings.max_body_size)
             .h2_max_concurrent_streams(settings.h2_max_concurrent_streams)
             .idle_timeout(settings.idle_timeout.0)
-            .header_read_timeout(settings.header_read_timeout.0);
+            .header_read_timeout(settings.header_read_timeout.0)
+            .max_connections(settings.max_connections)
+            .listen_options(ListenOptions {
+                backlog: settings.backlog,
+                reuse_port: settings.reuse_port,
+                keepalive: settings.keepalive.map(|d| d.0),
+                ..ListenOptions::default()
+            });
             Ok(match config.get::<HttpTls>()?.get().acceptor()? {
                 Some(acceptor) => server.tls_acceptor(acceptor),
                 None => server,

@@ -375,3 +375,69 @@ fn echo_example_serves_tls_and_reloads_its_certificate() {
         "check names the key and the reason: {said}"
     );
 }
+
+/// The `http` example's listener settings reach its server: with `http.max_connections = 1` a
+/// second connection waits in the backlog, unanswered, until the first closes.
+#[test]
+fn http_example_applies_its_listener_settings() {
+    let port = free_port();
+    let rundir = dir();
+    let running = Running::start(
+        &example("http"),
+        &[
+            "-s",
+            &format!("http.bind=127.0.0.1:{port}"),
+            "-s",
+            "http.max_connections=1",
+            "-s",
+            "http.backlog=16",
+            "-s",
+            "http.keepalive=30s",
+            "-s",
+            &format!("rundir={}", rundir.path().display()),
+        ],
+        &[],
+    );
+    running.expect_line("ready");
+    let request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let answered = |stream: &mut TcpStream| {
+        let mut buf = [0u8; 1024];
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("hello from ginkgo") {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&seen).into_owned())
+    };
+    let mut first = connect(port);
+    first.write_all(request).expect("first request");
+    assert!(
+        answered(&mut first)
+            .expect("first")
+            .starts_with("HTTP/1.1 200 ")
+    );
+    let mut second = connect(port);
+    second.write_all(request).expect("second request");
+    second
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let waited = answered(&mut second);
+    assert!(
+        waited.is_err(),
+        "answered beside the first connection: {waited:?}"
+    );
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert!(
+        answered(&mut second)
+            .expect("second")
+            .starts_with("HTTP/1.1 200 ")
+    );
+    running.signal(Signal::Term);
+    assert!(running.wait().success());
+}
