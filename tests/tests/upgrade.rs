@@ -586,6 +586,40 @@ fn keep_alive_http_loses_nothing_across_upgrades(backend: &'static str) {
     );
 }
 
+/// A UDP socket is handed over too: datagrams to the same port are answered by the old process
+/// before the upgrade and by the new one after it, and none is answered by both.
+fn udp_socket_is_handed_over(backend: &'static str) {
+    let port = free_port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    let udp_port = udp.local_addr().expect("address").port();
+    drop(udp);
+    let daemon = Daemon::new(
+        backend,
+        &config(port, &format!("udp = \"127.0.0.1:{udp_port}\"\n")),
+    );
+    let old = daemon.start();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("a client socket");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let ask = |n: u32| {
+        client
+            .send_to(format!("ping {n}").as_bytes(), ("127.0.0.1", udp_port))
+            .expect("send");
+        let mut buf = [0u8; 128];
+        let (len, _) = client.recv_from(&mut buf).expect("a reply");
+        let reply = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let (echoed, pid) = reply.rsplit_once(' ').expect("payload and pid");
+        assert_eq!(echoed, format!("ping {n}"));
+        pid.parse::<u32>().expect("a pid")
+    };
+    assert_eq!(ask(1), old);
+    let new = daemon.upgrade();
+    for n in 2..6 {
+        assert_eq!(ask(n), new, "answered by another process than the new one");
+    }
+}
+
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
         mod tokio { $( #[test] fn $case() { super::$case("tokio") } )* }
@@ -604,4 +638,5 @@ on_every_backend!(
     systemd_hears_the_new_mainpid,
     upgrade_runs_the_program_file_now_on_disk,
     keep_alive_http_loses_nothing_across_upgrades,
+    udp_socket_is_handed_over,
 );

@@ -7,7 +7,8 @@
 //! The tree: `app`, whose start takes `echo.start_delay` (a service slow to be ready), with
 //! the server `app/echo` as its child. Settings: `echo.bind` (host:port or unix:PATH; default
 //! 127.0.0.1:7007), `echo.start_delay` (default 0s), `echo.http` (unset; an address: an
-//! `HttpServer` `app/http` there too, answering `GET /` with `hello`).
+//! `HttpServer` `app/http` there too, answering `GET /` with `hello`), `echo.udp` (unset; an
+//! address: a `DatagramServer` `app/udp` there too, replying with each datagram and the pid).
 
 use std::process::ExitCode;
 
@@ -31,12 +32,15 @@ struct EchoSettings {
     start_delay: Duration,
     /// Serve HTTP here too (`GET /` answers `hello`).
     http: Option<String>,
+    /// Echo UDP datagrams here too (each reply is the datagram, a space and this pid).
+    udp: Option<String>,
 }
 
 /// The root: the server as its child, and a start that takes `delay`.
 struct App<R: Runtime> {
     bind: String,
     http: Option<String>,
+    udp: Option<String>,
     delay: std::time::Duration,
     _runtime: std::marker::PhantomData<fn() -> R>,
 }
@@ -57,6 +61,17 @@ impl<R: Runtime> Service for App<R> {
             let app = ginkgo_http::axum::Router::new()
                 .route("/", ginkgo_http::axum::routing::get(|| async { "hello" }));
             ctx.add_child(ginkgo_http::HttpServer::<R, _>::new(addr.as_str(), app).named("http"));
+        }
+        if let Some(addr) = &self.udp {
+            ctx.add_child(ginkgo_net::DatagramServer::<R, _>::new(
+                "udp",
+                addr.as_str(),
+                |datagram: ginkgo_net::Datagram<R>| async move {
+                    let mut reply = datagram.payload.to_vec();
+                    reply.extend_from_slice(format!(" {}", std::process::id()).as_bytes());
+                    datagram.reply(&reply).await.map(drop)
+                },
+            ));
         }
     }
 
@@ -87,6 +102,7 @@ fn run<R: Runtime>() -> ExitCode {
         Ok(App::<R> {
             bind: settings.bind.clone(),
             http: settings.http.clone(),
+            udp: settings.udp.clone(),
             delay: settings.start_delay.0,
             _runtime: std::marker::PhantomData,
         })
