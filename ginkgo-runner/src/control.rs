@@ -25,7 +25,9 @@ pub(super) enum Request {
     /// Stop the tree.
     Stop,
     /// Start the program anew and hand over; the answer is the new pid, or why it failed.
-    Upgrade(channel::Sender<Result<u32, String>>),
+    /// The second channel closes once the answer has been written to the client: a process
+    /// that handed over waits for it before it exits.
+    Upgrade(channel::Sender<Result<u32, String>>, channel::Receiver<()>),
 }
 
 /// Binds the control socket, replacing a leftover file (the caller holds the pid file lock,
@@ -145,6 +147,8 @@ async fn answer<R: Runtime>(
         ginkgo_api::time::timeout::<R, _>(Duration::from_secs(5), read_request(&mut reader))
             .await??;
     let mut stream = reader.into_inner();
+    // Dropped (closing its channel) once the answer is written.
+    let mut written_guard: Option<channel::Sender<()>> = None;
     let reply = match request {
         Ok(Command::Status) => format!("ok\n{}", render(&tree.snapshot(), SystemTime::now())),
         Ok(Command::Reload) => {
@@ -165,7 +169,9 @@ async fn answer<R: Runtime>(
         }
         Ok(Command::Upgrade) => {
             let (tx, rx) = channel::bounded(1);
-            let _ = requests.send(Request::Upgrade(tx)).await;
+            let (written, answer_written) = channel::bounded(1);
+            written_guard = Some(written);
+            let _ = requests.send(Request::Upgrade(tx, answer_written)).await;
             match rx.recv().await {
                 Ok(Ok(pid)) => format!("ok\nupgraded to pid {pid}\n"),
                 Ok(Err(error)) => format!("error\n{error}\n"),
@@ -178,7 +184,9 @@ async fn answer<R: Runtime>(
         Err(problem) => format!("error\n{problem}\n"),
     };
     stream.write_all(reply.as_bytes()).await?;
-    stream.close().await
+    let closed = stream.close().await;
+    drop(written_guard);
+    closed
 }
 
 /// The tree as `status` prints it: one line per service, indented by depth.

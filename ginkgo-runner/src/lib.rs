@@ -33,8 +33,13 @@
 //! - `upgrade` (or SIGUSR2): zero-downtime binary upgrade. The daemon starts the program file
 //!   anew (a new build at the same path is picked up) and hands it every listening socket its
 //!   servers registered, the control socket and the locked pid file, over `SCM_RIGHTS` on a
-//!   socket pair that is the new process's standard input (see the `upgrade` module's source
-//!   for why). The new process's servers adopt the socket of their service path (and bind
+//!   socket pair that is the new process's standard input. Why that way: the new process is
+//!   the old one's child, so the pair needs no rendezvous; the names travel with the
+//!   descriptors in one message; neither side needs `unsafe` code to move descriptors to fixed
+//!   numbers or adopt a raw number (as `LISTEN_FDS`-style inheritance would); and the control
+//!   socket, the other candidate channel, is itself handed over. The pid file's `flock` lock
+//!   belongs to the open file, so it never lapses. The new process's servers adopt the socket
+//!   of their service path (and bind
 //!   only when none was handed over, or the address changed); once its tree is ready it takes
 //!   over the pid file, tells systemd `MAINPID=`, and reports back; the old process then stops
 //!   accepting, drains within `stop_timeout` and exits, without `STOPPING=1`. If the new

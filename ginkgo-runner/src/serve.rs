@@ -389,11 +389,17 @@ impl<R: Runtime> Serving<'_, R> {
                         return self.stop(tree, signals, notifier, true).await;
                     }
                 }
-                Event::Request(Request::Upgrade(reply)) => {
+                Event::Request(Request::Upgrade(reply, written)) => {
                     let outcome = self.upgrade(&held).await;
                     let handed_over = outcome.is_ok();
                     let _ = reply.send(outcome).await;
                     if handed_over {
+                        // The client hears the outcome before this process exits.
+                        let _ = ginkgo_api::time::timeout::<R, _>(
+                            std::time::Duration::from_secs(5),
+                            written.recv(),
+                        )
+                        .await;
                         return self.stop(tree, signals, notifier, true).await;
                     }
                 }

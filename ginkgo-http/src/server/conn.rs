@@ -547,11 +547,23 @@ impl<R: Runtime> futures_io::AsyncWrite for HeadDeadline<R> {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        let refused_body =
+            this.exchanges.refused_body.load(Ordering::Acquire) && this.protocol != Protocol::Http2;
         if !this.lingering {
-            std::task::ready!(Pin::new(&mut this.stream).poll_close(cx))?;
-            if !this.exchanges.refused_body.load(Ordering::Acquire)
-                || this.protocol == Protocol::Http2
+            // hyper closes a connection it is done with and then drops it. On plain TCP the
+            // `close(2)` of the drop sends the FIN as `shutdown(2)` would, so the shutdown is
+            // left out: at a stop with many idle connections it is one system call (and on
+            // loopback the peer's share of the teardown) less per connection. TLS sends its
+            // close_notify here; an upgraded connection's owner may want the half-close; a
+            // refused body needs the FIN sent before the rest of it is read.
+            if !this.stream.is_tls()
+                && !refused_body
+                && !this.exchanges.upgraded.load(Ordering::Acquire)
             {
+                return Pin::new(&mut this.stream).poll_flush(cx);
+            }
+            std::task::ready!(Pin::new(&mut this.stream).poll_close(cx))?;
+            if !refused_body {
                 return Poll::Ready(Ok(()));
             }
         }
