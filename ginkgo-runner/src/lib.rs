@@ -599,7 +599,10 @@ fn stop(program: &str, paths: &Paths, stop_timeout: Duration) -> ExitCode {
         return ExitCode::from(EXIT_FAILURE);
     }
     // The daemon bounds its own stop by stop_timeout; allow a margin for exiting.
-    if daemon::wait_exit(&paths.pidfile, stop_timeout + Duration::from_secs(5)) {
+    // The lock goes a moment before the process: wait for both.
+    if daemon::wait_exit(&paths.pidfile, stop_timeout + Duration::from_secs(5))
+        && daemon::wait_pid_exit(pid, Duration::from_secs(5))
+    {
         println!("{program} stopped (pid {pid})");
         ExitCode::SUCCESS
     } else {
@@ -616,16 +619,9 @@ fn upgrade(
     upgrade_timeout: Duration,
     stop_timeout: Duration,
 ) -> ExitCode {
-    let old = match pidfile::running(&paths.pidfile) {
-        Ok(Some(pid)) => pid,
-        Ok(None) => {
-            eprintln!("{program} is not running");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-        Err(err) => {
-            eprintln!("{program}: {err}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+    let old = match running_pid(program, paths) {
+        Ok(pid) => pid,
+        Err(status) => return status,
     };
     match control::request(
         &paths.socket,
@@ -660,33 +656,60 @@ fn upgrade(
             eprintln!("{program}: the control socket failed ({err}); the outcome is in the log");
             ExitCode::from(EXIT_FAILURE)
         }
-        Err(err) => match ginkgo_api::signal::Signal::Usr2.send_to(old) {
-            Ok(()) => {
-                println!(
-                    "{program}: no control socket ({err}); sent SIGUSR2 to pid {old}, the outcome is in the log"
-                );
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("{program}: cannot upgrade pid {old}: {err}");
-                ExitCode::from(EXIT_FAILURE)
-            }
-        },
+        Err(err) => signal_instead(
+            program,
+            ginkgo_api::signal::Signal::Usr2,
+            old,
+            &err,
+            "upgrade",
+        ),
+    }
+}
+
+/// The pid of the running daemon, or the exit status of a command that needs one (after
+/// saying why there is none).
+fn running_pid(program: &str, paths: &Paths) -> Result<u32, ExitCode> {
+    match pidfile::running(&paths.pidfile) {
+        Ok(Some(pid)) => Ok(pid),
+        Ok(None) => {
+            eprintln!("{program} is not running");
+            Err(ExitCode::from(EXIT_FAILURE))
+        }
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            Err(ExitCode::from(EXIT_FAILURE))
+        }
+    }
+}
+
+/// Without a control socket to ask (`err`): sends `signal` to `pid` to `what` it; the outcome
+/// is then only in the log.
+fn signal_instead(
+    program: &str,
+    signal: ginkgo_api::signal::Signal,
+    pid: u32,
+    err: &std::io::Error,
+    what: &str,
+) -> ExitCode {
+    match signal.send_to(pid) {
+        Ok(()) => {
+            println!(
+                "{program}: no control socket ({err}); sent {signal} to pid {pid}, the outcome is in the log"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{program}: cannot {what} pid {pid}: {err}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 
 /// `reload`: through the control socket (with the real outcome), or SIGHUP.
 fn reload(program: &str, paths: &Paths) -> ExitCode {
-    let pid = match pidfile::running(&paths.pidfile) {
-        Ok(Some(pid)) => pid,
-        Ok(None) => {
-            eprintln!("{program} is not running");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-        Err(err) => {
-            eprintln!("{program}: {err}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+    let pid = match running_pid(program, paths) {
+        Ok(pid) => pid,
+        Err(status) => return status,
     };
     match control::request(&paths.socket, "reload", Duration::from_secs(60)) {
         Ok((true, text)) => {
@@ -697,18 +720,13 @@ fn reload(program: &str, paths: &Paths) -> ExitCode {
             eprint!("{program}: {text}");
             ExitCode::from(EXIT_FAILURE)
         }
-        Err(err) => match ginkgo_api::signal::Signal::Hup.send_to(pid) {
-            Ok(()) => {
-                println!(
-                    "{program}: no control socket ({err}); sent SIGHUP to pid {pid}, the outcome is in the log"
-                );
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("{program}: cannot reload pid {pid}: {err}");
-                ExitCode::from(EXIT_FAILURE)
-            }
-        },
+        Err(err) => signal_instead(
+            program,
+            ginkgo_api::signal::Signal::Hup,
+            pid,
+            &err,
+            "reload",
+        ),
     }
 }
 

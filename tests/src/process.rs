@@ -85,6 +85,16 @@ pub fn proc_stat_fields(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Whether `pid` runs (a zombie does not). Never panics: drops call it.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("State:"))
+            .is_some_and(|state| !state.trim().starts_with('Z'))
+    })
+}
+
 /// A running program whose standard error arrives on a channel, line by line.
 pub struct Running {
     /// The child process.

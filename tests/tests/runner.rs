@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use command_fds::{CommandFdExt, FdMapping};
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{Running, dir, hello, proc_stat_fields, rundir_with_config};
+use ginkgo_tests::process::{Running, alive, dir, hello, proc_stat_fields, rundir_with_config};
 use tempfile::TempDir;
 
 /// A `hello` daemon in a directory of its own, driven through its command line.
@@ -130,16 +130,6 @@ fn kill(pid: u32) {
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Whether `pid` runs (a zombie does not); never panics, as [`Daemon`]'s drop calls it.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("State:"))
-            .is_some_and(|state| !state.trim().starts_with('Z'))
-    })
 }
 
 const FAST: &str = "[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n";

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{free_port, rundir_with_config};
+use ginkgo_tests::process::{alive, free_port, rundir_with_config};
 use tempfile::TempDir;
 
 /// An `echo_on` daemon in a directory of its own, on one backend.
@@ -130,16 +130,6 @@ impl Drop for Daemon {
 
 fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-/// Whether `pid` runs (a zombie does not).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("State:"))
-            .is_some_and(|state| !state.trim().starts_with('Z'))
-    })
 }
 
 fn config(port: u16, extra: &str) -> String {
