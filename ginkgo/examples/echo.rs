@@ -46,6 +46,9 @@ struct EchoSettings {
     /// Send small writes at once (TCP_NODELAY).
     #[setting(default = true)]
     nodelay: bool,
+    /// For an IPv6 address: true serves IPv6 only, false IPv4 too (on [::]); unset: the
+    /// system's default (Linux: both).
+    only_v6: Option<bool>,
     /// Probe idle connections after this long (TCP keepalive); unset: off.
     keepalive: Option<Duration>,
     /// The permission bits of a Unix socket file, such as 0o660; unset: as the umask leaves them.
@@ -93,6 +96,7 @@ impl EchoSettings {
             backlog: self.backlog,
             reuse_port: self.reuse_port,
             nodelay: self.nodelay,
+            only_v6: self.only_v6,
             keepalive: self.keepalive.map(|d| d.0),
             unix_mode: self.unix_mode,
             ..ListenOptions::default()

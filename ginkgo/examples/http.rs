@@ -27,7 +27,7 @@
 //! flight finish and closes idle connections.
 //!
 //! The server's limits and listener options (`http.max_connections`, `http.backlog`,
-//! `http.reuse_port`, `http.keepalive`) are settings too, with the server's defaults
+//! `http.reuse_port`, `http.keepalive`, `http.nodelay`, `http.only_v6`) are settings too, with the server's defaults
 //! (`cargo run --example http -- config` shows them all):
 //!
 //! ```text
@@ -92,6 +92,12 @@ struct HttpSettings {
     reuse_port: bool,
     /// Probe idle connections after this long (TCP keepalive); unset: off.
     keepalive: Option<Duration>,
+    /// Send small writes at once (TCP_NODELAY).
+    #[setting(default = true)]
+    nodelay: bool,
+    /// For an IPv6 address: true serves IPv6 only, false IPv4 too (on [::]); unset: the
+    /// system's default (Linux: both).
+    only_v6: Option<bool>,
 }
 
 /// HTTPS for the HTTP example: on when a certificate and key are given.
@@ -192,6 +198,8 @@ fn main() -> ExitCode {
                 backlog: settings.backlog,
                 reuse_port: settings.reuse_port,
                 keepalive: settings.keepalive.map(|d| d.0),
+                nodelay: settings.nodelay,
+                only_v6: settings.only_v6,
                 ..ListenOptions::default()
             });
             Ok(match config.get::<HttpTls>()?.get().acceptor()? {

@@ -441,3 +441,39 @@ fn http_example_applies_its_listener_settings() {
     running.signal(Signal::Term);
     assert!(running.wait().success());
 }
+
+/// `echo.only_v6` reaches the listener: on `[::]` with it set, IPv6 clients are served and
+/// IPv4 ones refused. (Loopback has IPv6 on the machines `.ci/run` targets; a host without it
+/// fails here, saying so.)
+#[test]
+fn echo_example_only_v6_setting() {
+    let port = free_port();
+    let rundir = dir();
+    let running = Running::start(
+        &example("echo"),
+        &[
+            "-s",
+            &format!("echo.bind=[::]:{port}"),
+            "-s",
+            "echo.only_v6=true",
+            "-s",
+            &format!("rundir={}", rundir.path().display()),
+        ],
+        &[],
+    );
+    running.expect_line("ready");
+    let mut v6 = TcpStream::connect(("::1", port))
+        .unwrap_or_else(|err| panic!("connect to [::1]:{port} (needs IPv6 on loopback): {err}"));
+    v6.write_all(b"six").expect("write");
+    let mut echoed = [0u8; 3];
+    v6.read_exact(&mut echoed).expect("echo");
+    assert_eq!(&echoed, b"six");
+    let v4 = TcpStream::connect(("127.0.0.1", port));
+    assert!(
+        v4.is_err(),
+        "an IPv4 client was accepted on an IPv6-only listener"
+    );
+    drop(v6);
+    running.signal(Signal::Term);
+    assert!(running.wait().success());
+}
