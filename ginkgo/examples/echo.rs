@@ -99,7 +99,6 @@ impl EchoSettings {
             only_v6: self.only_v6,
             keepalive: self.keepalive.map(|d| d.0),
             unix_mode: self.unix_mode,
-            ..ListenOptions::default()
         }
     }
 }
