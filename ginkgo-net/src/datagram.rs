@@ -201,10 +201,7 @@ async fn adopt_udp<R: Runtime>(
     let Some(local) = probe.local_addr()?.as_socket() else {
         return Ok(None);
     };
-    let wanted = ginkgo_api::net::lookup::<R>(addr).await?;
-    let matches = wanted
-        .iter()
-        .any(|want| *want == local || (want.port() == 0 && want.ip() == local.ip()));
+    let matches = crate::listen::bound_where::<R>(addr, local).await?;
     Ok(matches.then(|| std::net::UdpSocket::from(socket)))
 }
 

@@ -211,11 +211,7 @@ impl Listen {
                 let Some(local) = local.as_socket() else {
                     return Ok(None);
                 };
-                let wanted = ginkgo_api::net::lookup::<R>(addr).await?;
-                let matches = wanted
-                    .iter()
-                    .any(|want| *want == local || (want.port() == 0 && want.ip() == local.ip()));
-                if !matches {
+                if !bound_where::<R>(addr, local).await? {
                     tracing::info!(%addr, handed_over = %local, "the address changed; binding anew");
                     return Ok(None);
                 }
@@ -234,6 +230,16 @@ impl Listen {
             Listen::Inherited(_) | Listen::InheritedUnix(_) => Ok(None),
         }
     }
+}
+
+/// Whether a socket bound to `local` is bound where `addr` says: one of the addresses it
+/// resolves to, or on its IP address with any port for port 0. How a server decides whether
+/// the socket an upgrade handed over is still the one its configuration asks for.
+pub(crate) async fn bound_where<R: Runtime>(addr: &str, local: SocketAddr) -> io::Result<bool> {
+    let wanted = ginkgo_api::net::lookup::<R>(addr).await?;
+    Ok(wanted
+        .iter()
+        .any(|want| *want == local || (want.port() == 0 && want.ip() == local.ip())))
 }
 
 /// Binds the first address `addr` resolves to that can be bound, with the options set before

@@ -268,8 +268,8 @@ impl<R: Runtime> Serving<'_, R> {
             }
             ownership.owns_files.store(true, Ordering::Release);
             handoff::set_keep_socket_files(false);
-            for path in handoff::untaken() {
-                drop(handoff::take(&path));
+            for (path, socket) in handoff::take_untaken() {
+                drop(socket);
                 tracing::info!(
                     service = path,
                     "closed a socket handed over that no service here serves"

@@ -72,9 +72,10 @@ pub fn take(path: &str) -> Option<OwnedFd> {
     table().inherited.remove(path)
 }
 
-/// The paths of the sockets handed over and not yet taken.
-pub fn untaken() -> Vec<String> {
-    table().inherited.keys().cloned().collect()
+/// Takes every socket handed over and not taken yet, with its path: those no server of this
+/// process asked for.
+pub fn take_untaken() -> Vec<(String, OwnedFd)> {
+    table().inherited.drain().collect()
 }
 
 /// Registers `socket` as the listening socket of the service at `path` until the returned
@@ -176,7 +177,6 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd = OwnedFd::from(listener.try_clone().unwrap());
         inherit([("Root/test-take".to_owned(), fd)]);
-        assert!(untaken().contains(&"Root/test-take".to_owned()));
         let taken = take("Root/test-take").expect("handed over");
         let adopted = std::net::TcpListener::from(taken);
         assert_eq!(
@@ -184,6 +184,11 @@ mod tests {
             listener.local_addr().unwrap()
         );
         assert!(take("Root/test-take").is_none());
+        let other = OwnedFd::from(listener);
+        inherit([("Root/test-untaken".to_owned(), other)]);
+        let rest = take_untaken();
+        assert!(rest.iter().any(|(path, _)| path == "Root/test-untaken"));
+        assert!(take("Root/test-untaken").is_none());
     }
 
     #[test]

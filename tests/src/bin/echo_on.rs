@@ -13,11 +13,10 @@
 use std::process::ExitCode;
 
 use ginkgo_api::Runtime;
-use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
 use ginkgo_api::service::{Context, Error, Service, async_trait};
 use ginkgo_config::Duration;
 use ginkgo_macros::Settings;
-use ginkgo_net::{Connection, StreamServer};
+use ginkgo_net::StreamServer;
 use ginkgo_runner::Runner;
 
 /// Settings of the echo service.
@@ -55,7 +54,7 @@ impl<R: Runtime> Service for App<R> {
         ctx.add_child(StreamServer::<R, _>::new(
             "echo",
             self.bind.as_str(),
-            echo::<R>,
+            ginkgo_tests::cases::server::echo::<R>,
         ));
         if let Some(addr) = &self.http {
             let app = ginkgo_http::axum::Router::new()
@@ -78,21 +77,6 @@ impl<R: Runtime> Service for App<R> {
     async fn start(&mut self, _ctx: &Context) -> Result<(), Error> {
         ginkgo_api::time::sleep::<R>(self.delay).await;
         Ok(())
-    }
-}
-
-/// Echoes until the peer closes, or the server stops (then it closes between reads).
-async fn echo<R: Runtime>(mut conn: Connection<R>) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
-            return Ok(());
-        };
-        let n = read?;
-        if n == 0 {
-            return Ok(());
-        }
-        conn.stream.write_all(&buf[..n]).await?;
     }
 }
 

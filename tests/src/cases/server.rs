@@ -18,8 +18,8 @@ use crate::support::eventually;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// An echo handler: everything read is written back until the peer closes or the server
-/// stops.
-async fn echo<R: Runtime>(mut conn: Connection<R>) -> std::io::Result<()> {
+/// stops (then it closes between reads). The `echo_on` test program serves it too.
+pub async fn echo<R: Runtime>(mut conn: Connection<R>) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     loop {
         let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
