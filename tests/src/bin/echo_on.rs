@@ -54,7 +54,7 @@ impl<R: Runtime> Service for App<R> {
         ctx.add_child(StreamServer::<R, _>::new(
             "echo",
             self.bind.as_str(),
-            ginkgo_tests::cases::server::echo::<R>,
+            ginkgo_tests::support::echo::<R>,
         ));
         if let Some(addr) = &self.http {
             let app = ginkgo_http::axum::Router::new()

@@ -13,25 +13,9 @@ use ginkgo_api::sync::Semaphore;
 use ginkgo_api::time::{sleep, timeout};
 use ginkgo_net::{ClientConnection, Connection, StreamClient, StreamServer};
 
-use crate::support::eventually;
+use crate::support::{echo, eventually};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// An echo handler: everything read is written back until the peer closes or the server
-/// stops (then it closes between reads). The `echo_on` test program serves it too.
-pub async fn echo<R: Runtime>(mut conn: Connection<R>) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 8192];
-    loop {
-        let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
-            return Ok(());
-        };
-        let n = read?;
-        if n == 0 {
-            return Ok(());
-        }
-        conn.stream.write_all(&buf[..n]).await?;
-    }
-}
 
 fn counter(snapshot: &ginkgo_api::service::Snapshot, name: &str) -> u64 {
     snapshot

@@ -96,3 +96,20 @@ pub fn counter(tree: &ginkgo_api::service::ServiceHandle, name: &str) -> u64 {
         .map(|(_, v)| *v)
         .unwrap_or_else(|| panic!("no counter {name} in {:?}", snapshot.counters))
 }
+
+/// An echo handler: everything read is written back until the peer closes or the server
+/// stops (then it closes between reads). The `echo_on` test program serves it too.
+pub async fn echo<R: Runtime>(mut conn: ginkgo_net::Connection<R>) -> std::io::Result<()> {
+    use ginkgo_api::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let Some(read) = conn.shutdown.run(conn.stream.read(&mut buf)).await else {
+            return Ok(());
+        };
+        let n = read?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.stream.write_all(&buf[..n]).await?;
+    }
+}
