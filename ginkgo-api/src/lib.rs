@@ -13,6 +13,7 @@
 //! - [`sync`]: channels, events and locks, re-exported from async-channel, event-listener and
 //!   async-lock.
 //! - [`service`]: services with lifecycle, owned tasks and supervision.
+//! - [`process`]: which prefork worker this process is, if any.
 //! - [`runtime`]: the traits a backend implements (the `ginkgo-backend-kit` crate has the
 //!   helpers backends share).
 //!
@@ -36,6 +37,7 @@
 pub mod future;
 pub mod io;
 pub mod net;
+pub mod process;
 pub mod runtime;
 pub mod service;
 #[cfg(unix)]

@@ -43,10 +43,36 @@ pub(super) fn bind<R: Runtime>(path: &Path) -> io::Result<UnixListener<R>> {
     UnixListener::from_std(listener)
 }
 
+/// Where `status` comes from.
+#[derive(Clone)]
+pub(super) enum Status {
+    /// This process's tree.
+    Tree(ServiceHandle),
+    /// A master's report on its workers: blocking (it asks each worker), so it runs in a
+    /// blocking task.
+    Report(Arc<dyn Fn() -> String + Send + Sync>),
+}
+
+impl Status {
+    async fn render<R: Runtime>(&self) -> String {
+        match self {
+            Status::Tree(tree) => render(&tree.snapshot(), SystemTime::now()),
+            Status::Report(report) => {
+                let report = report.clone();
+                ginkgo_api::spawn_blocking::<R, _, _>(move || report())
+                    .await
+                    .unwrap_or_else(|err| {
+                        format!("pid {}\nstatus failed: {err}\n", std::process::id())
+                    })
+            }
+        }
+    }
+}
+
 /// Serves control requests until the task is aborted.
 pub(super) async fn serve<R: Runtime>(
     listener: UnixListener<R>,
-    tree: ServiceHandle,
+    status: Status,
     requests: channel::Sender<Request>,
     upgrading: Arc<AtomicBool>,
 ) {
@@ -59,12 +85,12 @@ pub(super) async fn serve<R: Runtime>(
                 continue;
             }
         };
-        let tree = tree.clone();
+        let status = status.clone();
         let requests = requests.clone();
         let upgrading = upgrading.clone();
         // Each client is answered in its own task, so a slow one cannot block the others.
         drop(ginkgo_api::spawn::<R, _>(async move {
-            if let Err(err) = answer(stream, &tree, &requests, &upgrading).await {
+            if let Err(err) = answer(stream, &status, &requests, &upgrading).await {
                 tracing::debug!(%err, "control client went away");
             }
         }));
@@ -138,7 +164,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, String> {
 
 async fn answer<R: Runtime>(
     stream: UnixStream<R>,
-    tree: &ServiceHandle,
+    status: &Status,
     requests: &channel::Sender<Request>,
     upgrading: &AtomicBool,
 ) -> io::Result<()> {
@@ -150,7 +176,7 @@ async fn answer<R: Runtime>(
     // Dropped (closing its channel) once the answer is written.
     let mut written_guard: Option<channel::Sender<()>> = None;
     let reply = match request {
-        Ok(Command::Status) => format!("ok\n{}", render(&tree.snapshot(), SystemTime::now())),
+        Ok(Command::Status) => format!("ok\n{}", status.render::<R>().await),
         Ok(Command::Reload) => {
             let (tx, rx) = channel::bounded(1);
             let _ = requests.send(Request::Reload(tx)).await;
@@ -189,8 +215,17 @@ async fn answer<R: Runtime>(
     closed
 }
 
-/// The tree as `status` prints it: one line per service, indented by depth.
+/// The tree as `status` prints it: the pid, then one line per service, indented by depth.
 pub(super) fn render(snapshot: &Snapshot, now: SystemTime) -> String {
+    format!(
+        "pid {}\n{}",
+        std::process::id(),
+        render_tree(snapshot, now, 0)
+    )
+}
+
+/// One line per service, indented by depth (from `depth`).
+pub(super) fn render_tree(snapshot: &Snapshot, now: SystemTime, depth: usize) -> String {
     fn walk(out: &mut String, node: &Snapshot, depth: usize, now: SystemTime) {
         let since = now
             .duration_since(node.since)
@@ -212,8 +247,8 @@ pub(super) fn render(snapshot: &Snapshot, now: SystemTime) -> String {
             walk(out, child, depth + 1, now);
         }
     }
-    let mut out = format!("pid {}\n", std::process::id());
-    walk(&mut out, snapshot, 0, now);
+    let mut out = String::new();
+    walk(&mut out, snapshot, depth, now);
     out
 }
 

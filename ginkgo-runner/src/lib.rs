@@ -79,6 +79,7 @@ mod privileges;
 mod serve;
 mod settings;
 mod upgrade;
+mod workers;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -90,7 +91,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use notify::{ListenFds, Notifier};
-pub use settings::{LogFormat, Paths, RunnerSettings};
+pub use settings::{LogFormat, Paths, RunnerSettings, Workers};
 
 use ginkgo_api::Runtime;
 use ginkgo_api::service::Service;
@@ -118,6 +119,9 @@ struct Cli {
     /// Internal: this process is the new one of an upgrade started by this pid.
     #[arg(long = upgrade::UPGRADE_FROM, value_name = "PID", hide = true, global = true)]
     upgrade_from: Option<u32>,
+    /// Internal: this process is prefork worker number N of its parent, the master.
+    #[arg(long = workers::WORKER, value_name = "N", hide = true, global = true)]
+    worker: Option<u32>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -222,6 +226,8 @@ struct Serve {
     forwarded: Vec<OsString>,
     /// Started by an upgrade from this pid.
     upgrade_from: Option<u32>,
+    /// A prefork worker with this number.
+    worker: Option<u32>,
 }
 
 impl<R: Runtime> Runner<R> {
@@ -359,7 +365,7 @@ impl<R: Runtime> Runner<R> {
         // The new process of an upgrade is the first to read the files: it tells the old one.
         let report = |err: &dyn fmt::Display| {
             serve::report(
-                cli.upgrade_from.is_some(),
+                cli.upgrade_from.is_some() || cli.worker.is_some(),
                 &format!("error: configuration error: {err}"),
             );
         };
@@ -396,6 +402,7 @@ impl<R: Runtime> Runner<R> {
                 daemon: false,
                 forwarded: forwarded(&cli),
                 upgrade_from: cli.upgrade_from,
+                worker: cli.worker,
             }),
             Command::Daemon => {
                 daemon::set_umask(settings.get().umask);
@@ -406,6 +413,7 @@ impl<R: Runtime> Runner<R> {
                     daemon: true,
                     forwarded: forwarded(&cli),
                     upgrade_from: cli.upgrade_from,
+                    worker: cli.worker,
                 })
             }
             Command::Start => Next::Command(Box::new(move || {
@@ -484,7 +492,12 @@ impl<R: Runtime> Runner<R> {
             daemon,
             forwarded,
             upgrade_from,
+            worker,
         } = prepared;
+        if let Some(number) = worker {
+            // Before the tree is built, so that everything in it can tell which worker it is.
+            ginkgo_api::process::set_worker(number);
+        }
         // Named now: once the file is replaced by a new build, this process's own
         // (`/proc/self/exe`) names the deleted one.
         let exe = std::env::current_exe().ok();
@@ -505,7 +518,7 @@ impl<R: Runtime> Runner<R> {
                 eprintln!("{}: cannot build the service tree: {err}", self.program);
                 // `start`, or the old process of an upgrade, waits to hear why.
                 serve::report(
-                    daemon || upgrade_from.is_some(),
+                    daemon || upgrade_from.is_some() || worker.is_some(),
                     &format!("error: cannot build the service tree: {err}"),
                 );
                 return ExitCode::from(EXIT_CONFIG);
@@ -521,6 +534,7 @@ impl<R: Runtime> Runner<R> {
             forwarded,
             exe,
             upgrade_from,
+            worker,
             runtime: PhantomData,
         };
         ExitCode::from(serving.run(root).await)

@@ -31,7 +31,7 @@ const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// After a handover: how long the old process waits, accepting nothing, before it stops its
 /// tree.
-const HANDOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+pub(super) const HANDOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Exit status after a second SIGINT cut the stop short (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
@@ -54,18 +54,21 @@ pub(super) struct Serving<'a, R> {
     /// Started by an upgrade from this pid: it reports start-up back through its standard
     /// input (a socket pair), and adopts what the old process hands over.
     pub(super) upgrade_from: Option<u32>,
+    /// A prefork worker, with this number: it serves the tree on the sockets its master
+    /// handed it (on its standard input, a socket pair), and answers its master there.
+    pub(super) worker: Option<u32>,
     pub(super) runtime: PhantomData<fn() -> R>,
 }
 
 /// Where this process stands with the files it shares with another process of the program
 /// (the pid file, the control socket file, Unix socket files).
-struct Ownership {
+pub(super) struct Ownership {
     /// Whether this process removes them when it exits: not while it is the new process of an
     /// upgrade that is not ready yet (they are the old one's), and no longer once it has
     /// handed over to a new process.
-    owns_files: AtomicBool,
+    pub(super) owns_files: AtomicBool,
     /// An upgrade is under way (checked by the control socket, which refuses a second).
-    upgrading: Arc<AtomicBool>,
+    pub(super) upgrading: Arc<AtomicBool>,
 }
 
 /// Reports the start-up outcome to the waiting `start` command (a daemon) or to the process
@@ -84,7 +87,7 @@ pub(super) fn report(reports: bool, line: &str) {
 }
 
 /// Points standard input at `/dev/null`, closing the pipe or socket pair it was.
-fn detach_stdin() {
+pub(super) fn detach_stdin() {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = rustix::stdio::dup2_stdin(&null);
     }
@@ -92,8 +95,8 @@ fn detach_stdin() {
 
 impl<R: Runtime> Serving<'_, R> {
     /// Whether start-up is reported on standard input.
-    fn reports(&self) -> bool {
-        self.daemon || self.upgrade_from.is_some()
+    pub(super) fn reports(&self) -> bool {
+        self.daemon || self.upgrade_from.is_some() || self.worker.is_some()
     }
 
     /// Runs the tree built from `root` until it stops; returns the exit status.
@@ -114,6 +117,12 @@ impl<R: Runtime> Serving<'_, R> {
                 return EXIT_CONFIG;
             }
         };
+        if let Some(number) = self.worker {
+            // No pid file, no control socket: those are the master's.
+            return self
+                .serve_worker(root, drop_to.is_needed().then_some(privileges), number)
+                .await;
+        }
         let mut handover = match self.upgrade_from.map(upgrade::receive).transpose() {
             Ok(handover) => handover,
             Err(err) => {
@@ -226,6 +235,22 @@ impl<R: Runtime> Serving<'_, R> {
             handoff::hold_serving();
             handoff::inherit(handover.listeners);
         }
+        let held = match pidfile.duplicate() {
+            Ok(file) => Held {
+                upgraded,
+                control_socket,
+                ownership,
+                pidfile: OwnedFd::from(file),
+            },
+            Err(err) => return fail(format!("cannot duplicate the pid file: {err}")),
+        };
+        if self.settings.get().workers.prefork() {
+            // The master: it binds the sockets and supervises the workers that serve them;
+            // the workers drop the privileges.
+            return self
+                .serve_master(root, listener, held, pidfile, notifier, &mut signals)
+                .await;
+        }
 
         let tree = ginkgo_api::service::tree::<R>(root);
         if let Err(failure) = tree.start().await {
@@ -238,35 +263,12 @@ impl<R: Runtime> Serving<'_, R> {
             tree.stop().await;
             return fail(format!("cannot drop privileges: {err}"));
         }
+        if upgraded && let Err(status) = self.take_over(pidfile, held.ownership).await {
+            tree.stop().await;
+            return status;
+        }
         if upgraded {
-            let committed =
-                ginkgo_api::spawn_blocking::<R, _, _>(|| upgrade::announce_ready(COMMIT_TIMEOUT))
-                    .await
-                    .map_err(|err| std::io::Error::other(err.to_string()))
-                    .and_then(|answer| answer);
-            match committed {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::error!(
-                        "the old process gave up on this upgrade; stopping without taking over"
-                    );
-                    tree.stop().await;
-                    return EXIT_FAILURE;
-                }
-                Err(err) => {
-                    tracing::error!("cannot report to the old process: {err}; stopping");
-                    tree.stop().await;
-                    return EXIT_FAILURE;
-                }
-            }
-            // Committed: the old process stops accepting now; this one serves and owns the
-            // shared files. What fails from here on is this process's own failure.
-            detach_stdin();
             handoff::release_serving();
-            if let Err(err) = pidfile.take_over() {
-                tracing::error!("cannot write this process's pid into the pid file: {err}");
-            }
-            ownership.owns_files.store(true, Ordering::Release);
             handoff::set_keep_socket_files(false);
             for (path, socket) in handoff::take_untaken() {
                 drop(socket);
@@ -277,10 +279,72 @@ impl<R: Runtime> Serving<'_, R> {
             }
         }
 
+        let running = self.announce(
+            listener,
+            control::Status::Tree(tree.clone()),
+            held.ownership,
+            &notifier,
+            upgraded,
+            tree.path(),
+        );
+        let status = self
+            .answer(&held, &running, &tree, &notifier, &mut signals)
+            .await;
+        running.end();
+        status
+    }
+
+    /// The new process of an upgrade, once ready: reports to the old process and waits for
+    /// its commit; then writes its pid into the pid file and owns the shared files. `Err` with
+    /// the exit status: the old one gave up, and this process must stop without taking over.
+    pub(super) async fn take_over(
+        &self,
+        pidfile: &mut Pidfile,
+        ownership: &Ownership,
+    ) -> Result<(), u8> {
+        let committed =
+            ginkgo_api::spawn_blocking::<R, _, _>(|| upgrade::announce_ready(COMMIT_TIMEOUT))
+                .await
+                .map_err(|err| std::io::Error::other(err.to_string()))
+                .and_then(|answer| answer);
+        match committed {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(
+                    "the old process gave up on this upgrade; stopping without taking over"
+                );
+                return Err(EXIT_FAILURE);
+            }
+            Err(err) => {
+                tracing::error!("cannot report to the old process: {err}; stopping");
+                return Err(EXIT_FAILURE);
+            }
+        }
+        // Committed: the old process stops accepting now; this one serves and owns the
+        // shared files. What fails from here on is this process's own failure.
+        detach_stdin();
+        if let Err(err) = pidfile.take_over() {
+            tracing::error!("cannot write this process's pid into the pid file: {err}");
+        }
+        ownership.owns_files.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Ready: starts answering the control socket (`listener`) and the systemd watchdog, and
+    /// says so to the log, systemd, and the waiting `start` command.
+    pub(super) fn announce(
+        &self,
+        listener: UnixListener<R>,
+        status: control::Status,
+        ownership: &Ownership,
+        notifier: &Arc<Notifier>,
+        upgraded: bool,
+        what: &str,
+    ) -> Running<R> {
         let (requests, incoming) = channel::unbounded();
         let control = ginkgo_api::spawn::<R, _>(control::serve(
             listener,
-            tree.clone(),
+            status,
             requests,
             ownership.upgrading.clone(),
         ));
@@ -297,33 +361,23 @@ impl<R: Runtime> Serving<'_, R> {
             Some(old) => tracing::info!(
                 pid = std::process::id(),
                 old,
-                service = tree.path(),
+                service = what,
                 "ready; took over from the old process"
             ),
-            None => tracing::info!(pid = std::process::id(), service = tree.path(), "ready"),
+            None => tracing::info!(pid = std::process::id(), service = what, "ready"),
         }
         // MAINPID names this process: after an upgrade systemd follows the new one.
-        notifier.ready(&format!("{} ready", tree.path()));
+        notifier.ready(&format!("{what} ready"));
         // The new process of an upgrade has reported already (and been committed).
         report(
             self.daemon && !upgraded,
             &format!("ready {}", std::process::id()),
         );
-
-        let held = Held {
-            control: &control,
-            tree: &tree,
-            notifier: &notifier,
-            pidfile: &*pidfile,
-            control_socket,
-            ownership,
-        };
-        let status = self.answer(held, &mut signals, &incoming).await;
-        control.abort();
-        if let Some(watchdog) = watchdog {
-            watchdog.abort();
+        Running {
+            control,
+            watchdog,
+            incoming,
         }
-        status
     }
 
     /// Answers signals and control requests until the tree ends or is stopped, or an upgrade
@@ -333,16 +387,18 @@ impl<R: Runtime> Serving<'_, R> {
     /// outcome is known (within `upgrade_timeout`).
     async fn answer(
         &self,
-        held: Held<'_, R>,
+        held: &Held<'_>,
+        running: &Running<R>,
+        tree: &ServiceHandle,
+        notifier: &Notifier,
         signals: &mut Signals<R>,
-        incoming: &channel::Receiver<Request>,
     ) -> u8 {
+        let incoming = &running.incoming;
         enum Event {
             Ended(State),
             Signal(Option<Signal>),
             Request(Request),
         }
-        let Held { tree, notifier, .. } = held;
         let ended = tree.wait_until(|state| matches!(state, State::Stopped | State::Failed));
         let mut ended = std::pin::pin!(ended);
         loop {
@@ -385,12 +441,16 @@ impl<R: Runtime> Serving<'_, R> {
                         continue;
                     }
                     tracing::info!("SIGUSR2: upgrading");
-                    if self.upgrade(&held).await.is_ok() {
+                    if self
+                        .upgrade(held, running, single_listeners())
+                        .await
+                        .is_ok()
+                    {
                         return self.stop(tree, signals, notifier, true).await;
                     }
                 }
                 Event::Request(Request::Upgrade(reply, written)) => {
-                    let outcome = self.upgrade(&held).await;
+                    let outcome = self.upgrade(held, running, single_listeners()).await;
                     let handed_over = outcome.is_ok();
                     let _ = reply.send(outcome).await;
                     if handed_over {
@@ -423,8 +483,13 @@ impl<R: Runtime> Serving<'_, R> {
     /// the pid file, and waits for it to be ready. Ok with its pid: this process then owns
     /// none of the shared files any more and stops. Err with why: the new process has exited
     /// (or was stopped), and this one goes on as before.
-    async fn upgrade(&self, held: &Held<'_, R>) -> Result<u32, String> {
-        let outcome = self.hand_over(held).await;
+    pub(super) async fn upgrade(
+        &self,
+        held: &Held<'_>,
+        running: &Running<R>,
+        listeners: std::io::Result<Vec<(String, OwnedFd)>>,
+    ) -> Result<u32, String> {
+        let outcome = self.hand_over(held, listeners).await;
         match &outcome {
             Ok(pid) => {
                 held.ownership.owns_files.store(false, Ordering::Release);
@@ -432,7 +497,7 @@ impl<R: Runtime> Serving<'_, R> {
                 // Accept nothing more; connections accepted just now get a moment to send
                 // their first bytes, so that the stop finds them busy and lets them finish.
                 handoff::hold_serving();
-                held.control.abort();
+                running.control.abort();
                 tracing::info!(
                     new = pid,
                     "upgraded: the new process is ready; stopping this one"
@@ -445,7 +510,11 @@ impl<R: Runtime> Serving<'_, R> {
         outcome
     }
 
-    async fn hand_over(&self, held: &Held<'_, R>) -> Result<u32, String> {
+    async fn hand_over(
+        &self,
+        held: &Held<'_>,
+        listeners: std::io::Result<Vec<(String, OwnedFd)>>,
+    ) -> Result<u32, String> {
         let exe = self
             .exe
             .clone()
@@ -454,16 +523,13 @@ impl<R: Runtime> Serving<'_, R> {
             fd.map_err(|err| format!("cannot duplicate the {what}: {err}"))
         };
         let handover = Handover {
-            listeners: handoff::registered()
+            listeners: listeners
                 .map_err(|err| format!("cannot duplicate the listening sockets: {err}"))?,
             control: Some(duplicate(
                 "control socket",
                 held.control_socket.try_clone(),
             )?),
-            pidfile: Some(duplicate(
-                "pid file",
-                held.pidfile.duplicate().map(OwnedFd::from),
-            )?),
+            pidfile: Some(duplicate("pid file", held.pidfile.try_clone())?),
         };
         let mut args = vec![OsString::from(if self.daemon {
             super::daemon::DAEMON
@@ -471,11 +537,13 @@ impl<R: Runtime> Serving<'_, R> {
             "run"
         })];
         args.extend(self.forwarded.iter().cloned());
+        args.push(OsString::from(format!("--{}", upgrade::UPGRADE_FROM)));
+        args.push(OsString::from(std::process::id().to_string()));
         let limit = self.settings.get().upgrade_timeout.0;
         tracing::info!(program = %exe.display(), sockets = handover.listeners.len(), "upgrading: starting the new process");
         ginkgo_api::spawn_blocking::<R, _, _>(move || {
             let successor =
-                Successor::start(&exe, &args, &handover).map_err(|err| err.to_string())?;
+                Successor::start(&exe, &args, &[], &handover).map_err(|err| err.to_string())?;
             let pid = successor.pid();
             successor
                 .wait_ready(limit)
@@ -487,7 +555,7 @@ impl<R: Runtime> Serving<'_, R> {
 
     /// Stops the tree within `stop_timeout`; a second SIGINT exits at once. After an upgrade
     /// handed over, systemd is not told `STOPPING=1`: the service goes on, in the new process.
-    async fn stop(
+    pub(super) async fn stop(
         &self,
         tree: &ServiceHandle,
         signals: &mut Signals<R>,
@@ -537,7 +605,11 @@ impl<R: Runtime> Serving<'_, R> {
     }
 
     /// The configuration first (whole or not at all), then the services' reload hooks.
-    async fn reload(&self, tree: &ServiceHandle, notifier: &Notifier) -> Result<String, String> {
+    pub(super) async fn reload(
+        &self,
+        tree: &ServiceHandle,
+        notifier: &Notifier,
+    ) -> Result<String, String> {
         notifier.reloading();
         let outcome = async {
             let changed = self.config.reload().map_err(|err| {
@@ -566,7 +638,7 @@ impl<R: Runtime> Serving<'_, R> {
         outcome
     }
 
-    fn reopen_log(&self) {
+    pub(super) fn reopen_log(&self) {
         if !self.daemon {
             tracing::info!("SIGUSR1: logging to standard error, no file to reopen");
             return;
@@ -580,14 +652,37 @@ impl<R: Runtime> Serving<'_, R> {
     }
 }
 
-/// What the serving loop holds while it answers: the tree, and what an upgrade hands on.
-struct Held<'a, R: Runtime> {
+/// What an upgrade hands on, besides the listening sockets.
+pub(super) struct Held<'a> {
+    /// This process is the new one of an upgrade.
+    pub(super) upgraded: bool,
+    control_socket: OwnedFd,
+    pub(super) ownership: &'a Ownership,
+    /// The pid file (with its lock).
+    pidfile: OwnedFd,
+}
+
+/// The sockets a single process hands on in an upgrade: those its servers registered.
+fn single_listeners() -> std::io::Result<Vec<(String, OwnedFd)>> {
+    handoff::registered()
+}
+
+/// What runs beside the serving loop once it is ready.
+pub(super) struct Running<R: Runtime> {
     /// The control socket's accept loop: stopped at a handover, so that requests from then on
     /// reach the new process.
-    control: &'a ginkgo_api::JoinHandle<(), R>,
-    tree: &'a ServiceHandle,
-    notifier: &'a Notifier,
-    pidfile: &'a Pidfile,
-    control_socket: OwnedFd,
-    ownership: &'a Ownership,
+    control: ginkgo_api::JoinHandle<(), R>,
+    watchdog: Option<ginkgo_api::JoinHandle<(), R>>,
+    /// The requests the control socket passes on.
+    pub(super) incoming: channel::Receiver<Request>,
+}
+
+impl<R: Runtime> Running<R> {
+    /// Stops the control socket's loop and the watchdog.
+    pub(super) fn end(self) {
+        self.control.abort();
+        if let Some(watchdog) = self.watchdog {
+            watchdog.abort();
+        }
+    }
 }

@@ -39,6 +39,106 @@ pub struct RunnerSettings {
     /// past it, it is stopped and the running process goes on serving.
     #[setting(default = Duration::from_secs(60))]
     pub upgrade_timeout: Duration,
+    /// How many worker processes serve the tree: 1 (one process, no master), a number, or
+    /// "auto" for one per CPU. With more than one, a master binds the listeners and
+    /// supervises the workers, each running the whole tree on those listeners.
+    pub workers: Workers,
+    /// At most this many worker restarts within `worker_restart_window`; one more and the
+    /// master stops, naming the worker and why it exited.
+    #[setting(default = 5)]
+    pub worker_max_restarts: u32,
+    /// The sliding window for `worker_max_restarts`.
+    #[setting(default = Duration::from_secs(60))]
+    pub worker_restart_window: Duration,
+}
+
+/// The `workers` setting: how many worker processes serve the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// This many workers (from 1 to 1024); 1, the default, is one process serving the tree
+    /// itself, without a master.
+    Count(u32),
+    /// One worker per CPU the process may run on.
+    Auto,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers::Count(1)
+    }
+}
+
+impl Workers {
+    /// How many workers this is on this machine (at least 1).
+    pub fn count(self) -> u32 {
+        match self {
+            Workers::Count(n) => n.max(1),
+            Workers::Auto => std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// Whether a master runs workers: `auto` always does (even on one CPU, so that the
+    /// process layout does not depend on the machine), a count only above 1.
+    pub fn prefork(self) -> bool {
+        match self {
+            Workers::Count(n) => n > 1,
+            Workers::Auto => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workers::Count(n) => write!(f, "{n}"),
+            Workers::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl serde::Serialize for Workers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Workers::Count(n) => s.serialize_u32(*n),
+            Workers::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Workers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of workers from 1 to 1024, or \"auto\" (one per CPU)")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Workers, E> {
+                match n {
+                    1..=1024 => Ok(Workers::Count(u32::try_from(n).unwrap_or(1))),
+                    _ => Err(E::custom(format!(
+                        "{n} workers: expected a number from 1 to 1024, or \"auto\" (one per CPU)"
+                    ))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Workers, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Workers, E> {
+                match text.trim() {
+                    "auto" => Ok(Workers::Auto),
+                    number => match number.parse::<i64>() {
+                        Ok(n) => self.visit_i64(n),
+                        Err(_) => Err(E::custom(format!(
+                            "{text:?}: expected a number of workers from 1 to 1024, or \"auto\" (one per CPU)"
+                        ))),
+                    },
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// How the runner writes log lines.

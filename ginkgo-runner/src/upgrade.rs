@@ -17,7 +17,7 @@
 //! holds it through the descriptor it received, so the lock never lapses between the two.
 
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -172,6 +172,15 @@ pub(super) fn receive(from: u32) -> io::Result<Handover> {
             "--{UPGRADE_FROM} {from} names a process that is not this one's parent ({parent})"
         )));
     }
+    receive_stdin()
+}
+
+/// The handover, read from standard input (a worker's, from its master).
+///
+/// # Errors
+///
+/// Fails when the message is broken.
+pub(super) fn receive_stdin() -> io::Result<Handover> {
     let stdin = std::io::stdin();
     Handover::receive(stdin.as_fd())
 }
@@ -184,17 +193,24 @@ pub(super) struct Successor {
 
 impl Successor {
     /// Starts `exe` with `args` (the same command and settings this process was started
-    /// with) and hands it `handover`.
-    pub(super) fn start(exe: &Path, args: &[OsString], handover: &Handover) -> io::Result<Self> {
+    /// with, and the option saying what the new process is) and hands it `handover`. The
+    /// environment variables in `env_remove` are not passed on.
+    pub(super) fn start(
+        exe: &Path,
+        args: &[OsString],
+        env_remove: &[&str],
+        handover: &Handover,
+    ) -> io::Result<Self> {
         let (ours, theirs) = UnixStream::pair()?;
         let mut command = Command::new(exe);
         command
             .args(args)
-            .arg(format!("--{UPGRADE_FROM}"))
-            .arg(std::process::id().to_string())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
+        for name in env_remove {
+            command.env_remove(name);
+        }
         let mut child = command.spawn().map_err(|err| {
             io::Error::new(err.kind(), format!("cannot start {}: {err}", exe.display()))
         })?;
@@ -217,11 +233,29 @@ impl Successor {
 
     /// Waits up to `limit` for the report: the pid once it is ready, or why it failed (then it
     /// has exited, or is stopped and reaped here).
-    pub(super) fn wait_ready(mut self, limit: Duration) -> Result<u32, String> {
+    pub(super) fn wait_ready(self, limit: Duration) -> Result<u32, String> {
+        // Committed: the new process is reaped by init once this process exits; not ours to
+        // wait for.
+        self.wait_ready_kept(limit).map(|(child, _)| child.id())
+    }
+
+    /// Like [`Successor::wait_ready`], keeping the child (to supervise and reap) and the pair
+    /// (to talk to it) once it is ready.
+    pub(super) fn wait_ready_kept(
+        mut self,
+        limit: Duration,
+    ) -> Result<(Child, UnixStream), String> {
         let outcome = (|| -> io::Result<String> {
             self.pair.set_read_timeout(Some(limit))?;
             let mut line = String::new();
-            BufReader::new(&self.pair).read_line(&mut line)?;
+            // One byte at a time, so that nothing after the line is read ahead and lost.
+            let mut byte = [0u8; 1];
+            while !line.ends_with('\n') {
+                match (&self.pair).read(&mut byte)? {
+                    0 => break,
+                    _ => line.push(char::from(byte[0])),
+                }
+            }
             Ok(line)
         })();
         let failed = |this: &mut Self, why: String| {
@@ -232,13 +266,15 @@ impl Successor {
             Ok(line) => {
                 let line = line.trim();
                 if let Some(pid) = line.strip_prefix("ready ") {
-                    let Ok(pid) = pid.trim().parse() else {
+                    if pid.trim().parse::<u32>().is_err() {
                         return failed(&mut self, format!("bad report {line:?}"));
-                    };
+                    }
                     // Commit: from here on the new process serves and owns the shared files.
-                    // (It is reaped by init once this process exits; not ours to wait for.)
                     return match (&self.pair).write_all(COMMIT) {
-                        Ok(()) => Ok(pid),
+                        Ok(()) => {
+                            let _ = self.pair.set_read_timeout(None);
+                            Ok((self.child, self.pair))
+                        }
                         Err(err) => failed(&mut self, format!("cannot commit the handover: {err}")),
                     };
                 }
@@ -274,16 +310,35 @@ impl Successor {
 ///
 /// Fails if standard input cannot be written or read.
 pub(super) fn announce_ready(limit: Duration) -> io::Result<bool> {
+    announce_ready_on(&pair_on_stdin()?, limit)
+}
+
+/// Standard input as the socket pair it is in a new process or a worker.
+///
+/// # Errors
+///
+/// Fails if it cannot be duplicated.
+pub(super) fn pair_on_stdin() -> io::Result<UnixStream> {
     let stdin = std::io::stdin();
-    let pair = UnixStream::from(stdin.as_fd().try_clone_to_owned()?);
-    match (&pair).write_all(format!("ready {}\n", std::process::id()).as_bytes()) {
+    Ok(UnixStream::from(stdin.as_fd().try_clone_to_owned()?))
+}
+
+/// [`announce_ready`] on `pair`.
+///
+/// # Errors
+///
+/// Fails if `pair` cannot be written or read.
+pub(super) fn announce_ready_on(pair: &UnixStream, limit: Duration) -> io::Result<bool> {
+    match (&*pair).write_all(format!("ready {}\n", std::process::id()).as_bytes()) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(false),
         Err(err) => return Err(err),
     }
     pair.set_read_timeout(Some(limit))?;
     let mut answer = [0u8; COMMIT.len()];
-    match (&pair).read_exact(&mut answer) {
+    let answered = (&*pair).read_exact(&mut answer);
+    pair.set_read_timeout(None)?;
+    match answered {
         Ok(()) => Ok(answer == COMMIT),
         Err(err)
             if matches!(
@@ -301,7 +356,7 @@ pub(super) fn announce_ready(limit: Duration) -> io::Result<bool> {
 }
 
 /// Stops a new process that failed or is late: SIGTERM, then SIGKILL after 5 s; reaps it.
-fn stop(child: &mut Child) {
+pub(super) fn stop(child: &mut Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }

@@ -6,6 +6,7 @@
 //! tests are listed as `tokio::tcp_echo_1mib_split`, `smol::tcp_echo_1mib_split`, and so on.
 
 pub mod cases;
+pub mod daemon;
 pub mod process;
 pub mod support;
 

@@ -4,215 +4,20 @@
 //! process that is not ready in time, and a second upgrade during one, all rolled back or
 //! refused with the old process serving on. Every case runs on all four backends.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::process::{alive, free_port, rundir_with_config};
-use tempfile::TempDir;
+use ginkgo_tests::daemon::{self, config, http_get, round_trip, text, traffic};
+use ginkgo_tests::process::{alive, free_port};
 
-/// An `echo_on` daemon in a directory of its own, on one backend.
-struct Daemon {
-    rundir: TempDir,
-    config: PathBuf,
-    backend: &'static str,
-    program: PathBuf,
-}
-
-impl Daemon {
-    fn new(backend: &'static str, config: &str) -> Self {
-        let (rundir, config) = rundir_with_config(config);
-        Self {
-            rundir,
-            config,
-            backend,
-            program: PathBuf::from(env!("CARGO_BIN_EXE_echo_on")),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(&self.program)
-            .arg("-c")
-            .arg(&self.config)
-            .arg("-s")
-            .arg(format!("rundir={}", self.rundir.path().display()))
-            .args(args)
-            .env("GINKGO_TEST_BACKEND", self.backend)
-            .env_remove("NOTIFY_SOCKET")
-            .output()
-            .expect("run echo_on")
-    }
-
-    fn start(&self) -> u32 {
-        let started = self.cmd(&["start"]);
-        assert_eq!(started.status.code(), Some(0), "start: {}", text(&started));
-        self.pid()
-    }
-
-    fn pidfile(&self) -> PathBuf {
-        self.rundir.path().join("echo.pid")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.rundir.path().join("echo.sock")
-    }
-
-    /// The pid in the pid file (read again for a moment while it is being rewritten).
-    fn pid(&self) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let text = std::fs::read_to_string(self.pidfile()).expect("pid file");
-            match text.trim().parse() {
-                Ok(pid) => return pid,
-                Err(err) if Instant::now() > deadline => panic!("pid file {text:?}: {err}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    }
-
-    fn write_config(&self, config: &str) {
-        std::fs::write(&self.config, config).expect("write the config");
-    }
-
-    /// `upgrade`: succeeds, the pid file then names a new live process, the old one is gone,
-    /// and `status` answers from the new one.
-    fn upgrade(&self) -> u32 {
-        let old = self.pid();
-        let upgraded = self.cmd(&["upgrade"]);
-        assert_eq!(
-            upgraded.status.code(),
-            Some(0),
-            "upgrade: {}",
-            text(&upgraded)
-        );
-        let new = self.pid();
-        assert_ne!(new, old, "the pid file still names the old process");
-        assert!(
-            text(&upgraded).contains(&format!("upgraded (pid {old} -> {new})")),
-            "{}",
-            text(&upgraded)
-        );
-        assert!(!alive(old), "the old process {old} still runs");
-        assert!(alive(new), "the new process {new} does not run");
-        let status = self.cmd(&["status"]);
-        assert!(
-            text(&status).starts_with(&format!("pid {new}\n")),
-            "status: {}",
-            text(&status)
-        );
-        assert!(self.socket().exists(), "the control socket file is gone");
-        new
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.rundir.path().join("echo.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Before the directory goes: stop it, and kill what does not stop.
-        let _ = self.cmd(&["stop"]);
-        if let Ok(pid) = std::fs::read_to_string(self.pidfile())
-            && let Ok(pid) = pid.trim().parse::<u32>()
-            && alive(pid)
-        {
-            let _ = Signal::Term.send_to(pid);
-        }
-    }
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-fn config(port: u16, extra: &str) -> String {
-    format!("[echo]\nbind = \"127.0.0.1:{port}\"\n{extra}")
-}
-
-/// One message echoed on `stream`, checked byte for byte.
-fn round_trip(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
-    stream.write_all(message)?;
-    let mut echoed = vec![0; message.len()];
-    stream.read_exact(&mut echoed)?;
-    if echoed != message {
-        return Err(io::Error::other("the echo differs from what was sent"));
-    }
-    Ok(())
-}
-
-/// What the clients saw while they ran.
-#[derive(Debug, Default)]
-struct Seen {
-    /// Messages echoed byte for byte.
-    echoed: u64,
-    /// Connection attempts refused (or otherwise failed): must stay 0.
-    refused: u64,
-    /// Messages whose connection closed before their echo came back (the old process closes
-    /// connections between messages when it stops); each was sent again on a new connection.
-    resent: u64,
-    /// Connections opened.
-    connections: u64,
-}
-
-/// Clients until `stop` is set: one connecting anew for every message, one keeping its
-/// connection until the server closes it (then it connects again and resends). Every message
-/// is distinct, so an echo from the wrong stream would show.
-fn traffic(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Seen> {
-    std::thread::spawn(move || {
-        let mut seen = Seen::default();
-        let connect = |seen: &mut Seen| match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => {
-                seen.connections += 1;
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .expect("timeout");
-                Some(stream)
-            }
-            Err(err) => {
-                eprintln!("connect to {port}: {err}");
-                seen.refused += 1;
-                None
-            }
-        };
-        let mut kept: Option<TcpStream> = None;
-        let mut n = 0u64;
-        while !stop.load(Ordering::SeqCst) {
-            n += 1;
-            let message = format!("message {n} {}\n", "x".repeat((n % 97) as usize));
-            // A fresh connection for this message.
-            if let Some(mut fresh) = connect(&mut seen) {
-                match round_trip(&mut fresh, message.as_bytes()) {
-                    Ok(()) => seen.echoed += 1,
-                    Err(err) => panic!("a fresh connection failed its one message: {err}"),
-                }
-            }
-            // The kept connection: resend on a new one if the old server closed it.
-            loop {
-                if kept.is_none() {
-                    kept = connect(&mut seen);
-                }
-                let Some(stream) = kept.as_mut() else { break };
-                match round_trip(stream, message.as_bytes()) {
-                    Ok(()) => {
-                        seen.echoed += 1;
-                        break;
-                    }
-                    Err(_) => {
-                        seen.resent += 1;
-                        kept = None;
-                    }
-                }
-            }
-        }
-        seen
-    })
+/// The `echo_on` daemon on `backend` with `config`.
+fn new_daemon(backend: &'static str, config: &str) -> daemon::Daemon {
+    daemon::Daemon::new(Path::new(env!("CARGO_BIN_EXE_echo_on")), backend, config)
 }
 
 /// Three upgrades in a row while clients connect and echo: no connection is refused, every
@@ -220,7 +25,7 @@ fn traffic(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Seen> {
 /// socket are the new process's; `stop` then removes the pid file and the socket.
 fn upgrades_under_traffic_refuse_nothing(backend: &'static str) {
     let port = free_port();
-    let daemon = Daemon::new(backend, &config(port, ""));
+    let daemon = new_daemon(backend, &config(port, ""));
     let first = daemon.start();
     let stop = Arc::new(AtomicBool::new(false));
     let clients = traffic(port, stop.clone());
@@ -252,7 +57,7 @@ fn upgrades_under_traffic_refuse_nothing(backend: &'static str) {
 fn upgrade_with_a_broken_configuration_rolls_back(backend: &'static str) {
     let port = free_port();
     let good = config(port, "");
-    let daemon = Daemon::new(backend, &good);
+    let daemon = new_daemon(backend, &good);
     let old = daemon.start();
     daemon.write_config(&format!("{good}bnid = \"typo\"\n"));
     let failed = daemon.cmd(&["upgrade"]);
@@ -283,7 +88,7 @@ fn upgrade_with_a_broken_configuration_rolls_back(backend: &'static str) {
 fn slow_upgrades_time_out_and_a_second_is_refused(backend: &'static str) {
     let port = free_port();
     // The running process's `upgrade_timeout` is the one that counts.
-    let daemon = Daemon::new(
+    let daemon = new_daemon(
         backend,
         &format!("upgrade_timeout = \"2s\"\n{}", config(port, "")),
     );
@@ -341,7 +146,7 @@ fn slow_upgrades_time_out_and_a_second_is_refused(backend: &'static str) {
 /// starts it.
 fn sigusr2_and_restart_upgrade(backend: &'static str) {
     let port = free_port();
-    let daemon = Daemon::new(backend, &config(port, ""));
+    let daemon = new_daemon(backend, &config(port, ""));
     let first = daemon.start();
     Signal::Usr2.send_to(first).expect("SIGUSR2");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -375,7 +180,7 @@ fn sigusr2_and_restart_upgrade(backend: &'static str) {
 /// A Unix socket listener is handed over with its file: the file stays through the upgrade
 /// (neither process removes it), serves from the new process, and goes at the final stop.
 fn unix_socket_file_survives_the_upgrade(backend: &'static str) {
-    let daemon = Daemon::new(backend, "");
+    let daemon = new_daemon(backend, "");
     let path = daemon.rundir.path().join("echo-data.sock");
     daemon.write_config(&format!("[echo]\nbind = \"unix:{}\"\n", path.display()));
     daemon.start();
@@ -400,7 +205,7 @@ fn unix_socket_file_survives_the_upgrade(backend: &'static str) {
 /// sends it.
 fn systemd_hears_the_new_mainpid(backend: &'static str) {
     let port = free_port();
-    let daemon = Daemon::new(backend, &config(port, ""));
+    let daemon = new_daemon(backend, &config(port, ""));
     let notify_path = daemon.rundir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
     notify
@@ -445,7 +250,7 @@ fn systemd_hears_the_new_mainpid(backend: &'static str) {
 /// process was started from.
 fn upgrade_runs_the_program_file_now_on_disk(backend: &'static str) {
     let port = free_port();
-    let mut daemon = Daemon::new(backend, &config(port, ""));
+    let mut daemon = new_daemon(backend, &config(port, ""));
     let program = daemon.rundir.path().join("echo_on");
     std::fs::copy(env!("CARGO_BIN_EXE_echo_on"), &program).expect("copy the program");
     daemon.program = program.clone();
@@ -465,38 +270,6 @@ fn upgrade_runs_the_program_file_now_on_disk(backend: &'static str) {
     assert_eq!(exe, program, "the new process runs {}", exe.display());
 }
 
-/// One `GET /` on `stream` (HTTP/1.1 keep-alive); whether the server said it closes the
-/// connection after it.
-fn http_get(stream: &mut TcpStream) -> io::Result<bool> {
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: upgrade.test\r\n\r\n")?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed before a response",
-            ));
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200 ") {
-        return Err(io::Error::other(format!("not a 200: {head}")));
-    }
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| io::Error::other(format!("no content-length: {head}")))?;
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body)?;
-    if body != b"hello" {
-        return Err(io::Error::other("not the body sent"));
-    }
-    Ok(head.contains("\r\nconnection: close\r\n"))
-}
-
 /// Keep-alive HTTP clients (four connections, each sending its next request as soon as the last
 /// is answered, reconnecting when told `Connection: close`) through three upgrades: every
 /// request is answered, none fails, no connection is refused. The old process drains its
@@ -504,7 +277,7 @@ fn http_get(stream: &mut TcpStream) -> io::Result<bool> {
 /// close them idle under a request on its way.
 fn keep_alive_http_loses_nothing_across_upgrades(backend: &'static str) {
     let (port, http_port) = (free_port(), free_port());
-    let daemon = Daemon::new(
+    let daemon = new_daemon(
         backend,
         &config(port, &format!("http = \"127.0.0.1:{http_port}\"\n")),
     );
@@ -583,7 +356,7 @@ fn udp_socket_is_handed_over(backend: &'static str) {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
     let udp_port = udp.local_addr().expect("address").port();
     drop(udp);
-    let daemon = Daemon::new(
+    let daemon = new_daemon(
         backend,
         &config(port, &format!("udp = \"127.0.0.1:{udp_port}\"\n")),
     );

@@ -20,6 +20,9 @@ const STATES: [State; 6] = [
 /// Renders the metrics of every service in `tree` (the tree's root snapshot, usually) in the
 /// Prometheus text format:
 ///
+/// - `ginkgo_process_info{pid,worker}` (gauge, always 1): the process that answered; `worker`
+///   is its number among the prefork workers (the runner's `workers` setting), and absent in a
+///   single process;
 /// - `ginkgo_service_state{service,state}` (gauge): 1 for the state the service is in, 0 for
 ///   the others;
 /// - `ginkgo_service_restarts_total{service}` (counter): restarts by its parent;
@@ -53,6 +56,22 @@ const STATES: [State; 6] = [
 /// ```
 pub fn render(tree: &Snapshot) -> String {
     let mut out = String::with_capacity(256 * tree.count());
+    family(
+        &mut out,
+        "ginkgo_process_info",
+        "gauge",
+        "The process that answered: its pid and, among prefork workers, its number.",
+    );
+    let pid = std::process::id().to_string();
+    match ginkgo_api::process::worker().map(|number| number.to_string()) {
+        Some(worker) => sample(
+            &mut out,
+            "ginkgo_process_info",
+            &[("pid", &pid), ("worker", &worker)],
+            1,
+        ),
+        None => sample(&mut out, "ginkgo_process_info", &[("pid", &pid)], 1),
+    }
     family(
         &mut out,
         "ginkgo_service_state",

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` while the process serves requests at all |
 //! | `GET /readyz` | `200 ready` when every service in the tree is ready, else `503` naming those that are not |
-//! | `GET /status` | the tree's [`Snapshot`] as JSON |
+//! | `GET /status` | the tree's [`Snapshot`] as JSON, with `process`: the `pid` and, among prefork workers, the `worker` number that answered |
 //! | `GET /metrics` | the tree in the Prometheus text format; see [`metrics::render`] |
 //!
 //! Serve them on their own port with the [`Admin`] service (one line in a parent's `init`),
@@ -155,8 +155,21 @@ fn readyz(tree: &ServiceHandle) -> Response<Full<Bytes>> {
     text(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
+/// The snapshot as JSON, with the answering process beside the root's own fields.
 fn json(snapshot: &Snapshot) -> Response<Full<Bytes>> {
-    match serde_json::to_string_pretty(snapshot) {
+    let body = serde_json::to_value(snapshot).and_then(|mut value| {
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert(
+                "process".to_owned(),
+                serde_json::json!({
+                    "pid": std::process::id(),
+                    "worker": ginkgo_api::process::worker(),
+                }),
+            );
+        }
+        serde_json::to_string_pretty(&value)
+    });
+    match body {
         Ok(mut body) => {
             body.push('\n');
             with_type(StatusCode::OK, "application/json", body)

@@ -7,7 +7,8 @@
 //! The tree: `app`, whose start takes `echo.start_delay` (a service slow to be ready), with
 //! the server `app/echo` as its child. Settings: `echo.bind` (host:port or unix:PATH; default
 //! 127.0.0.1:7007), `echo.start_delay` (default 0s), `echo.http` (unset; an address: an
-//! `HttpServer` `app/http` there too, answering `GET /` with `hello`), `echo.udp` (unset; an
+//! `HttpServer` `app/http` there too, answering `GET /` with `hello`, and the admin endpoints
+//! `/status` and `/metrics`), `echo.udp` (unset; an
 //! address: a `DatagramServer` `app/udp` there too, replying with each datagram and the pid).
 
 use std::process::ExitCode;
@@ -59,7 +60,11 @@ impl<R: Runtime> Service for App<R> {
         if let Some(addr) = &self.http {
             let app = ginkgo_http::axum::Router::new()
                 .route("/", ginkgo_http::axum::routing::get(|| async { "hello" }));
-            ctx.add_child(ginkgo_http::HttpServer::<R, _>::new(addr.as_str(), app).named("http"));
+            let server = ginkgo_http::HttpServer::<R, _>::with_context(addr.as_str(), move |ctx| {
+                app.clone()
+                    .merge(ginkgo_http::admin::router(ctx.handle().root()))
+            });
+            ctx.add_child(server.named("http"));
         }
         if let Some(addr) = &self.udp {
             ctx.add_child(ginkgo_net::DatagramServer::<R, _>::new(

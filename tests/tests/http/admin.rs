@@ -127,6 +127,9 @@ pub(crate) async fn status_is_json<R: Runtime>() {
         serde_json::from_str(&reply.body).unwrap_or_else(|err| panic!("{err}: {}", reply.body));
     assert_eq!(status["path"], "Root");
     assert_eq!(status["state"], "ready");
+    // A single process: its pid, and no worker number.
+    assert_eq!(status["process"]["pid"], std::process::id());
+    assert!(status["process"]["worker"].is_null(), "{status}");
     let children = status["children"].as_array().expect("children");
     let paths: Vec<&str> = children
         .iter()
@@ -160,6 +163,7 @@ pub(crate) async fn metrics_exposition<R: Runtime>() {
         "# TYPE ginkgo_service_restarts_total counter",
         "# TYPE ginkgo_service_counter gauge",
         r#"ginkgo_service_state{service="Root",state="ready"} 1"#,
+        &format!("ginkgo_process_info{{pid=\"{}\"}} 1", std::process::id()),
         r#"ginkgo_service_state{service="Root/Admin",state="ready"} 1"#,
         r#"ginkgo_service_state{service="Root/Admin",state="stopped"} 0"#,
         r#"ginkgo_service_restarts_total{service="Root/Admin"} 0"#,

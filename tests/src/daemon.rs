@@ -1,0 +1,259 @@
+//! An `echo_on` daemon (the runner and an echo server, see `src/bin/echo_on.rs`) in a
+//! directory of its own, and the clients that load it: for the process cases of upgrades and
+//! prefork workers.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::process::{alive, rundir_with_config};
+use ginkgo_api::signal::Signal;
+use tempfile::TempDir;
+
+/// An `echo_on` daemon in a directory of its own, on one backend.
+pub struct Daemon {
+    /// Its run directory (pid file, control socket, log), removed at the end.
+    pub rundir: TempDir,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// The backend it runs on.
+    pub backend: &'static str,
+    /// The program file it runs.
+    pub program: PathBuf,
+}
+
+impl Daemon {
+    /// The `program` (the `echo_on` test binary) on `backend` with `config` as its file.
+    pub fn new(program: &Path, backend: &'static str, config: &str) -> Self {
+        let (rundir, config) = rundir_with_config(config);
+        Self {
+            rundir,
+            config,
+            backend,
+            program: program.to_owned(),
+        }
+    }
+
+    /// Runs the program with `args`, its config file and run directory, on its backend.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(&self.program)
+            .arg("-c")
+            .arg(&self.config)
+            .arg("-s")
+            .arg(format!("rundir={}", self.rundir.path().display()))
+            .args(args)
+            .env("GINKGO_TEST_BACKEND", self.backend)
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .expect("run echo_on")
+    }
+
+    /// `start`: succeeds; the daemon's pid.
+    pub fn start(&self) -> u32 {
+        let started = self.cmd(&["start"]);
+        assert_eq!(started.status.code(), Some(0), "start: {}", text(&started));
+        self.pid()
+    }
+
+    /// The pid file.
+    pub fn pidfile(&self) -> PathBuf {
+        self.rundir.path().join("echo.pid")
+    }
+
+    /// The control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.rundir.path().join("echo.sock")
+    }
+
+    /// The pid in the pid file (read again for a moment while it is being rewritten).
+    pub fn pid(&self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let text = std::fs::read_to_string(self.pidfile()).expect("pid file");
+            match text.trim().parse() {
+                Ok(pid) => return pid,
+                Err(err) if Instant::now() > deadline => panic!("pid file {text:?}: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// Replaces the config file.
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("write the config");
+    }
+
+    /// `upgrade`: succeeds, the pid file then names a new live process, the old one is gone,
+    /// and `status` answers from the new one.
+    pub fn upgrade(&self) -> u32 {
+        let old = self.pid();
+        let upgraded = self.cmd(&["upgrade"]);
+        assert_eq!(
+            upgraded.status.code(),
+            Some(0),
+            "upgrade: {}",
+            text(&upgraded)
+        );
+        let new = self.pid();
+        assert_ne!(new, old, "the pid file still names the old process");
+        assert!(
+            text(&upgraded).contains(&format!("upgraded (pid {old} -> {new})")),
+            "{}",
+            text(&upgraded)
+        );
+        assert!(!alive(old), "the old process {old} still runs");
+        assert!(alive(new), "the new process {new} does not run");
+        let status = self.cmd(&["status"]);
+        assert!(
+            text(&status).starts_with(&format!("pid {new}\n")),
+            "status: {}",
+            text(&status)
+        );
+        assert!(self.socket().exists(), "the control socket file is gone");
+        new
+    }
+
+    /// The log file so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.rundir.path().join("echo.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Before the directory goes: stop it, and kill what does not stop.
+        let _ = self.cmd(&["stop"]);
+        if let Ok(pid) = std::fs::read_to_string(self.pidfile())
+            && let Ok(pid) = pid.trim().parse::<u32>()
+            && alive(pid)
+        {
+            let _ = Signal::Term.send_to(pid);
+        }
+    }
+}
+
+/// Standard output and error of `output`.
+pub fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// A config file with the echo server on `port`, and `extra` lines in `[echo]`.
+pub fn config(port: u16, extra: &str) -> String {
+    format!("[echo]\nbind = \"127.0.0.1:{port}\"\n{extra}")
+}
+
+/// One message echoed on `stream`, checked byte for byte.
+pub fn round_trip(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    stream.write_all(message)?;
+    let mut echoed = vec![0; message.len()];
+    stream.read_exact(&mut echoed)?;
+    if echoed != message {
+        return Err(io::Error::other("the echo differs from what was sent"));
+    }
+    Ok(())
+}
+
+/// What the clients saw while they ran.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Messages echoed byte for byte.
+    pub echoed: u64,
+    /// Connection attempts refused (or otherwise failed): must stay 0.
+    pub refused: u64,
+    /// Messages whose connection closed before their echo came back (the old process closes
+    /// connections between messages when it stops); each was sent again on a new connection.
+    pub resent: u64,
+    /// Connections opened.
+    pub connections: u64,
+}
+
+/// Clients until `stop` is set: one connecting anew for every message, one keeping its
+/// connection until the server closes it (then it connects again and resends). Every message
+/// is distinct, so an echo from the wrong stream would show.
+pub fn traffic(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let mut seen = Seen::default();
+        let connect = |seen: &mut Seen| match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => {
+                seen.connections += 1;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                Some(stream)
+            }
+            Err(err) => {
+                eprintln!("connect to {port}: {err}");
+                seen.refused += 1;
+                None
+            }
+        };
+        let mut kept: Option<TcpStream> = None;
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            let message = format!("message {n} {}\n", "x".repeat((n % 97) as usize));
+            // A fresh connection for this message.
+            if let Some(mut fresh) = connect(&mut seen) {
+                match round_trip(&mut fresh, message.as_bytes()) {
+                    Ok(()) => seen.echoed += 1,
+                    Err(err) => panic!("a fresh connection failed its one message: {err}"),
+                }
+            }
+            // The kept connection: resend on a new one if the old server closed it.
+            loop {
+                if kept.is_none() {
+                    kept = connect(&mut seen);
+                }
+                let Some(stream) = kept.as_mut() else { break };
+                match round_trip(stream, message.as_bytes()) {
+                    Ok(()) => {
+                        seen.echoed += 1;
+                        break;
+                    }
+                    Err(_) => {
+                        seen.resent += 1;
+                        kept = None;
+                    }
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// One `GET /` on `stream` (HTTP/1.1 keep-alive); whether the server said it closes the
+/// connection after it.
+pub fn http_get(stream: &mut TcpStream) -> io::Result<bool> {
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: upgrade.test\r\n\r\n")?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before a response",
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") {
+        return Err(io::Error::other(format!("not a 200: {head}")));
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no content-length: {head}")))?;
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    if body != b"hello" {
+        return Err(io::Error::other("not the body sent"));
+    }
+    Ok(head.contains("\r\nconnection: close\r\n"))
+}
