@@ -23,6 +23,7 @@ mod stats;
 mod suite;
 mod tls;
 mod upgrade;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,8 @@ enum Bench {
     Tls(suite::Options),
     /// upgrade and restart in a row under HTTP load; SIGTERM to exit with idle connections
     Upgrade(upgrade::Options),
+    /// prefork workers: req/s with workers = 2 vs 1; a worker killed with SIGKILL under load
+    Workers(workers::Options),
     /// Internal: one server of the `http` or `https` suite, in its own process.
     #[command(hide = true)]
     HttpServe {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Bench::Https(options) => http::run_tls(&options),
         Bench::Tls(options) => suite::run(&tls::SUITE, &options),
         Bench::Upgrade(options) => upgrade::run(&options),
+        Bench::Workers(options) => workers::run(&options),
         Bench::HttpServe { server, cert, key } => http::serve_main(&server, cert.zip(key)),
     }
 }
@@ -229,8 +233,15 @@ mod tests {
             panic!("upgrade");
         };
         assert_eq!(
-            (options.handovers, options.idle, options.runs),
-            (5, 10_000, 5)
+            (options.handovers, options.idle, options.runs, options.workers),
+            (5, 10_000, 5, 1)
+        );
+        let Bench::Workers(options) = parse(&["workers"]).unwrap() else {
+            panic!("workers");
+        };
+        assert_eq!(
+            (options.runs, options.duration, options.connections),
+            (3, 5, 64)
         );
         assert_eq!(
             rejected(&["upgrade", "--handovers", "0"]),

@@ -21,7 +21,7 @@ use crate::stats::{human, median};
 pub(crate) const DAEMON: &str = "GINKGO_BENCH_UPGRADE_DAEMON";
 
 /// Keep-alive clients of the load.
-const KEEP_ALIVE: usize = 8;
+pub(crate) const KEEP_ALIVE: usize = 8;
 
 /// Command-line options of the `upgrade` subcommand.
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,10 @@ pub(crate) struct Options {
     /// SIGTERM runs; the table shows their median.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
     pub(crate) runs: usize,
+    /// The daemon's `workers` setting: 1 is one process; more, a master and that many
+    /// prefork workers.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=64))]
+    pub(crate) workers: u32,
 }
 
 /// The daemon: the runner serving an `HttpServer` on tokio (`bench.bind`), with `GET /`.
@@ -55,19 +59,25 @@ pub(crate) fn daemon_main() -> ExitCode {
 }
 
 /// The daemon in a temporary run directory, driven through its command line.
-struct Daemon {
+pub(crate) struct Daemon {
     rundir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
+    workers: u32,
 }
 
 impl Daemon {
-    fn start() -> Result<Self, String> {
+    /// Starts it with `workers` (the setting).
+    pub(crate) fn start(workers: u32) -> Result<Self, String> {
         let rundir = tempfile::tempdir().map_err(|err| format!("a run directory: {err}"))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|probe| probe.local_addr())
             .map_err(|err| format!("a free port: {err}"))?
             .port();
-        let daemon = Self { rundir, port };
+        let daemon = Self {
+            rundir,
+            port,
+            workers,
+        };
         daemon.expect_ok(&["start"])?;
         Ok(daemon)
     }
@@ -79,6 +89,8 @@ impl Daemon {
             .arg(format!("rundir={}", self.rundir.path().display()))
             .arg("-s")
             .arg(format!("bench.bind=127.0.0.1:{}", self.port))
+            .arg("-s")
+            .arg(format!("workers={}", self.workers))
             .args(args)
             .env(DAEMON, "1")
             .env_remove("NOTIFY_SOCKET")
@@ -86,7 +98,7 @@ impl Daemon {
             .map_err(|err| format!("cannot run the daemon's command line: {err}"))
     }
 
-    fn expect_ok(&self, args: &[&str]) -> Result<String, String> {
+    pub(crate) fn expect_ok(&self, args: &[&str]) -> Result<String, String> {
         let output = self.cmd(args)?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
@@ -97,7 +109,7 @@ impl Daemon {
         }
     }
 
-    fn pid(&self) -> Result<u32, String> {
+    pub(crate) fn pid(&self) -> Result<u32, String> {
         let path = self.rundir.path().join("bench-http.pid");
         for _ in 0..200 {
             if let Ok(pid) = std::fs::read_to_string(&path)
@@ -151,15 +163,15 @@ fn get(stream: &mut TcpStream) -> io::Result<bool> {
 
 /// What one client saw.
 #[derive(Default)]
-struct Seen {
-    answered: u64,
-    failed: u64,
-    refused: u64,
-    latencies: Vec<Duration>,
+pub(crate) struct Seen {
+    pub(crate) answered: u64,
+    pub(crate) failed: u64,
+    pub(crate) refused: u64,
+    pub(crate) latencies: Vec<Duration>,
 }
 
 /// A client until `stop`: keep-alive (`keep`) or a new connection per request.
-fn client(port: u16, keep: bool, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
+pub(crate) fn client(port: u16, keep: bool, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
     std::thread::spawn(move || {
         let mut seen = Seen::default();
         let mut stream: Option<TcpStream> = None;
@@ -213,13 +225,14 @@ fn measure(options: &Options) -> Result<(), String> {
     raise_file_limit(options.idle + 1_000);
     println!(
         "ginkgo-bench in daemon mode (the runner and an HttpServer on tokio, GET / answered \
-         `hello`), {KEEP_ALIVE} keep-alive clients and one client opening a connection per \
-         request, HTTP/1.1 over loopback.\n"
+         `hello`; workers = {}), {KEEP_ALIVE} keep-alive clients and one client opening a \
+         connection per request, HTTP/1.1 over loopback.\n",
+        options.workers
     );
     println!("| handovers | requests | failed | refused | p50 | p99 | worst | took |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for command in ["upgrade", "restart"] {
-        let daemon = Daemon::start()?;
+        let daemon = Daemon::start(options.workers)?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients: Vec<_> = (0..KEEP_ALIVE)
             .map(|_| client(daemon.port, true, stop.clone()))
@@ -266,7 +279,7 @@ fn measure(options: &Options) -> Result<(), String> {
     let mut times = Vec::new();
     for run in 0..options.runs {
         eprint!("sigterm {}/{}\r", run + 1, options.runs);
-        times.push(sigterm_with_idle(options.idle)?);
+        times.push(sigterm_with_idle(options.idle, options.workers)?);
     }
     println!("| idle connections | runs | median | slowest |");
     println!("| ---: | --- | ---: | ---: |");
@@ -287,8 +300,8 @@ fn measure(options: &Options) -> Result<(), String> {
 
 /// Starts the daemon, opens `idle` keep-alive connections (each with one request answered),
 /// then times SIGTERM until the process is gone.
-fn sigterm_with_idle(idle: usize) -> Result<Duration, String> {
-    let daemon = Daemon::start()?;
+fn sigterm_with_idle(idle: usize, workers: u32) -> Result<Duration, String> {
+    let daemon = Daemon::start(workers)?;
     let pid = daemon.pid()?;
     let mut open = Vec::with_capacity(idle);
     for _ in 0..idle {
@@ -314,7 +327,7 @@ fn sigterm_with_idle(idle: usize) -> Result<Duration, String> {
 }
 
 /// Whether `pid` runs (a zombie does not).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next())

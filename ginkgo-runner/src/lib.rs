@@ -47,6 +47,14 @@
 //!   goes on as if nothing happened, and `upgrade` prints why and exits 1. Not with `chroot`
 //!   (the old process cannot reach the program file from inside it). Under systemd the unit
 //!   needs `NotifyAccess=all`, since the new process is not the one systemd started.
+//! - `workers` above 1 (or `auto`, one per CPU): prefork. A master binds the listeners (by
+//!   starting its tree once with accepting held) and runs that many worker processes, each the
+//!   program file started anew with the sockets handed over on `SCM_RIGHTS`, each running the
+//!   whole tree on them. The master restarts a worker that exits (with backoff, at most
+//!   `worker_max_restarts` within `worker_restart_window`, then it stops naming the cause),
+//!   checks a reload before any worker sees it and reports each worker's answer, lists the
+//!   workers and their trees in `status`, stops them all on SIGTERM, and hands everything to a
+//!   new master in `upgrade`. Workers drop privileges; the master keeps them.
 //! - Under systemd: `READY=1`, `RELOADING=1` with `MONOTONIC_USEC`, `STOPPING=1`, `STATUS=`,
 //!   `WATCHDOG=1` keep-alives; listening sockets from socket activation via [`ListenFds`].
 //!

@@ -12,7 +12,7 @@
 
 mod h2load;
 mod serve;
-mod wrk;
+pub(crate) mod wrk;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Where `wrk` is on `PATH`, or an error that says how to install it.
-pub(super) fn find() -> Result<PathBuf, String> {
+pub(crate) fn find() -> Result<PathBuf, String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join("wrk"))
@@ -20,29 +20,29 @@ pub(super) fn find() -> Result<PathBuf, String> {
 
 /// What one `wrk` run measured.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Report {
+pub(crate) struct Report {
     /// Completed requests per second.
-    pub(super) requests_per_sec: f64,
+    pub(crate) requests_per_sec: f64,
     /// The 99th percentile of request latency.
-    pub(super) p99: Duration,
+    pub(crate) p99: Duration,
     /// Connect, read, write and timeout errors, summed.
-    pub(super) socket_errors: u64,
+    pub(crate) socket_errors: u64,
 }
 
 /// The load of one run: `wrk -t THREADS -c CONNECTIONS -d DURATION --latency URL`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Load {
+pub(crate) struct Load {
     /// wrk's threads.
-    pub(super) threads: usize,
+    pub(crate) threads: usize,
     /// Keep-alive connections, spread over the threads.
-    pub(super) connections: usize,
+    pub(crate) connections: usize,
     /// How long it runs.
-    pub(super) duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// Runs `wrk` with `load` against `url` and reads its report. Fails if wrk fails, or if any
 /// response was not a success (a broken server is no benchmark).
-pub(super) fn run(wrk: &Path, load: Load, url: &str) -> Result<Report, String> {
+pub(crate) fn run(wrk: &Path, load: Load, url: &str) -> Result<Report, String> {
     let output = Command::new(wrk)
         .arg(format!("-t{}", load.threads))
         .arg(format!("-c{}", load.connections))
