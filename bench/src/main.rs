@@ -233,7 +233,12 @@ mod tests {
             panic!("upgrade");
         };
         assert_eq!(
-            (options.handovers, options.idle, options.runs, options.workers),
+            (
+                options.handovers,
+                options.idle,
+                options.runs,
+                options.workers
+            ),
             (5, 10_000, 5, 1)
         );
         let Bench::Workers(options) = parse(&["workers"]).unwrap() else {

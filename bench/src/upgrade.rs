@@ -171,7 +171,11 @@ pub(crate) struct Seen {
 }
 
 /// A client until `stop`: keep-alive (`keep`) or a new connection per request.
-pub(crate) fn client(port: u16, keep: bool, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
+pub(crate) fn client(
+    port: u16,
+    keep: bool,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Seen> {
     std::thread::spawn(move || {
         let mut seen = Seen::default();
         let mut stream: Option<TcpStream> = None;

@@ -61,7 +61,11 @@ fn measure(options: &Options) -> Result<(), String> {
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for run in 0..options.runs {
         for (slot, workers) in [1u32, 2].into_iter().enumerate() {
-            eprint!("throughput run {}/{}, workers = {workers}\r", run + 1, options.runs);
+            eprint!(
+                "throughput run {}/{}, workers = {workers}\r",
+                run + 1,
+                options.runs
+            );
             let daemon = Daemon::start(workers)?;
             let url = format!("http://127.0.0.1:{}/", daemon.port);
             let report = wrk::run(&wrk_path, load, &url)?;

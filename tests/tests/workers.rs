@@ -414,6 +414,91 @@ fn kill(pid: u32) {
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
 }
 
+/// Under systemd (`NOTIFY_SOCKET`, in the foreground): only the master notifies. `READY=1`
+/// names the master and comes once both workers are ready; a reload is `RELOADING=1` then
+/// `READY=1`; stop is `STOPPING=1`. Nothing from a worker arrives in between.
+fn only_the_master_talks_to_systemd(backend: &'static str) {
+    let port = free_port();
+    let daemon = with_workers(backend, port, "");
+    let notify_path = daemon.rundir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let receive = || {
+        let mut buf = [0u8; 4096];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let rundir = format!("rundir={}", daemon.rundir.path().display());
+    let config_path = daemon.config.display().to_string();
+    let running = ginkgo_tests::process::Running::start(
+        Path::new(env!("CARGO_BIN_EXE_echo_on")),
+        &["-c", &config_path, "-s", &rundir, "run"],
+        &[
+            ("NOTIFY_SOCKET", &notify_path.display().to_string()),
+            ("GINKGO_TEST_BACKEND", backend),
+        ],
+    );
+    let master = running.child.id();
+    let ready = receive();
+    assert!(
+        ready.starts_with("READY=1") && ready.contains(&format!("MAINPID={master}")),
+        "{ready}"
+    );
+    // Both workers were ready before the master said so.
+    let (listed, status) = workers(&daemon);
+    assert_eq!(listed.len(), 2, "{status}");
+    // Two worker lines and two trees of two services (app, app/echo).
+    assert_eq!(status.matches(" ready ").count(), 2 + 2 * 2, "{status}");
+    let reloaded = daemon.cmd(&["reload"]);
+    assert_eq!(reloaded.status.code(), Some(0), "{}", text(&reloaded));
+    assert!(receive().starts_with("RELOADING=1"));
+    assert!(receive().starts_with("READY=1"));
+    let stopped = daemon.cmd(&["stop"]);
+    assert_eq!(stopped.status.code(), Some(0), "{}", text(&stopped));
+    let stopping = receive();
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
+    assert_eq!(running.wait().code(), Some(0));
+    // Nothing more: no worker had the socket.
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    assert!(
+        notify.recv(&mut buf).is_err(),
+        "another notification: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+/// The master killed with SIGKILL: its workers notice (their pair to it closes) and stop; a
+/// new `start` recovers the stale pid file and serves again.
+fn workers_stop_when_the_master_dies(backend: &'static str) {
+    let port = free_port();
+    let daemon = with_workers(backend, port, "");
+    let master = daemon.start();
+    let pids = ready_workers(&daemon, &[]);
+    kill(master);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pids.iter().any(|pid| alive(*pid)) {
+        assert!(Instant::now() < deadline, "workers outlive their master");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        daemon.log().contains("the master is gone; stopping"),
+        "{}",
+        daemon.log()
+    );
+    let again = daemon.start();
+    assert_ne!(again, master);
+    ready_workers(&daemon, &pids);
+    let mut echo = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    echo.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    round_trip(&mut echo, b"after the master died\n").expect("echo");
+}
+
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
@@ -434,4 +519,6 @@ on_every_backend!(
     upgrades_replace_master_and_workers,
     too_many_worker_exits_stop_the_master,
     workers_drop_privileges,
+    only_the_master_talks_to_systemd,
+    workers_stop_when_the_master_dies,
 );
