@@ -50,11 +50,20 @@ pub(crate) fn daemon_main() -> ExitCode {
         /// Where the HTTP server listens.
         #[setting(default = "127.0.0.1:0")]
         bind: String,
+        /// Bind with SO_REUSEPORT (for several daemons on one port).
+        reuse_port: bool,
     }
     ginkgo_runner::Runner::<Tokio>::new("bench-http").run(|config| {
         let settings = config.get::<BenchSettings>()?.get();
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-        Ok(ginkgo_http::HttpServer::<Tokio, _>::new(settings.bind.as_str(), app).named("http"))
+        Ok(
+            ginkgo_http::HttpServer::<Tokio, _>::new(settings.bind.as_str(), app)
+                .named("http")
+                .listen_options(ginkgo_net::ListenOptions {
+                    reuse_port: settings.reuse_port,
+                    ..ginkgo_net::ListenOptions::default()
+                }),
+        )
     })
 }
 
@@ -63,20 +72,27 @@ pub(crate) struct Daemon {
     rundir: tempfile::TempDir,
     pub(crate) port: u16,
     workers: u32,
+    reuse_port: bool,
 }
 
 impl Daemon {
-    /// Starts it with `workers` (the setting).
+    /// Starts it with `workers` (the setting) on a free port.
     pub(crate) fn start(workers: u32) -> Result<Self, String> {
-        let rundir = tempfile::tempdir().map_err(|err| format!("a run directory: {err}"))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|probe| probe.local_addr())
             .map_err(|err| format!("a free port: {err}"))?
             .port();
+        Self::start_on(port, workers, false)
+    }
+
+    /// Starts it with `workers` on `port`, with SO_REUSEPORT if `reuse_port`.
+    pub(crate) fn start_on(port: u16, workers: u32, reuse_port: bool) -> Result<Self, String> {
+        let rundir = tempfile::tempdir().map_err(|err| format!("a run directory: {err}"))?;
         let daemon = Self {
             rundir,
             port,
             workers,
+            reuse_port,
         };
         daemon.expect_ok(&["start"])?;
         Ok(daemon)
@@ -91,6 +107,8 @@ impl Daemon {
             .arg(format!("bench.bind=127.0.0.1:{}", self.port))
             .arg("-s")
             .arg(format!("workers={}", self.workers))
+            .arg("-s")
+            .arg(format!("bench.reuse_port={}", self.reuse_port))
             .args(args)
             .env(DAEMON, "1")
             .env_remove("NOTIFY_SOCKET")

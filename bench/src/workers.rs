@@ -2,7 +2,9 @@
 //! `HttpServer` on tokio).
 //!
 //! - **Throughput:** HTTP req/s with wrk against `workers = 2` and `workers = 1`, alternated in
-//!   the same run; the ratio of the medians.
+//!   the same run; the ratio of the medians. Also two single-process daemons on one port with
+//!   `SO_REUSEPORT` (the kernel splits connections between their sockets by hash), for how the
+//!   shared socket of prefork workers compares with a socket per process.
 //! - **A worker killed with SIGKILL** under the `upgrade` suite's load (keep-alive clients and
 //!   one opening a connection per request): the requests that failed, the connections
 //!   refused, and the time from the kill until `status` lists a new worker ready.
@@ -50,33 +52,41 @@ fn measure(options: &Options) -> Result<(), String> {
     };
     println!(
         "ginkgo-bench in daemon mode (the runner and an HttpServer on tokio, GET / answered \
-         `hello`), wrk -t{} -c{} -d{}s over loopback, workers = 1 and 2 alternated, {} runs \
-         each, on {} CPUs.\n",
+         `hello`), wrk -t{} -c{} -d{}s over loopback, the layouts alternated, {} runs each, \
+         on {} CPUs.\n",
         load.threads,
         load.connections,
         options.duration,
         options.runs,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    const LAYOUTS: [&str; 3] = [
+        "workers = 1",
+        "workers = 2 (one shared socket)",
+        "2 processes, SO_REUSEPORT",
+    ];
+    let mut rates: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for run in 0..options.runs {
-        for (slot, workers) in [1u32, 2].into_iter().enumerate() {
-            eprint!(
-                "throughput run {}/{}, workers = {workers}\r",
-                run + 1,
-                options.runs
-            );
-            let daemon = Daemon::start(workers)?;
-            let url = format!("http://127.0.0.1:{}/", daemon.port);
+        for (slot, layout) in LAYOUTS.into_iter().enumerate() {
+            eprint!("throughput run {}/{}, {layout}\r", run + 1, options.runs);
+            let daemons = match slot {
+                0 => vec![Daemon::start(1)?],
+                1 => vec![Daemon::start(2)?],
+                _ => {
+                    let first = Daemon::start_on(free_port()?, 1, true)?;
+                    let second = Daemon::start_on(first.port, 1, true)?;
+                    vec![first, second]
+                }
+            };
+            let url = format!("http://127.0.0.1:{}/", daemons[0].port);
             let report = wrk::run(&wrk_path, load, &url)?;
             if report.socket_errors > 0 {
-                return Err(format!(
-                    "workers = {workers}: {} socket errors",
-                    report.socket_errors
-                ));
+                return Err(format!("{layout}: {} socket errors", report.socket_errors));
             }
             rates[slot].push(report.requests_per_sec);
-            daemon.expect_ok(&["stop"])?;
+            for daemon in daemons {
+                daemon.expect_ok(&["stop"])?;
+            }
         }
     }
     let shown = |rates: &[f64]| {
@@ -86,12 +96,18 @@ fn measure(options: &Options) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (one, two) = (median_f64(&rates[0]), median_f64(&rates[1]));
-    println!("| workers | req/s (runs) | median req/s |");
-    println!("| ---: | --- | ---: |");
-    println!("| 1 | {} | {one:.0} |", shown(&rates[0]));
-    println!("| 2 | {} | {two:.0} |", shown(&rates[1]));
-    println!("\nworkers = 2 / workers = 1: **{:.2}**\n", two / one);
+    let one = median_f64(&rates[0]);
+    println!("| layout | req/s (runs) | median req/s | vs. workers = 1 |");
+    println!("| --- | --- | ---: | ---: |");
+    for (layout, rates) in LAYOUTS.iter().zip(&rates) {
+        let median = median_f64(rates);
+        println!(
+            "| {layout} | {} | {median:.0} | {:.2} |",
+            shown(rates),
+            median / one
+        );
+    }
+    println!();
 
     println!(
         "A worker of two killed with SIGKILL under load ({KEEP_ALIVE} keep-alive clients and \
@@ -118,6 +134,13 @@ fn measure(options: &Options) -> Result<(), String> {
         human(median(&replacements))
     );
     Ok(())
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|err| format!("a free port: {err}"))
 }
 
 fn median_f64(values: &[f64]) -> f64 {
