@@ -1,7 +1,8 @@
 //! The `upgrade` suite: a daemon under the runner (ginkgo-bench itself, in daemon mode: an
 //! `HttpServer` on tokio) upgraded and restarted in a row under steady HTTP load, counting the
 //! requests that failed and the connections refused, and the worst latency; then the time from
-//! SIGTERM to exit with many idle keep-alive connections open.
+//! SIGTERM to exit with many idle keep-alive connections open, beside the anchor
+//! (`axum::serve` on tokio with graceful shutdown).
 //!
 //! The load: `KEEP_ALIVE` clients on keep-alive connections (each sends its next request as
 //! soon as the last is answered, and reconnects when told `Connection: close`), and one client
@@ -295,29 +296,112 @@ fn measure(options: &Options) -> Result<(), String> {
     }
     println!(
         "\nSIGTERM to exit with {} idle keep-alive connections open (median of {} runs; the \
-         time until the process has exited, polled every 1 ms):\n",
+         time until the process has exited, polled every 1 ms), ginkgo's daemon and the \
+         anchor `axum::serve` on tokio with `with_graceful_shutdown` on SIGTERM, alternated:\n",
         options.idle, options.runs
     );
-    let mut times = Vec::new();
+    let (mut times, mut anchor) = (Vec::new(), Vec::new());
     for run in 0..options.runs {
         eprint!("sigterm {}/{}\r", run + 1, options.runs);
         times.push(sigterm_with_idle(options.idle, options.workers)?);
+        anchor.push(anchor_sigterm_with_idle(options.idle)?);
     }
-    println!("| idle connections | runs | median | slowest |");
-    println!("| ---: | --- | ---: | ---: |");
-    let slowest = *times.iter().max().ok_or("no runs")?;
+    println!("| server | idle connections | runs | median | slowest |");
+    println!("| --- | ---: | --- | ---: | ---: |");
+    for (name, times) in [
+        (format!("ginkgo, workers = {}", options.workers), &times),
+        ("axum::serve, graceful".to_owned(), &anchor),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            options.idle,
+            times
+                .iter()
+                .map(|t| human(*t))
+                .collect::<Vec<_>>()
+                .join(", "),
+            human(median(times)),
+            human(*times.iter().max().ok_or("no runs")?),
+        );
+    }
     println!(
-        "| {} | {} | {} | {} |",
-        options.idle,
-        times
-            .iter()
-            .map(|t| human(*t))
-            .collect::<Vec<_>>()
-            .join(", "),
-        human(median(&times)),
-        human(slowest),
+        "\nginkgo / anchor (median times; lower is faster): {:.2}",
+        median(&times).as_secs_f64() / median(&anchor).as_secs_f64()
     );
     Ok(())
+}
+
+/// The anchor: `ginkgo-bench http-serve axum-graceful` with `idle` keep-alive connections (each
+/// with one request answered), timed from SIGTERM until it has exited.
+fn anchor_sigterm_with_idle(idle: usize) -> Result<Duration, String> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+    let mut child = Command::new(exe)
+        .args(["http-serve", crate::http::AXUM_GRACEFUL])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("cannot start the anchor: {err}"))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|err| format!("the anchor's address: {err}"))?;
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .parse()
+        .map_err(|err| format!("the anchor's address {line:?}: {err}"))?;
+    let mut open = Vec::with_capacity(idle);
+    for _ in 0..idle {
+        let mut stream =
+            TcpStream::connect(addr).map_err(|err| format!("connection {}: {err}", open.len()))?;
+        get_any(&mut stream).map_err(|err| format!("a request: {err}"))?;
+        open.push(stream);
+    }
+    let pid = child.id();
+    let sent = Instant::now();
+    ginkgo_api::signal::Signal::Term
+        .send_to(pid)
+        .map_err(|err| format!("SIGTERM: {err}"))?;
+    let took = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break sent.elapsed();
+        }
+        if sent.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the anchor did not exit within 30 s of SIGTERM".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    Ok(took)
+}
+
+/// One `GET /` on `stream`, any 200 with a `content-length` body.
+fn get_any(stream: &mut TcpStream) -> io::Result<()> {
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before a response",
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") {
+        return Err(io::Error::other("not a 200"));
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no content-length"))?;
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)
 }
 
 /// Starts the daemon, opens `idle` keep-alive connections (each with one request answered),

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::stats::{human, median, median_f64};
 
-pub(crate) use serve::{SERVERS, main as serve_main};
+pub(crate) use serve::{AXUM_GRACEFUL, SERVERS, main as serve_main};
 
 /// wrk's threads (at most as many as connections).
 const WRK_THREADS: usize = 2;

@@ -22,18 +22,24 @@ use ginkgo_backend_tokio::Tokio;
 use ginkgo_http::{HttpServer, admin};
 
 /// The servers this subcommand runs: ginkgo on each backend, the baselines and the reference.
-pub(crate) const SERVERS: [&str; 7] = [
+pub(crate) const SERVERS: [&str; 8] = [
     "tokio",
     "async-std",
     "smol",
     "threads",
     AXUM,
+    AXUM_GRACEFUL,
     HYPER_ON_SMOL,
     HYPER_RUSTLS,
 ];
 
 /// The baseline: `axum::serve` on tokio.
 pub(super) const AXUM: &str = "axum";
+
+/// The `upgrade` suite's anchor for SIGTERM with idle connections: `axum::serve` on tokio with
+/// `with_graceful_shutdown` on SIGTERM (stop accepting, close idle connections, wait for the
+/// others, exit).
+pub(crate) const AXUM_GRACEFUL: &str = "axum-graceful";
 
 /// The reference server: hyper directly on smol, without ginkgo.
 pub(super) const HYPER_ON_SMOL: &str = "hyper-smol";
@@ -58,10 +64,11 @@ pub(crate) fn main(server: &str, tls: Option<CertAndKey>) -> ExitCode {
         ("async-std", tls) => ginkgo::<AsyncStd>(tls),
         ("smol", tls) => ginkgo::<Smol>(tls),
         ("threads", tls) => ginkgo::<Threads>(tls),
-        (AXUM, None) => axum_on_tokio(),
+        (AXUM, None) => axum_on_tokio(false),
+        (AXUM_GRACEFUL, None) => axum_on_tokio(true),
         (HYPER_ON_SMOL, None) => hyper_on_smol(),
         (HYPER_RUSTLS, Some(tls)) => hyper_rustls_on_tokio(&tls),
-        (AXUM | HYPER_ON_SMOL, Some(_)) => Err("serves plain HTTP only".to_owned()),
+        (AXUM | AXUM_GRACEFUL | HYPER_ON_SMOL, Some(_)) => Err("serves plain HTTP only".to_owned()),
         (HYPER_RUSTLS, None) => Err("serves HTTPS only: give --cert and --key".to_owned()),
         _ => Err(format!(
             "unknown server `{server}` (valid: {})",
@@ -129,8 +136,9 @@ impl Service for Idle {
 
 /// The baseline: the same router (the admin routes report on a tree that is never started)
 /// served by `axum::serve` on a tokio runtime with ginkgo's worker count. Accepted sockets get
-/// `TCP_NODELAY` through axum's `tap_io`, as ginkgo's server sets it.
-fn axum_on_tokio() -> Result<(), String> {
+/// `TCP_NODELAY` through axum's `tap_io`, as ginkgo's server sets it. With `graceful`, SIGTERM
+/// shuts it down gracefully and the process exits.
+fn axum_on_tokio(graceful: bool) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(ginkgo_backend_kit::worker_count())
         .enable_all()
@@ -146,7 +154,18 @@ fn axum_on_tokio() -> Result<(), String> {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, app)
+        let serving = axum::serve(listener, app);
+        if !graceful {
+            return serving
+                .await
+                .map_err(|err| format!("axum::serve failed: {err}"));
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|err| format!("cannot listen for SIGTERM: {err}"))?;
+        serving
+            .with_graceful_shutdown(async move {
+                term.recv().await;
+            })
             .await
             .map_err(|err| format!("axum::serve failed: {err}"))
     })
