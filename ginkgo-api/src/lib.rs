@@ -14,6 +14,8 @@
 //!   async-lock.
 //! - [`service`]: services with lifecycle, owned tasks and supervision.
 //! - [`process`]: which prefork worker this process is, if any.
+//! - [`bus`]: messaging (publish/subscribe, queue groups, request/reply) with an in-process
+//!   implementation; the `ginkgo-nats` crate carries the same contract over NATS.
 //! - [`runtime`]: the traits a backend implements (the `ginkgo-backend-kit` crate has the
 //!   helpers backends share).
 //!
@@ -34,6 +36,7 @@
 //! # fn demo<R: Runtime>() { assert_eq!(ginkgo_api::block_on::<R, _>(double_later::<R>(21)), 42); }
 //! ```
 
+pub mod bus;
 pub mod future;
 pub mod io;
 pub mod net;

@@ -20,6 +20,8 @@
 //!   every backend (drop detaches, `abort()` cancels, panics are reported, never propagated).
 //! - [`service`]: services with a lifecycle, owned tasks and supervision; [`serve_forever`].
 //! - [`config`] and [`Settings`]: declared, layered, live settings.
+//! - [`bus`]: messaging (publish/subscribe, queue groups, request/reply, typed responders),
+//!   in-process.
 //! - [`time`], [`net`], [`signal`], [`sync`], [`io`], [`future`].
 //!
 //! The optional parts, each a crate of its own behind a feature (all in `default`), so a
@@ -335,6 +337,46 @@ pub mod service {
 }
 
 pub use ginkgo_api::service::async_trait;
+
+pub mod bus {
+    //! Messaging: publish/subscribe with wildcards, queue groups, request/reply with a
+    //! timeout, headers, JSON payloads; see [`ginkgo_api::bus`] for the contract. The
+    //! implementation here is in-process ([`Bus::local`]); this module fixes the runtime to
+    //! [`Backend`](super::Backend).
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use ginkgo::bus::{Bus, Responder};
+    //!
+    //! ginkgo::run(async {
+    //!     let bus = Bus::isolated();
+    //!     let greeter = Responder::new("greeter", bus.clone(), "greet", |name: String| async move {
+    //!         Ok::<_, String>(format!("hello, {name}"))
+    //!     });
+    //!     let tree = ginkgo::service::tree(greeter);
+    //!     tree.start().await.unwrap();
+    //!     let answer: String = bus
+    //!         .request_json("greet", "ginkgo", Duration::from_secs(5))
+    //!         .await
+    //!         .unwrap();
+    //!     assert_eq!(answer, "hello, ginkgo");
+    //!     tree.stop().await;
+    //! });
+    //! ```
+
+    pub use ginkgo_api::bus::{
+        BusError, Bytes, Headers, Message, PENDING_LIMIT, STATUS_HEADER, Subscription, Transport,
+        local, subject,
+    };
+
+    /// The bus on the runtime chosen at build time.
+    pub type Bus = ginkgo_api::bus::Bus<super::Backend>;
+
+    /// A service answering typed requests on a subject; see [`ginkgo_api::bus::Responder`].
+    pub type Responder<Req, Resp, F> = ginkgo_api::bus::Responder<super::Backend, Req, Resp, F>;
+}
 
 /// Starts `root` and runs it until it stops or fails: a daemon's `main` in a few lines.
 ///

@@ -122,6 +122,16 @@ macro_rules! conformance_suite {
             datagram::datagram_bind_error_names_the_address,
             datagram::datagram_receive_errors_do_not_stop_the_server,
             datagram::datagram_socket_options_are_applied,
+            // the bus, in-process
+            bus::bus_publish_reaches_every_matching_subscriber,
+            bus::bus_queue_group_delivers_each_message_once,
+            bus::bus_request_reply_and_its_errors,
+            bus::bus_headers_and_json_travel,
+            bus::bus_invalid_subjects_are_errors,
+            bus::bus_slow_consumer_is_counted_not_waited_for,
+            bus::bus_dropped_subscription_unsubscribes,
+            bus::bus_responder_contains_bad_input,
+            bus::bus_queue_responders_share_requests,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

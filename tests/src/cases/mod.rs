@@ -1,6 +1,7 @@
 //! The conformance cases, one module per area. Each case is `async fn name<R: Runtime>()` and
 //! panics on failure.
 
+pub mod bus;
 pub mod datagram;
 pub mod listen;
 pub mod net;
