@@ -1,6 +1,7 @@
 //! Helpers shared by the cases: the test driver with its watchdog, drop probes, polling, and
 //! the recording service [`probe::Probe`].
 
+pub mod bus;
 pub mod certs;
 pub mod probe;
 
