@@ -1,1 +1,391 @@
-//! placeholder
+//! The ginkgo-rs bus on NATS.
+//!
+//! [`Nats`] is a service: the connection to a NATS server (or cluster). While it runs,
+//! [`Nats::bus`] carries the [`ginkgo_api::bus`] contract over it, so the code that publishes,
+//! subscribes and answers requests is the same as on the in-process bus.
+//!
+//! - **Any backend:** async-nats needs tokio, so the connection runs on a private tokio
+//!   runtime (one thread) that the service starts and stops; the bus's calls only pass
+//!   messages through channels, which work from any executor. The user's code never names
+//!   tokio.
+//! - **Readiness follows the connection:** the service is ready once connected, not ready
+//!   while the client reconnects (so `/readyz` says so), ready again once reconnected.
+//! - **Start:** a server that cannot be reached (or that rejects the credentials) fails the
+//!   start with an error naming the URLs and the cause; nothing retries in a loop.
+//! - **Stop:** the connection is drained: subscriptions end, what was published is flushed,
+//!   then it closes, within the service's stop timeout.
+//! - **Slow consumers** are counted (`slow_consumers`) and logged; the connection survives.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # fn demo<R: ginkgo_api::Runtime>() {
+//! use ginkgo_nats::{Nats, NatsOptions};
+//!
+//! let nats = Nats::<R>::new(NatsOptions::new(["nats://127.0.0.1:4222"]).name("orders"));
+//! let bus = nats.bus();
+//! // Add `nats` to the tree before the services that use `bus`: children start in order.
+//! # drop((nats, bus));
+//! # }
+//! ```
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_lite::StreamExt as _;
+use ginkgo_api::Runtime;
+use ginkgo_api::bus::{Bus, BusError, Headers, Message, PENDING_LIMIT, Subscription, Transport};
+use ginkgo_api::service::{Context, Error, Service, async_trait};
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    urls: Vec<String>,
+    name: Option<String>,
+    token: Option<String>,
+    user_password: Option<(String, String)>,
+    connect_timeout: Duration,
+}
+
+impl NatsOptions {
+    /// The server's URLs (`nats://host:port`; several for a cluster).
+    pub fn new<I, S>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            urls: urls.into_iter().map(Into::into).collect(),
+            name: None,
+            token: None,
+            user_password: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The connection's name, as the server shows it.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Authenticates with a token.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Authenticates with a user and password.
+    #[must_use]
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user_password = Some((user.into(), password.into()));
+        self
+    }
+
+    /// How long one connection attempt may take (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    fn urls_text(&self) -> String {
+        self.urls.join(", ")
+    }
+}
+
+/// The connection as the bus sees it: the client once connected, and the private runtime's
+/// handle for the tasks that forward subscriptions.
+#[derive(Default)]
+struct Link {
+    client: RwLock<Option<(async_nats::Client, tokio::runtime::Handle)>>,
+}
+
+impl Link {
+    fn get(&self) -> Result<(async_nats::Client, tokio::runtime::Handle), BusError> {
+        self.client
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or(BusError::Closed)
+    }
+
+    fn set(&self, client: Option<(async_nats::Client, tokio::runtime::Handle)>) {
+        *self
+            .client
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = client;
+    }
+}
+
+/// The NATS connection service; see the [crate docs](crate).
+pub struct Nats<R> {
+    options: NatsOptions,
+    link: Arc<Link>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Nats<R> {
+    /// A connection with `options`, made when the service starts.
+    pub fn new(options: NatsOptions) -> Self {
+        Self {
+            options,
+            link: Arc::new(Link::default()),
+            runtime: None,
+            _runtime: PhantomData,
+        }
+    }
+
+    /// The bus over this connection: usable while the service runs ([`BusError::Closed`]
+    /// before it started and after it stopped).
+    pub fn bus(&self) -> Bus<R> {
+        Bus::with_transport(Arc::new(NatsTransport {
+            link: self.link.clone(),
+        }))
+    }
+}
+
+fn transport_error(err: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Transport(Box::new(err))
+}
+
+#[async_trait]
+impl<R: Runtime> Service for Nats<R> {
+    fn name(&self) -> &str {
+        "nats"
+    }
+
+    async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ginkgo-nats")
+            .enable_all()
+            .build()
+            .map_err(|err| format!("cannot start the NATS client's runtime: {err}"))?;
+        let events = ctx.clone();
+        let slow = ctx.counter("slow_consumers");
+        let mut connect = async_nats::ConnectOptions::new()
+            // The bus applies its own timeouts, on the caller's runtime.
+            .request_timeout(None)
+            .connection_timeout(self.options.connect_timeout)
+            .subscription_capacity(PENDING_LIMIT)
+            .event_callback(move |event| {
+                let (events, slow) = (events.clone(), slow.clone());
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!(service = events.path(), "connected to NATS");
+                            events.set_ready();
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!(
+                                service = events.path(),
+                                "disconnected from NATS; reconnecting"
+                            );
+                            events.not_ready();
+                        }
+                        async_nats::Event::SlowConsumer(sid) => {
+                            slow.inc();
+                            tracing::warn!(
+                                service = events.path(),
+                                subscription = sid,
+                                "slow consumer: the server dropped messages for a subscription"
+                            );
+                        }
+                        other => tracing::info!(service = events.path(), event = %other, "NATS"),
+                    }
+                }
+            });
+        if let Some(name) = &self.options.name {
+            connect = connect.name(name);
+        }
+        if let Some(token) = &self.options.token {
+            connect = connect.token(token.clone());
+        }
+        if let Some((user, password)) = &self.options.user_password {
+            connect = connect.user_and_password(user.clone(), password.clone());
+        }
+        let urls = self.options.urls.clone();
+        let addrs: Vec<async_nats::ServerAddr> = urls
+            .iter()
+            .map(|url| {
+                url.parse()
+                    .map_err(|err| format!("bad NATS URL {url:?}: {err}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let connected = runtime
+            .spawn(async move { connect.connect(addrs).await })
+            .await
+            .map_err(|err| format!("the NATS connect task failed: {err}"))?;
+        let client = connected.map_err(|err| {
+            format!(
+                "cannot connect to NATS at {}: {err}",
+                self.options.urls_text()
+            )
+        })?;
+        self.link.set(Some((client, runtime.handle().clone())));
+        self.runtime = Some(runtime);
+        Ok(())
+    }
+
+    async fn stop(&mut self, _ctx: &Context) -> Result<(), Error> {
+        let Ok((client, handle)) = self.link.get() else {
+            return Ok(());
+        };
+        self.link.set(None);
+        // Unsubscribe, let what was published go out, close.
+        let drained = handle.spawn(async move { client.drain().await }).await;
+        if let Some(runtime) = self.runtime.take() {
+            // Not `shutdown_timeout`: it blocks, and this may run on a tokio worker.
+            runtime.shutdown_background();
+        }
+        match drained {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(format!("draining the NATS connection failed: {err}").into()),
+            Err(err) => Err(format!("the NATS drain task failed: {err}").into()),
+        }
+    }
+}
+
+/// The bus's transport over a [`Nats`] connection.
+struct NatsTransport {
+    link: Arc<Link>,
+}
+
+fn to_nats_headers(headers: &Headers) -> Result<async_nats::HeaderMap, BusError> {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers.iter() {
+        let name: async_nats::header::HeaderName = name.parse().map_err(|_| {
+            BusError::Transport(format!("not a valid NATS header name: {name:?}").into())
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn from_nats(message: async_nats::Message) -> Message {
+    let mut headers = Headers::default();
+    if let Some(map) = &message.headers {
+        for (name, values) in map.iter() {
+            for value in values {
+                headers.insert(name.to_string(), value.as_str());
+            }
+        }
+    }
+    Message {
+        subject: message.subject.to_string(),
+        reply: message.reply.map(|reply| reply.to_string()),
+        headers,
+        payload: message.payload,
+    }
+}
+
+/// Aborts a subscription's forwarding task (which unsubscribes) when dropped.
+struct Forwarding(tokio::task::AbortHandle);
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[async_trait]
+impl Transport for NatsTransport {
+    fn name(&self) -> &str {
+        "nats"
+    }
+
+    async fn publish(&self, message: Message) -> Result<(), BusError> {
+        let (client, _) = self.link.get()?;
+        let Message {
+            subject,
+            reply,
+            headers,
+            payload,
+        } = message;
+        let published = match (reply, headers.is_empty()) {
+            (None, true) => client.publish(subject, payload).await,
+            (None, false) => {
+                client
+                    .publish_with_headers(subject, to_nats_headers(&headers)?, payload)
+                    .await
+            }
+            (Some(reply), true) => client.publish_with_reply(subject, reply, payload).await,
+            (Some(reply), false) => {
+                client
+                    .publish_with_reply_and_headers(
+                        subject,
+                        reply,
+                        to_nats_headers(&headers)?,
+                        payload,
+                    )
+                    .await
+            }
+        };
+        published.map_err(transport_error)
+    }
+
+    async fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscription, BusError> {
+        let (client, handle) = self.link.get()?;
+        let mut subscriber = match queue {
+            Some(queue) => client
+                .queue_subscribe(subject.to_owned(), queue.to_owned())
+                .await
+                .map_err(transport_error)?,
+            None => client
+                .subscribe(subject.to_owned())
+                .await
+                .map_err(transport_error)?,
+        };
+        let (sender, messages) = async_channel::bounded(PENDING_LIMIT);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counted = dropped.clone();
+        let pattern = subject.to_owned();
+        let forwarding = handle.spawn(async move {
+            while let Some(message) = subscriber.next().await {
+                match sender.try_send(from_nats(message)) {
+                    Ok(()) => {}
+                    Err(async_channel::TrySendError::Full(_)) => {
+                        let n = counted.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n % 10_000 == 1 {
+                            tracing::warn!(subscription = %pattern, dropped = n, "slow consumer: dropping messages");
+                        }
+                    }
+                    Err(async_channel::TrySendError::Closed(_)) => break,
+                }
+            }
+            // Dropping the subscriber unsubscribes.
+        });
+        Ok(Subscription::new(
+            subject,
+            messages,
+            dropped,
+            Forwarding(forwarding.abort_handle()),
+        ))
+    }
+
+    async fn request(&self, message: Message) -> Result<Message, BusError> {
+        let (client, _) = self.link.get()?;
+        let subject = message.subject.clone();
+        let mut request = async_nats::Request::new().payload(message.payload);
+        if !message.headers.is_empty() {
+            request = request.headers(to_nats_headers(&message.headers)?);
+        }
+        match client.send_request(message.subject, request).await {
+            Ok(answer) => Ok(from_nats(answer)),
+            Err(err) if err.kind() == async_nats::RequestErrorKind::NoResponders => {
+                Err(BusError::NoResponders { subject })
+            }
+            Err(err) => Err(transport_error(err)),
+        }
+    }
+}

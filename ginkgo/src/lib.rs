@@ -21,7 +21,7 @@
 //! - [`service`]: services with a lifecycle, owned tasks and supervision; [`serve_forever`].
 //! - [`config`] and [`Settings`]: declared, layered, live settings.
 //! - [`bus`]: messaging (publish/subscribe, queue groups, request/reply, typed responders),
-//!   in-process.
+//!   in-process, or on NATS with the `nats` feature (`ginkgo::nats`).
 //! - [`time`], [`net`], [`signal`], [`sync`], [`io`], [`future`].
 //!
 //! The optional parts, each a crate of its own behind a feature (all in `default`), so a
@@ -70,6 +70,8 @@ use std::future::Future;
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "runner")]
 pub mod runner;
 #[cfg(feature = "net")]

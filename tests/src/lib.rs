@@ -7,6 +7,7 @@
 
 pub mod cases;
 pub mod daemon;
+pub mod nats;
 pub mod process;
 pub mod support;
 

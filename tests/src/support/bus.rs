@@ -172,13 +172,23 @@ pub async fn invalid_subjects_are_errors<R: Runtime>(bus: Bus<R>) {
     assert!(matches!(err, BusError::InvalidSubject { .. }), "{err}");
 }
 
-/// Dropping a subscription unsubscribes: a request to its subject then has no responders.
+/// Dropping a subscription unsubscribes: a request to its subject then has no responders
+/// (once the unsubscription reached the server, for a bus that has one).
 pub async fn dropped_subscription_unsubscribes<R: Runtime>(bus: Bus<R>) {
     let subscription = bus.subscribe("svc.ping").await.unwrap();
     assert_eq!(subscription.subject(), "svc.ping");
     drop(subscription);
-    let err = bus.request("svc.ping", "", PATIENCE).await.unwrap_err();
-    assert!(matches!(err, BusError::NoResponders { .. }), "{err}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match bus
+            .request("svc.ping", "", Duration::from_millis(200))
+            .await
+        {
+            Err(BusError::NoResponders { .. }) => break,
+            Err(BusError::Timeout { .. }) if Instant::now() < deadline => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 /// A `Responder` answers typed requests; a malformed payload is answered `400`, a handler's
@@ -257,10 +267,11 @@ pub async fn queue_responders_share_requests<R: Runtime>(bus: Bus<R>) {
         answered_by.push(by);
     }
     let firsts = answered_by.iter().filter(|by| *by == "first").count();
-    assert_eq!(
-        (firsts, answered_by.len() - firsts),
-        (10, 10),
-        "{answered_by:?}"
+    // Each request to one of them; which one is the bus's choice (in turn in-process,
+    // at random on NATS).
+    assert!(
+        firsts > 0 && firsts < answered_by.len(),
+        "one responder answered all: {answered_by:?}"
     );
     assert!(first.stop().await.is_clean());
     assert!(second.stop().await.is_clean());

