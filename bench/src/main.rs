@@ -14,6 +14,7 @@
 //! Each subcommand prints a Markdown table on standard output and its progress on standard
 //! error. See `BENCHMARKS.md` at the repository root for recorded results.
 
+mod bus;
 mod echo;
 mod http;
 mod lifecycle;
@@ -58,6 +59,8 @@ enum Bench {
     Tls(suite::Options),
     /// upgrade and restart in a row under HTTP load; SIGTERM to exit with idle connections
     Upgrade(upgrade::Options),
+    /// the bus over NATS vs plain async-nats (publish, request/reply); the in-process bus
+    Bus(bus::Options),
     /// prefork workers: req/s with workers = 2 vs 1; a worker killed with SIGKILL under load
     Workers(workers::Options),
     /// Internal: one server of the `http` or `https` suite, in its own process.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Bench::Tls(options) => suite::run(&tls::SUITE, &options),
         Bench::Upgrade(options) => upgrade::run(&options),
         Bench::Workers(options) => workers::run(&options),
+        Bench::Bus(options) => bus::run(&options),
         Bench::HttpServe { server, cert, key } => http::serve_main(&server, cert.zip(key)),
     }
 }

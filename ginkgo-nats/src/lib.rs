@@ -4,10 +4,10 @@
 //! [`Nats::bus`] carries the [`ginkgo_api::bus`] contract over it, so the code that publishes,
 //! subscribes and answers requests is the same as on the in-process bus.
 //!
-//! - **Any backend:** async-nats needs tokio, so the connection runs on a private tokio
-//!   runtime (one thread) that the service starts and stops; the bus's calls only pass
-//!   messages through channels, which work from any executor. The user's code never names
-//!   tokio.
+//! - **Any backend:** async-nats needs tokio. On the tokio backend the connection runs on the
+//!   program's runtime; on the others, on a private tokio runtime (one thread) that the
+//!   service starts and stops. The bus's calls only pass messages through channels, which
+//!   work from any executor. The user's code never names tokio.
 //! - **Readiness follows the connection:** the service is ready once connected, not ready
 //!   while the client reconnects (so `/readyz` says so), ready again once reconnected.
 //! - **Start:** a server that cannot be reached (or that rejects the credentials) fails the
@@ -102,11 +102,18 @@ impl NatsOptions {
 /// handle for the tasks that forward subscriptions.
 #[derive(Default)]
 struct Link {
-    client: RwLock<Option<(async_nats::Client, tokio::runtime::Handle)>>,
+    /// In an `Arc`: a publish clones one pointer, not the client's several.
+    client: RwLock<Option<Arc<Connected>>>,
+}
+
+/// The client and the private runtime it runs on.
+struct Connected {
+    client: async_nats::Client,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Link {
-    fn get(&self) -> Result<(async_nats::Client, tokio::runtime::Handle), BusError> {
+    fn get(&self) -> Result<Arc<Connected>, BusError> {
         self.client
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -114,7 +121,7 @@ impl Link {
             .ok_or(BusError::Closed)
     }
 
-    fn set(&self, client: Option<(async_nats::Client, tokio::runtime::Handle)>) {
+    fn set(&self, client: Option<Arc<Connected>>) {
         *self
             .client
             .write()
@@ -126,6 +133,7 @@ impl Link {
 pub struct Nats<R> {
     options: NatsOptions,
     link: Arc<Link>,
+    /// The private runtime, on a backend other than tokio.
     runtime: Option<tokio::runtime::Runtime>,
     _runtime: PhantomData<fn() -> R>,
 }
@@ -161,12 +169,20 @@ impl<R: Runtime> Service for Nats<R> {
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("ginkgo-nats")
-            .enable_all()
-            .build()
-            .map_err(|err| format!("cannot start the NATS client's runtime: {err}"))?;
+        // On the tokio backend the client runs on the program's own runtime; on the others, on
+        // a private one (one thread) that this service owns.
+        let (handle, private) = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => (handle, None),
+            Err(_) => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("ginkgo-nats")
+                    .enable_all()
+                    .build()
+                    .map_err(|err| format!("cannot start the NATS client's runtime: {err}"))?;
+                (runtime.handle().clone(), Some(runtime))
+            }
+        };
         let events = ctx.clone();
         let slow = ctx.counter("slow_consumers");
         let mut connect = async_nats::ConnectOptions::new()
@@ -218,7 +234,7 @@ impl<R: Runtime> Service for Nats<R> {
                     .map_err(|err| format!("bad NATS URL {url:?}: {err}"))
             })
             .collect::<Result<_, _>>()?;
-        let connected = runtime
+        let connected = handle
             .spawn(async move { connect.connect(addrs).await })
             .await
             .map_err(|err| format!("the NATS connect task failed: {err}"))?;
@@ -228,18 +244,25 @@ impl<R: Runtime> Service for Nats<R> {
                 self.options.urls_text()
             )
         })?;
-        self.link.set(Some((client, runtime.handle().clone())));
-        self.runtime = Some(runtime);
+        self.link.set(Some(Arc::new(Connected {
+            client,
+            runtime: handle,
+        })));
+        self.runtime = private;
         Ok(())
     }
 
     async fn stop(&mut self, _ctx: &Context) -> Result<(), Error> {
-        let Ok((client, handle)) = self.link.get() else {
+        let Ok(connected) = self.link.get() else {
             return Ok(());
         };
         self.link.set(None);
         // Unsubscribe, let what was published go out, close.
-        let drained = handle.spawn(async move { client.drain().await }).await;
+        let client = connected.client.clone();
+        let drained = connected
+            .runtime
+            .spawn(async move { client.drain().await })
+            .await;
         if let Some(runtime) = self.runtime.take() {
             // Not `shutdown_timeout`: it blocks, and this may run on a tokio worker.
             runtime.shutdown_background();
@@ -301,7 +324,8 @@ impl Transport for NatsTransport {
     }
 
     async fn publish(&self, message: Message) -> Result<(), BusError> {
-        let (client, _) = self.link.get()?;
+        let connected = self.link.get()?;
+        let client = &connected.client;
         let Message {
             subject,
             reply,
@@ -335,7 +359,8 @@ impl Transport for NatsTransport {
         subject: &str,
         queue: Option<&str>,
     ) -> Result<Subscription, BusError> {
-        let (client, handle) = self.link.get()?;
+        let connected = self.link.get()?;
+        let client = &connected.client;
         let mut subscriber = match queue {
             Some(queue) => client
                 .queue_subscribe(subject.to_owned(), queue.to_owned())
@@ -350,7 +375,7 @@ impl Transport for NatsTransport {
         let dropped = Arc::new(AtomicU64::new(0));
         let counted = dropped.clone();
         let pattern = subject.to_owned();
-        let forwarding = handle.spawn(async move {
+        let forwarding = connected.runtime.spawn(async move {
             while let Some(message) = subscriber.next().await {
                 match sender.try_send(from_nats(message)) {
                     Ok(()) => {}
@@ -374,7 +399,8 @@ impl Transport for NatsTransport {
     }
 
     async fn request(&self, message: Message) -> Result<Message, BusError> {
-        let (client, _) = self.link.get()?;
+        let connected = self.link.get()?;
+        let client = &connected.client;
         let subject = message.subject.clone();
         let mut request = async_nats::Request::new().payload(message.payload);
         if !message.headers.is_empty() {

