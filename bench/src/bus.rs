@@ -123,7 +123,11 @@ impl Helpers {
     }
 
     /// Subscribes to `subject` and returns a receiver that yields once `messages` arrived.
-    fn count(&self, subject: &str, messages: usize) -> Result<std::sync::mpsc::Receiver<()>, String> {
+    fn count(
+        &self,
+        subject: &str,
+        messages: usize,
+    ) -> Result<std::sync::mpsc::Receiver<()>, String> {
         let (done, finished) = std::sync::mpsc::channel();
         let mut subscriber = self
             .runtime
@@ -339,7 +343,11 @@ fn measure(options: &Options) -> Result<(), String> {
     );
     println!("| measurement | side | per second (runs) | median | vs. async-nats |");
     println!("| --- | --- | --- | ---: | ---: |");
-    for (what, size) in [("publish 64 B", Some(64)), ("publish 4 KiB", Some(4096)), ("request/reply", None)] {
+    for (what, size) in [
+        ("publish 64 B", Some(64)),
+        ("publish 4 KiB", Some(4096)),
+        ("request/reply", None),
+    ] {
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
         for run in 0..options.runs {
             for (i, (name, side)) in sides.iter().enumerate() {
@@ -347,7 +355,11 @@ fn measure(options: &Options) -> Result<(), String> {
                 let rate = match size {
                     Some(size) => {
                         // Fewer 4 KiB messages: the same bytes would take long.
-                        let messages = if size > 1024 { options.messages / 8 } else { options.messages };
+                        let messages = if size > 1024 {
+                            options.messages / 8
+                        } else {
+                            options.messages
+                        };
                         publish_rate(&helpers, *side, size, messages, run)?
                     }
                     None => request_rate(*side, options.requests)?,
@@ -371,7 +383,10 @@ fn measure(options: &Options) -> Result<(), String> {
     let mut local_rates = Vec::new();
     for _ in 0..options.runs {
         local_rates.push(ginkgo_api::block_on::<Tokio, _>(async {
-            let mut subscription = local.subscribe("local.count").await.map_err(|e| e.to_string())?;
+            let mut subscription = local
+                .subscribe("local.count")
+                .await
+                .map_err(|e| e.to_string())?;
             // Within one subscription's buffer: the publisher does not wait for the reader.
             let messages = options.messages.min(ginkgo_api::bus::PENDING_LIMIT);
             let counting = ginkgo_api::spawn::<Tokio, _>(async move {
@@ -383,7 +398,10 @@ fn measure(options: &Options) -> Result<(), String> {
             let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; 64]);
             let began = Instant::now();
             for _ in 0..messages {
-                local.publish("local.count", payload.clone()).await.map_err(|e| e.to_string())?;
+                local
+                    .publish("local.count", payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             counting.await.map_err(|e| e.to_string())?;
             Ok::<_, String>(messages as f64 / began.elapsed().as_secs_f64())

@@ -154,8 +154,8 @@ impl Drop for Daemon {
     }
 }
 
-/// One `GET /` on `stream`; whether the server closes the connection after it.
-fn get(stream: &mut TcpStream) -> io::Result<bool> {
+/// One `GET /` on `stream`: the head of a 200 (lower case) and its body.
+fn get_response(stream: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
     stream.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")?;
     let mut head = Vec::with_capacity(256);
     let mut byte = [0u8; 1];
@@ -172,9 +172,21 @@ fn get(stream: &mut TcpStream) -> io::Result<bool> {
     if !head.starts_with("http/1.1 200 ") {
         return Err(io::Error::other("not a 200"));
     }
-    let mut body = [0u8; 5];
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no content-length"))?;
+    let mut body = vec![0; length];
     stream.read_exact(&mut body)?;
-    if &body != b"hello" {
+    Ok((head, body))
+}
+
+/// One `GET /` on `stream`, answered `hello`; whether the server closes the connection after
+/// it.
+fn get(stream: &mut TcpStream) -> io::Result<bool> {
+    let (head, body) = get_response(stream)?;
+    if body != b"hello" {
         return Err(io::Error::other("not the body sent"));
     }
     Ok(head.contains("\r\nconnection: close\r\n"))
@@ -355,7 +367,7 @@ fn anchor_sigterm_with_idle(idle: usize) -> Result<Duration, String> {
     for _ in 0..idle {
         let mut stream =
             TcpStream::connect(addr).map_err(|err| format!("connection {}: {err}", open.len()))?;
-        get_any(&mut stream).map_err(|err| format!("a request: {err}"))?;
+        get_response(&mut stream).map_err(|err| format!("a request: {err}"))?;
         open.push(stream);
     }
     let pid = child.id();
@@ -375,33 +387,6 @@ fn anchor_sigterm_with_idle(idle: usize) -> Result<Duration, String> {
         std::thread::sleep(Duration::from_millis(1));
     };
     Ok(took)
-}
-
-/// One `GET /` on `stream`, any 200 with a `content-length` body.
-fn get_any(stream: &mut TcpStream) -> io::Result<()> {
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")?;
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed before a response",
-            ));
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200 ") {
-        return Err(io::Error::other("not a 200"));
-    }
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| io::Error::other("no content-length"))?;
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body)
 }
 
 /// Starts the daemon, opens `idle` keep-alive connections (each with one request answered),

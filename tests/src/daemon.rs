@@ -257,3 +257,53 @@ pub fn http_get(stream: &mut TcpStream) -> io::Result<bool> {
     }
     Ok(head.contains("\r\nconnection: close\r\n"))
 }
+
+/// A notify socket of our own in the daemon's run directory, as systemd's `NOTIFY_SOCKET`.
+pub struct Notify {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl Notify {
+    /// Binds it in `daemon`'s run directory.
+    pub fn new(daemon: &Daemon) -> Self {
+        let path = daemon.rundir.path().join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Self { socket, path }
+    }
+
+    /// The next notification (waits up to 20 s).
+    pub fn receive(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let n = self.socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Whether nothing more arrives within `wait`.
+    pub fn quiet(&self, wait: Duration) -> bool {
+        self.socket.set_read_timeout(Some(wait)).expect("timeout");
+        let mut buf = [0u8; 4096];
+        let quiet = self.socket.recv(&mut buf).is_err();
+        self.socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        quiet
+    }
+
+    /// Runs `daemon` in the foreground (`run`) with this socket as its `NOTIFY_SOCKET`.
+    pub fn run(&self, daemon: &Daemon) -> crate::process::Running {
+        let rundir = format!("rundir={}", daemon.rundir.path().display());
+        let config = daemon.config.display().to_string();
+        crate::process::Running::start(
+            &daemon.program,
+            &["-c", &config, "-s", &rundir, "run"],
+            &[
+                ("NOTIFY_SOCKET", &self.path.display().to_string()),
+                ("GINKGO_TEST_BACKEND", daemon.backend),
+            ],
+        )
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ginkgo_api::signal::Signal;
-use ginkgo_tests::daemon::{self, config, http_get, round_trip, text, traffic};
+use ginkgo_tests::daemon::{self, Notify, config, http_get, round_trip, text, traffic};
 use ginkgo_tests::process::{alive, free_port};
 
 /// The `echo_on` daemon on `backend` with `config`.
@@ -206,26 +206,9 @@ fn unix_socket_file_survives_the_upgrade(backend: &'static str) {
 fn systemd_hears_the_new_mainpid(backend: &'static str) {
     let port = free_port();
     let daemon = new_daemon(backend, &config(port, ""));
-    let notify_path = daemon.rundir.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let receive = || {
-        let mut buf = [0u8; 4096];
-        let n = notify.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let rundir = format!("rundir={}", daemon.rundir.path().display());
-    let config_path = daemon.config.display().to_string();
-    let running = ginkgo_tests::process::Running::start(
-        Path::new(env!("CARGO_BIN_EXE_echo_on")),
-        &["-c", &config_path, "-s", &rundir, "run"],
-        &[
-            ("NOTIFY_SOCKET", &notify_path.display().to_string()),
-            ("GINKGO_TEST_BACKEND", backend),
-        ],
-    );
+    let notify = Notify::new(&daemon);
+    let receive = || notify.receive();
+    let running = notify.run(&daemon);
     let old = running.child.id();
     let first = receive();
     assert!(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ginkgo_tests::daemon::{Daemon, config, round_trip, text, traffic};
+use ginkgo_tests::daemon::{Daemon, Notify, config, round_trip, text, traffic};
 use ginkgo_tests::process::{alive, free_port};
 
 /// The `echo_on` daemon on `backend` with two workers, the echo server on `port`, and `extra`.
@@ -420,26 +420,9 @@ fn kill(pid: u32) {
 fn only_the_master_talks_to_systemd(backend: &'static str) {
     let port = free_port();
     let daemon = with_workers(backend, port, "");
-    let notify_path = daemon.rundir.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let receive = || {
-        let mut buf = [0u8; 4096];
-        let n = notify.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let rundir = format!("rundir={}", daemon.rundir.path().display());
-    let config_path = daemon.config.display().to_string();
-    let running = ginkgo_tests::process::Running::start(
-        Path::new(env!("CARGO_BIN_EXE_echo_on")),
-        &["-c", &config_path, "-s", &rundir, "run"],
-        &[
-            ("NOTIFY_SOCKET", &notify_path.display().to_string()),
-            ("GINKGO_TEST_BACKEND", backend),
-        ],
-    );
+    let notify = Notify::new(&daemon);
+    let receive = || notify.receive();
+    let running = notify.run(&daemon);
     let master = running.child.id();
     let ready = receive();
     assert!(
@@ -461,14 +444,9 @@ fn only_the_master_talks_to_systemd(backend: &'static str) {
     assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
     assert_eq!(running.wait().code(), Some(0));
     // Nothing more: no worker had the socket.
-    notify
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let mut buf = [0u8; 4096];
     assert!(
-        notify.recv(&mut buf).is_err(),
-        "another notification: {:?}",
-        String::from_utf8_lossy(&buf)
+        notify.quiet(Duration::from_millis(200)),
+        "another notification"
     );
 }
 
