@@ -39,6 +39,45 @@ use ginkgo_api::Runtime;
 use ginkgo_api::bus::{Bus, BusError, Headers, Message, PENDING_LIMIT, Subscription, Transport};
 use ginkgo_api::service::{Context, Error, Service, async_trait};
 
+/// The connection's settings, group `nats`: `nats.url` (a list; several for a cluster),
+/// `nats.name`, `nats.token`, `nats.user` with `nats.password`, `nats.connect_timeout`.
+/// [`NatsOptions::from_settings`] turns them into options.
+///
+/// ```toml
+/// [nats]
+/// url = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]
+/// name = "orders"
+/// ```
+#[derive(ginkgo_macros::Settings, Debug)]
+#[settings(crate = ginkgo_config, group = "nats")]
+pub struct NatsSettings {
+    /// The servers' URLs, such as "nats://127.0.0.1:4222" (several for a cluster).
+    #[setting(default = vec!["nats://127.0.0.1:4222".to_owned()], validate = check_urls)]
+    pub url: Vec<String>,
+    /// The connection's name, as the server shows it.
+    pub name: Option<String>,
+    /// Authenticate with this token.
+    pub token: Option<String>,
+    /// Authenticate as this user (with `nats.password`).
+    pub user: Option<String>,
+    /// The password of `nats.user`.
+    pub password: Option<String>,
+    /// How long one connection attempt may take.
+    #[setting(default = ginkgo_config::Duration::from_secs(5))]
+    pub connect_timeout: ginkgo_config::Duration,
+}
+
+fn check_urls(urls: &Vec<String>) -> Result<(), String> {
+    if urls.is_empty() {
+        return Err("needs at least one URL, such as \"nats://127.0.0.1:4222\"".to_owned());
+    }
+    for url in urls {
+        url.parse::<async_nats::ServerAddr>()
+            .map_err(|err| format!("{url:?} is not a NATS URL: {err}"))?;
+    }
+    Ok(())
+}
+
 /// How to reach the server.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -91,6 +130,31 @@ impl NatsOptions {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// The options the settings say.
+    ///
+    /// # Errors
+    ///
+    /// A user without a password, or a password without a user.
+    pub fn from_settings(settings: &NatsSettings) -> Result<Self, String> {
+        let mut options =
+            Self::new(settings.url.iter().cloned()).connect_timeout(settings.connect_timeout.0);
+        if let Some(name) = &settings.name {
+            options = options.name(name.clone());
+        }
+        if let Some(token) = &settings.token {
+            options = options.token(token.clone());
+        }
+        match (&settings.user, &settings.password) {
+            (Some(user), Some(password)) => {
+                options = options.user_password(user.clone(), password.clone());
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err("nats.user is set without nats.password".to_owned()),
+            (None, Some(_)) => return Err("nats.password is set without nats.user".to_owned()),
+        }
+        Ok(options)
     }
 
     fn urls_text(&self) -> String {

@@ -11,7 +11,7 @@
 //! # drop((nats, bus));
 //! ```
 
-pub use ginkgo_nats::NatsOptions;
+pub use ginkgo_nats::{NatsOptions, NatsSettings};
 
 /// The NATS connection service on the runtime chosen at build time.
 pub type Nats = ginkgo_nats::Nats<super::Backend>;

@@ -56,6 +56,57 @@ bodies_on_nats!(
     queue_responders_share_requests,
 );
 
+/// The `nats.*` settings from a file make the connection (and a password without a user, or a
+/// URL that is not one, is a clear error).
+#[test]
+fn settings_make_the_connection() {
+    type R = ginkgo_backend_smol::Smol;
+    let server = NatsServer::start();
+    let file = ginkgo_tests::process::file(&format!(
+        "[nats]\nurl = [\"{}\"]\nname = \"from-settings\"\nconnect_timeout = \"2s\"\n",
+        server.url()
+    ));
+    let config = ginkgo_config::Config::builder("natstest")
+        .no_env()
+        .file(file.to_path_buf())
+        .load()
+        .expect("loads");
+    let settings = config
+        .get::<ginkgo_nats::NatsSettings>()
+        .expect("valid")
+        .get();
+    let options = NatsOptions::from_settings(&settings).expect("options");
+    ginkgo_tests::support::run::<R, _>("settings", async {
+        let nats = Nats::<R>::new(options);
+        let bus = nats.bus();
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        tree.start().await.expect("connects");
+        bus.publish("settings.ok", "yes").await.unwrap();
+        assert!(tree.stop().await.is_clean());
+    });
+
+    let bad = ginkgo_tests::process::file("[nats]\nurl = [\"ftp://127.0.0.1:4222\"]\n");
+    let err = ginkgo_config::Config::builder("natstest")
+        .no_env()
+        .file(bad.to_path_buf())
+        .load()
+        .and_then(|config| config.get::<ginkgo_nats::NatsSettings>().map(drop))
+        .expect_err("not a URL");
+    assert!(err.to_string().contains("nats.url"), "{err}");
+    let half = ginkgo_tests::process::file("[nats]\npassword = \"secret\"\n");
+    let config = ginkgo_config::Config::builder("natstest")
+        .no_env()
+        .file(half.to_path_buf())
+        .load()
+        .expect("loads");
+    let settings = config
+        .get::<ginkgo_nats::NatsSettings>()
+        .expect("valid")
+        .get();
+    let err = NatsOptions::from_settings(&settings).expect_err("a password alone");
+    assert!(err.contains("without nats.user"), "{err}");
+}
+
 /// A server nobody listens on: the start fails, naming the URL.
 #[test]
 fn unreachable_server_fails_the_start_naming_the_url() {

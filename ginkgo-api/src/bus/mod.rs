@@ -121,7 +121,8 @@ impl Message {
     }
 }
 
-/// Message headers: names with values, in order; a name may repeat.
+/// Message headers: names with values; a name may repeat, and its values keep their order
+/// (the order of different names is not kept by every transport: NATS keeps them in a map).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
 
@@ -139,7 +140,7 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every header, in order.
+    /// Every header.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
