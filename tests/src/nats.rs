@@ -39,10 +39,20 @@ impl NatsServer {
     /// Starts a server on `port` (one that went away, say) and waits until it accepts
     /// connections.
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts a server on a free port with `args` added (`--user`, `--pass`, say).
+    pub fn start_args(args: &[&str]) -> Self {
+        Self::start_with(free_port(), args)
+    }
+
+    fn start_with(port: u16, args: &[&str]) -> Self {
         let store = tempfile::tempdir().expect("a store directory");
         let child = Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

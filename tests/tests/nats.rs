@@ -107,6 +107,67 @@ fn settings_make_the_connection() {
     assert!(err.contains("without nats.user"), "{err}");
 }
 
+/// Credentials the server rejects: the start fails at once with the server's verdict, and
+/// does not retry; the right ones connect.
+#[test]
+fn rejected_credentials_fail_the_start_clearly() {
+    type R = ginkgo_backend_smol::Smol;
+    let server = NatsServer::start_args(&["--user", "app", "--pass", "right"]);
+    ginkgo_tests::support::run::<R, _>("auth", async {
+        let began = std::time::Instant::now();
+        let nats = Nats::<R>::new(NatsOptions::new([server.url()]).user_password("app", "wrong"));
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        let err = tree.start().await.expect_err("rejected");
+        let text = err.to_string().to_lowercase();
+        assert!(text.contains("authorization"), "{err}");
+        assert!(text.contains(&server.url()), "{err}");
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "it retried: {:?}",
+            began.elapsed()
+        );
+        let nats = Nats::<R>::new(NatsOptions::new([server.url()]).user_password("app", "right"));
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        tree.start().await.expect("the right password connects");
+        assert!(tree.stop().await.is_clean());
+    });
+}
+
+/// A subscriber that does not read: what does not fit its buffer is dropped and counted, the
+/// publisher goes on, and the connection survives (a request works after).
+#[test]
+fn slow_consumer_is_counted_and_the_connection_survives() {
+    type R = ginkgo_backend_tokio::Tokio;
+    let server = NatsServer::start();
+    ginkgo_tests::support::run::<R, _>("slow consumer", async {
+        let (tree, bus) = connected::<R>(&server).await;
+        let slow = bus.subscribe("flood").await.unwrap();
+        let total = ginkgo_api::bus::PENDING_LIMIT * 2;
+        for _ in 0..total {
+            bus.publish("flood", "x").await.unwrap();
+        }
+        ginkgo_tests::support::eventually::<R>("drops counted", Duration::from_secs(20), || {
+            slow.dropped() > 0
+        })
+        .await;
+        let mut pings = bus.subscribe("still.there").await.unwrap();
+        let responder = bus.clone();
+        let answering = ginkgo_api::spawn::<R, _>(async move {
+            let request = body::next::<R>(&mut pings).await;
+            responder.respond(&request, "yes").await.unwrap();
+        });
+        let reply = bus
+            .request("still.there", "", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(reply.payload, &b"yes"[..]);
+        answering.await.unwrap();
+        assert_eq!(tree.state(), State::Ready);
+        drop(slow);
+        assert!(tree.stop().await.is_clean());
+    });
+}
+
 /// A server nobody listens on: the start fails, naming the URL.
 #[test]
 fn unreachable_server_fails_the_start_naming_the_url() {
