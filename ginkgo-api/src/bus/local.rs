@@ -196,3 +196,28 @@ impl Transport for LocalBus {
         answers.next().await.ok_or(BusError::Closed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_members_take_turns() {
+        futures_lite::future::block_on(async {
+            let bus = LocalBus::new();
+            let mut members: Vec<Subscription> =
+                (0..3).map(|_| bus.add("jobs.*", Some("workers"))).collect();
+            for n in 0..9u8 {
+                bus.publish(Message::new("jobs.build", vec![n]))
+                    .await
+                    .unwrap();
+            }
+            for (i, member) in members.iter_mut().enumerate() {
+                for round in 0..3u8 {
+                    let message = member.next().await.unwrap();
+                    assert_eq!(message.payload[0], round * 3 + i as u8);
+                }
+            }
+        });
+    }
+}
