@@ -413,19 +413,7 @@ impl<R: Runtime> Serving<'_, R> {
             )
             .await;
             match event {
-                Event::Ended(State::Failed) => {
-                    let failure = tree
-                        .last_failure()
-                        .map(|f| f.to_string())
-                        .unwrap_or_default();
-                    tracing::error!(%failure, "the service tree failed");
-                    notifier.send(&format!("STATUS=failed: {failure}"));
-                    return EXIT_FAILURE;
-                }
-                Event::Ended(_) => {
-                    tracing::info!("the service tree stopped");
-                    return 0;
-                }
+                Event::Ended(state) => return tree_ended(tree, state, notifier),
                 Event::Signal(Some(Signal::Hup)) => {
                     if let Err(err) = self.reload(tree, notifier).await {
                         tracing::error!("reload failed: {err}");
@@ -650,6 +638,22 @@ impl<R: Runtime> Serving<'_, R> {
             }
         }
     }
+}
+
+/// The exit status once the tree ended by itself in `state` (failed: 1, said to the log and
+/// systemd; stopped: 0).
+pub(super) fn tree_ended(tree: &ServiceHandle, state: State, notifier: &Notifier) -> u8 {
+    if state == State::Failed {
+        let failure = tree
+            .last_failure()
+            .map(|f| f.to_string())
+            .unwrap_or_default();
+        tracing::error!(%failure, "the service tree failed");
+        notifier.send(&format!("STATUS=failed: {failure}"));
+        return EXIT_FAILURE;
+    }
+    tracing::info!("the service tree stopped");
+    0
 }
 
 /// What an upgrade hands on, besides the listening sockets.

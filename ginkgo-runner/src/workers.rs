@@ -44,7 +44,7 @@ use super::control::{self, Request};
 use super::notify::Notifier;
 use super::pidfile::Pidfile;
 use super::privileges;
-use super::serve::{HANDOVER_GRACE, Held, Serving, detach_stdin, report};
+use super::serve::{HANDOVER_GRACE, Held, Serving, detach_stdin, report, tree_ended};
 use super::upgrade::{self, Handover, Successor};
 use crate::{EXIT_FAILURE, one_line};
 use ginkgo_api::Runtime;
@@ -270,18 +270,7 @@ impl<R: Runtime> Serving<'_, R> {
             )
             .await;
             match event {
-                Event::Ended(State::Failed) => {
-                    let failure = tree
-                        .last_failure()
-                        .map(|f| f.to_string())
-                        .unwrap_or_default();
-                    tracing::error!(worker = number, %failure, "the service tree failed");
-                    return EXIT_FAILURE;
-                }
-                Event::Ended(_) => {
-                    tracing::info!(worker = number, "the service tree stopped");
-                    return 0;
-                }
+                Event::Ended(state) => return tree_ended(tree, state, notifier),
                 Event::Signal(Some(Signal::Hup)) => {
                     if let Err(err) = self.reload(tree, notifier).await {
                         tracing::error!(worker = number, "reload failed: {err}");

@@ -15,6 +15,23 @@ use ginkgo_nats::{Nats, NatsOptions};
 use ginkgo_tests::nats::NatsServer;
 use ginkgo_tests::support::bus as body;
 
+/// A request to `subject`, answered `answer` by a subscriber of the same bus: the connection
+/// works.
+async fn answers_once<R: Runtime>(bus: &Bus<R>, subject: &str, answer: &'static str) {
+    let mut requests = bus.subscribe(subject).await.unwrap();
+    let responder = bus.clone();
+    let answering = ginkgo_api::spawn::<R, _>(async move {
+        let request = body::next::<R>(&mut requests).await;
+        responder.respond(&request, answer).await.unwrap();
+    });
+    let reply = bus
+        .request(subject, "", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(reply.payload, answer.as_bytes());
+    answering.await.unwrap();
+}
+
 /// A started `Nats` service connected to `server`, and its bus.
 async fn connected<R: Runtime>(server: &NatsServer) -> (ServiceHandle, Bus<R>) {
     let nats = Nats::<R>::new(NatsOptions::new([server.url()]).name("ginkgo-tests"));
@@ -150,18 +167,7 @@ fn slow_consumer_is_counted_and_the_connection_survives() {
             slow.dropped() > 0
         })
         .await;
-        let mut pings = bus.subscribe("still.there").await.unwrap();
-        let responder = bus.clone();
-        let answering = ginkgo_api::spawn::<R, _>(async move {
-            let request = body::next::<R>(&mut pings).await;
-            responder.respond(&request, "yes").await.unwrap();
-        });
-        let reply = bus
-            .request("still.there", "", Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(reply.payload, &b"yes"[..]);
-        answering.await.unwrap();
+        answers_once::<R>(&bus, "still.there", "yes").await;
         assert_eq!(tree.state(), State::Ready);
         drop(slow);
         assert!(tree.stop().await.is_clean());
@@ -207,18 +213,7 @@ fn readiness_follows_the_connection() {
             tree.snapshot().all_ready()
         })
         .await;
-        let mut pings = bus.subscribe("ping").await.unwrap();
-        let responder = bus.clone();
-        let answering = ginkgo_api::spawn::<R, _>(async move {
-            let request = body::next::<R>(&mut pings).await;
-            responder.respond(&request, "pong").await.unwrap();
-        });
-        let reply = bus
-            .request("ping", "", Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(reply.payload, &b"pong"[..]);
-        answering.await.unwrap();
+        answers_once::<R>(&bus, "ping", "pong").await;
         assert!(tree.stop().await.is_clean());
     });
 }
