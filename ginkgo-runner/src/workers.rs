@@ -694,6 +694,14 @@ fn signal_name(number: i32) -> String {
     name.to_owned()
 }
 
+/// Duplicates of `sockets`, by service path.
+fn duplicate(sockets: &[(String, OwnedFd)]) -> io::Result<Vec<(String, OwnedFd)>> {
+    sockets
+        .iter()
+        .map(|(path, fd)| Ok((path.clone(), fd.try_clone()?)))
+        .collect()
+}
+
 /// What the master hears about its workers.
 enum Event {
     /// A worker process exited (its waiting thread reaped it).
@@ -735,10 +743,7 @@ impl Master {
         number: u32,
         limit: Duration,
     ) -> Result<(Child, UnixStream), String> {
-        let listeners = sockets
-            .iter()
-            .map(|(path, fd)| Ok((path.clone(), fd.try_clone()?)))
-            .collect::<io::Result<Vec<_>>>()
+        let listeners = duplicate(sockets)
             .map_err(|err| format!("cannot duplicate the listening sockets: {err}"))?;
         let handover = Handover {
             listeners,
@@ -838,10 +843,7 @@ impl Master {
 
     /// Duplicates of the listening sockets, for an upgrade.
     fn duplicate_sockets(&self) -> io::Result<Vec<(String, OwnedFd)>> {
-        self.sockets
-            .iter()
-            .map(|(path, fd)| Ok((path.clone(), fd.try_clone()?)))
-            .collect()
+        duplicate(&self.sockets)
     }
 
     fn signal_all(&self, signal: rustix::process::Signal) {

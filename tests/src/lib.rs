@@ -11,6 +11,19 @@ pub mod nats;
 pub mod process;
 pub mod support;
 
+/// For the process cases, each `fn case(backend: &'static str)`: one `#[test]` per backend,
+/// in modules named after them (`tokio::case`, `smol::case`, ...), passing the backend's name
+/// (what `echo_on` reads from `GINKGO_TEST_BACKEND`).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod tokio { $( #[test] fn $case() { super::$case("tokio") } )* }
+        mod async_std { $( #[test] fn $case() { super::$case("async-std") } )* }
+        mod smol { $( #[test] fn $case() { super::$case("smol") } )* }
+        mod threads { $( #[test] fn $case() { super::$case("threads") } )* }
+    };
+}
+
 /// Expands to one `#[test]` per conformance case for the runtime type `$rt`.
 ///
 /// This is the single list of cases: adding a case here adds it to every backend (and to

@@ -73,6 +73,17 @@ bodies_on_nats!(
     queue_responders_share_requests,
 );
 
+/// The `nats.*` settings of the configuration file `file`.
+fn nats_settings(
+    file: &std::path::Path,
+) -> Result<std::sync::Arc<ginkgo_nats::NatsSettings>, ginkgo_config::ConfigError> {
+    let config = ginkgo_config::Config::builder("natstest")
+        .no_env()
+        .file(file.to_path_buf())
+        .load()?;
+    Ok(config.get::<ginkgo_nats::NatsSettings>()?.get())
+}
+
 /// The `nats.*` settings from a file make the connection (and a password without a user, or a
 /// URL that is not one, is a clear error).
 #[test]
@@ -83,15 +94,7 @@ fn settings_make_the_connection() {
         "[nats]\nurl = [\"{}\"]\nname = \"from-settings\"\nconnect_timeout = \"2s\"\n",
         server.url()
     ));
-    let config = ginkgo_config::Config::builder("natstest")
-        .no_env()
-        .file(file.to_path_buf())
-        .load()
-        .expect("loads");
-    let settings = config
-        .get::<ginkgo_nats::NatsSettings>()
-        .expect("valid")
-        .get();
+    let settings = nats_settings(&file).expect("valid");
     let options = NatsOptions::from_settings(&settings).expect("options");
     ginkgo_tests::support::run::<R, _>("settings", async {
         let nats = Nats::<R>::new(options);
@@ -103,23 +106,10 @@ fn settings_make_the_connection() {
     });
 
     let bad = ginkgo_tests::process::file("[nats]\nurl = [\"ftp://127.0.0.1:4222\"]\n");
-    let err = ginkgo_config::Config::builder("natstest")
-        .no_env()
-        .file(bad.to_path_buf())
-        .load()
-        .and_then(|config| config.get::<ginkgo_nats::NatsSettings>().map(drop))
-        .expect_err("not a URL");
+    let err = nats_settings(&bad).expect_err("not a URL");
     assert!(err.to_string().contains("nats.url"), "{err}");
     let half = ginkgo_tests::process::file("[nats]\npassword = \"secret\"\n");
-    let config = ginkgo_config::Config::builder("natstest")
-        .no_env()
-        .file(half.to_path_buf())
-        .load()
-        .expect("loads");
-    let settings = config
-        .get::<ginkgo_nats::NatsSettings>()
-        .expect("valid")
-        .get();
+    let settings = nats_settings(&half).expect("valid");
     let err = NatsOptions::from_settings(&settings).expect_err("a password alone");
     assert!(err.contains("without nats.user"), "{err}");
 }

@@ -366,16 +366,7 @@ fn udp_socket_is_handed_over(backend: &'static str) {
     }
 }
 
-macro_rules! on_every_backend {
-    ($($case:ident),* $(,)?) => {
-        mod tokio { $( #[test] fn $case() { super::$case("tokio") } )* }
-        mod async_std { $( #[test] fn $case() { super::$case("async-std") } )* }
-        mod smol { $( #[test] fn $case() { super::$case("smol") } )* }
-        mod threads { $( #[test] fn $case() { super::$case("threads") } )* }
-    };
-}
-
-on_every_backend!(
+ginkgo_tests::on_every_backend!(
     upgrades_under_traffic_refuse_nothing,
     upgrade_with_a_broken_configuration_rolls_back,
     slow_upgrades_time_out_and_a_second_is_refused,

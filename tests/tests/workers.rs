@@ -481,16 +481,7 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-macro_rules! on_every_backend {
-    ($($case:ident),* $(,)?) => {
-        mod tokio { $( #[test] fn $case() { super::$case("tokio") } )* }
-        mod async_std { $( #[test] fn $case() { super::$case("async-std") } )* }
-        mod smol { $( #[test] fn $case() { super::$case("smol") } )* }
-        mod threads { $( #[test] fn $case() { super::$case("threads") } )* }
-    };
-}
-
-on_every_backend!(
+ginkgo_tests::on_every_backend!(
     two_workers_share_the_listeners,
     killed_worker_is_replaced,
     bad_reload_reaches_no_worker,
