@@ -39,6 +39,8 @@
 pub mod bus;
 pub mod future;
 pub mod io;
+pub mod kv;
+pub mod leader;
 pub mod net;
 pub mod process;
 pub mod runtime;

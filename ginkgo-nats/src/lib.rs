@@ -37,7 +37,10 @@ use std::time::Duration;
 use futures_lite::StreamExt as _;
 use ginkgo_api::Runtime;
 use ginkgo_api::bus::{Bus, BusError, Headers, Message, PENDING_LIMIT, Subscription, Transport};
+use ginkgo_api::kv::Kv;
 use ginkgo_api::service::{Context, Error, Service, async_trait};
+
+mod kv;
 
 /// The connection's settings, group `nats`: `nats.url` (a list; several for a cluster),
 /// `nats.name`, `nats.token`, `nats.user` with `nats.password`, `nats.connect_timeout`.
@@ -86,6 +89,7 @@ pub struct NatsOptions {
     token: Option<String>,
     user_password: Option<(String, String)>,
     connect_timeout: Duration,
+    kv_replicas: usize,
 }
 
 impl NatsOptions {
@@ -101,6 +105,7 @@ impl NatsOptions {
             token: None,
             user_password: None,
             connect_timeout: Duration::from_secs(5),
+            kv_replicas: 1,
         }
     }
 
@@ -129,6 +134,14 @@ impl NatsOptions {
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How many servers of a cluster keep each key-value bucket this connection creates
+    /// (default 1; 3 in a cluster of three, so a bucket survives the loss of a server).
+    #[must_use]
+    pub fn kv_replicas(mut self, replicas: usize) -> Self {
+        self.kv_replicas = replicas.max(1);
         self
     }
 
@@ -218,6 +231,17 @@ impl<R: Runtime> Nats<R> {
     pub fn bus(&self) -> Bus<R> {
         Bus::with_transport(Arc::new(NatsTransport {
             link: self.link.clone(),
+        }))
+    }
+
+    /// The key-value store over this connection, in JetStream KV (the server must run with
+    /// JetStream): usable while the service runs ([`KvError::Closed`](ginkgo_api::kv::KvError)
+    /// otherwise). Buckets it creates keep one version per key, on
+    /// [`NatsOptions::kv_replicas`] servers.
+    pub fn kv(&self) -> Kv {
+        Kv::with_store(Arc::new(kv::NatsStore {
+            link: self.link.clone(),
+            replicas: self.options.kv_replicas,
         }))
     }
 }

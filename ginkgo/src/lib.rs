@@ -22,6 +22,9 @@
 //! - [`config`] and [`Settings`]: declared, layered, live settings.
 //! - [`bus`]: messaging (publish/subscribe, queue groups, request/reply, typed responders),
 //!   in-process, or on NATS with the `nats` feature (`ginkgo::nats`).
+//! - [`kv`] and [`leader`]: a key-value store with revisions, expiry and watches, and
+//!   leadership of a role with a lease (`Singleton` runs a child on the leader only),
+//!   in-process or on NATS JetStream KV.
 //! - [`time`], [`net`], [`signal`], [`sync`], [`io`], [`future`].
 //!
 //! The optional parts, each a crate of its own behind a feature (all in `default`), so a
@@ -378,6 +381,52 @@ pub mod bus {
 
     /// A service answering typed requests on a subject; see [`ginkgo_api::bus::Responder`].
     pub type Responder<Req, Resp, F> = ginkgo_api::bus::Responder<super::Backend, Req, Resp, F>;
+}
+
+pub mod kv {
+    //! The key-value store: buckets of keys with revisions, compare-and-set, expiry and
+    //! watches; see [`ginkgo_api::kv`] for the contract. In-process here ([`Kv::local`]); on
+    //! NATS JetStream KV with the `nats` feature (`ginkgo::nats::Nats::kv`).
+    pub use ginkgo_api::kv::{
+        Bucket, BucketOptions, Bytes, Entry, Kv, KvError, Operation, Store, StoreBucket, Watch,
+        local,
+    };
+}
+
+pub mod leader {
+    //! Leadership of a named role with a lease, and [`Singleton`]; see [`ginkgo_api::leader`]
+    //! for how it works and exactly what is guaranteed. This module fixes the runtime to
+    //! [`Backend`](super::Backend).
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use ginkgo::kv::Kv;
+    //! use ginkgo::leader::Leadership;
+    //!
+    //! ginkgo::run(async {
+    //!     let kv = Kv::isolated();
+    //!     let candidate = Leadership::new(&kv, "scheduler", Duration::from_secs(2)).await.unwrap();
+    //!     let term = candidate.campaign().await.unwrap();
+    //!     assert_eq!(candidate.leader().await.unwrap().as_deref(), Some(candidate.candidate()));
+    //!     term.resign().await.unwrap();
+    //! });
+    //! ```
+
+    pub use ginkgo_api::leader::{LeaderError, MIN_LEASE};
+
+    /// A candidate for a role, on the runtime chosen at build time.
+    pub type Leadership = ginkgo_api::leader::Leadership<super::Backend>;
+
+    /// A term as leader; see [`ginkgo_api::leader::Term`].
+    pub type Term = ginkgo_api::leader::Term<super::Backend>;
+
+    /// Who leads, as it changes; see [`ginkgo_api::leader::LeaderWatch`].
+    pub type LeaderWatch = ginkgo_api::leader::LeaderWatch<super::Backend>;
+
+    /// A service running its child only on the leader; see [`ginkgo_api::leader::Singleton`].
+    pub type Singleton<S> = ginkgo_api::leader::Singleton<super::Backend, S>;
 }
 
 /// Starts `root` and runs it until it stops or fails: a daemon's `main` in a few lines.

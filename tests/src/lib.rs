@@ -146,6 +146,18 @@ macro_rules! conformance_suite {
             bus::bus_dropped_subscription_unsubscribes,
             bus::bus_responder_contains_bad_input,
             bus::bus_queue_responders_share_requests,
+            // the key-value store, in-process
+            kv::kv_create_update_delete_with_revisions,
+            kv::kv_watch_gives_current_entries_then_changes,
+            kv::kv_keys_expire_after_max_age,
+            kv::kv_bad_keys_and_mismatched_buckets_are_errors,
+            kv::kv_racing_creates_have_one_winner,
+            // leadership, in-process
+            leader::leader_one_leader_until_it_resigns,
+            leader::leader_expired_leader_is_replaced_after_its_term,
+            leader::leader_watch_follows_the_leader,
+            leader::leader_singleton_runs_its_child_on_one_instance,
+            leader::leader_singleton_refuses_a_lease_shorter_than_its_stop,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

@@ -73,6 +73,56 @@ bodies_on_nats!(
     queue_responders_share_requests,
 );
 
+/// A started `Nats` service connected to `server`, and its key-value store.
+async fn connected_kv<R: Runtime>(server: &NatsServer) -> (ServiceHandle, ginkgo_api::kv::Kv) {
+    let nats = Nats::<R>::new(NatsOptions::new([server.url()]).name("ginkgo-tests"));
+    let kv = nats.kv();
+    let tree = ginkgo_api::service::tree::<R>(nats);
+    tree.start().await.expect("connects to the test server");
+    (tree, kv)
+}
+
+/// The bodies of `support::$area` (which take a `Kv`) on JetStream KV, on every backend, in a
+/// module `$area`.
+macro_rules! store_bodies_on_nats {
+    ($area:ident: $($body:ident),* $(,)?) => {
+        mod $area {
+            use super::*;
+            $(
+                fn $body<R: Runtime>() {
+                    let server = NatsServer::start();
+                    ginkgo_tests::support::run::<R, _>(stringify!($body), async {
+                        let (tree, kv) = connected_kv::<R>(&server).await;
+                        assert_eq!(kv.store_name(), "nats");
+                        ginkgo_tests::support::$area::$body::<R>(kv).await;
+                        assert!(tree.stop().await.is_clean());
+                    });
+                }
+            )*
+            mod tokio { $( #[test] fn $body() { super::$body::<ginkgo_backend_tokio::Tokio>() } )* }
+            mod async_std { $( #[test] fn $body() { super::$body::<ginkgo_backend_async_std::AsyncStd>() } )* }
+            mod smol { $( #[test] fn $body() { super::$body::<ginkgo_backend_smol::Smol>() } )* }
+            mod threads { $( #[test] fn $body() { super::$body::<ginkgo_backend_threads::Threads>() } )* }
+        }
+    };
+}
+
+store_bodies_on_nats!(kv:
+    create_update_delete_with_revisions,
+    watch_gives_current_entries_then_changes,
+    keys_expire_after_max_age,
+    bad_keys_and_mismatched_buckets_are_errors,
+    racing_creates_have_one_winner,
+);
+
+store_bodies_on_nats!(leader:
+    one_leader_until_it_resigns,
+    expired_leader_is_replaced_after_its_term,
+    watch_follows_the_leader,
+    singleton_runs_its_child_on_one_instance,
+    singleton_refuses_a_lease_shorter_than_its_stop,
+);
+
 /// The `nats.*` settings of the configuration file `file`.
 fn nats_settings(
     file: &std::path::Path,

@@ -3,6 +3,8 @@
 
 pub mod bus;
 pub mod datagram;
+pub mod kv;
+pub mod leader;
 pub mod listen;
 pub mod net;
 pub mod server;

@@ -3,6 +3,8 @@
 
 pub mod bus;
 pub mod certs;
+pub mod kv;
+pub mod leader;
 pub mod probe;
 
 use std::future::Future;

@@ -1,0 +1,262 @@
+//! [`Singleton`]: a service whose child runs only on the instance that leads its role.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{Leadership, Term};
+use crate::Runtime;
+use crate::kv::Kv;
+use crate::service::{Context, Error, Restart, Service, ServiceHandle, async_trait};
+
+type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+
+/// A service that campaigns for a role and runs its child only while it leads: the child is
+/// started when this instance is elected, and stopped (gracefully, within the child's stop
+/// timeout) a stop timeout *before* the term would end unrenewed, so at most one instance
+/// runs the child at a time (see the [module docs](super) for exactly when).
+///
+/// The Singleton itself is ready while it campaigns, leading or not. When it stops, it stops
+/// the child first, then resigns so another instance takes over at once. The child is
+/// supervised by the Singleton (restarted if it fails, within the Singleton's restart
+/// intensity); its counters `elected`, `lost` and `campaign_errors` count terms won, terms
+/// lost and store failures while campaigning.
+///
+/// The lease must leave room for the renewals and a graceful stop: at least 2.5 × the
+/// child's stop timeout (the factory is called once at start to read it), or the start fails.
+///
+/// # Examples
+///
+/// ```
+/// # fn demo<R: ginkgo_api::Runtime>() {
+/// use std::time::Duration;
+/// use ginkgo_api::kv::Kv;
+/// use ginkgo_api::leader::{Leadership, Singleton};
+/// use ginkgo_api::service::{Options, Service, async_trait};
+///
+/// /// Work that must run on one instance only.
+/// struct Scheduler;
+///
+/// #[async_trait]
+/// impl Service for Scheduler {
+///     fn name(&self) -> &str { "scheduler" }
+///     fn options(&self) -> Options { Options::default().stop_timeout(Duration::from_secs(1)) }
+/// }
+///
+/// ginkgo_api::block_on::<R, _>(async {
+///     let kv = Kv::isolated();
+///     let lease = Duration::from_secs(3);
+///     let tree = ginkgo_api::service::tree::<R>(
+///         Singleton::<R, _>::new(kv.clone(), "scheduler", lease, || Scheduler).candidate("me"),
+///     );
+///     tree.start().await.unwrap();
+///     let watch = Leadership::<R>::new(&kv, "scheduler", lease).await.unwrap();
+///     let mut leaders = watch.watch().await.unwrap();
+///     while leaders.next().await.unwrap().as_deref() != Some("me") {}
+///     tree.stop().await;
+///     assert_eq!(watch.leader().await.unwrap(), None, "it resigned when it stopped");
+/// });
+/// # }
+/// ```
+pub struct Singleton<R: Runtime, S> {
+    name: String,
+    kv: Kv,
+    role: String,
+    lease: Duration,
+    candidate: Option<String>,
+    factory: Factory<S>,
+    leading: Arc<Mutex<Option<Leading<R>>>>,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+/// What the Singleton holds while it leads.
+struct Leading<R: Runtime> {
+    term: Arc<Term<R>>,
+    child: ServiceHandle,
+}
+
+impl<R: Runtime, S> fmt::Debug for Singleton<R, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Singleton")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<R: Runtime, S: Service> Singleton<R, S> {
+    /// A Singleton named `singleton` that campaigns for `role` in `kv` with `lease`, and runs
+    /// the child `factory` builds (anew for each term and restart).
+    pub fn new<F>(kv: Kv, role: impl Into<String>, lease: Duration, factory: F) -> Self
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        Self {
+            name: "singleton".to_owned(),
+            kv,
+            role: role.into(),
+            lease,
+            candidate: None,
+            factory: Arc::new(factory),
+            leading: Arc::default(),
+            _runtime: PhantomData,
+        }
+    }
+
+    /// With the service name `name`.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// With the candidate id `id` instead of a generated one (see
+    /// [`Leadership::with_candidate`]).
+    #[must_use]
+    pub fn candidate(mut self, id: impl Into<String>) -> Self {
+        self.candidate = Some(id.into());
+        self
+    }
+}
+
+#[async_trait]
+impl<R: Runtime, S: Service> Service for Singleton<R, S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        let stop_timeout = (self.factory)().options().stop_timeout;
+        if self.lease.as_secs_f64() < 2.5 * stop_timeout.as_secs_f64() {
+            return Err(format!(
+                "the lease of role {:?} ({:?}) must be at least 2.5 × the child's stop timeout \
+                 ({stop_timeout:?}), to renew it and still stop the child before it ends",
+                self.role, self.lease
+            )
+            .into());
+        }
+        let mut leadership = Leadership::<R>::new(&self.kv, &self.role, self.lease).await?;
+        if let Some(id) = &self.candidate {
+            leadership = leadership.with_candidate(id.clone());
+        }
+        tracing::info!(service = ctx.path(), role = %self.role, candidate = leadership.candidate(), "campaigning");
+        let campaign = Campaign {
+            ctx: ctx.clone(),
+            leadership,
+            factory: self.factory.clone(),
+            leading: self.leading.clone(),
+            stop_timeout,
+        };
+        ctx.spawn("campaign", campaign.run());
+        Ok(())
+    }
+
+    async fn stop(&mut self, ctx: &Context) -> Result<(), Error> {
+        // The child stopped before this hook (children stop first); stopping it again is a
+        // no-op that makes sure, then the role is handed over.
+        let leading = lock(&self.leading).take();
+        if let Some(leading) = leading {
+            ctx.remove_child(&leading.child).await;
+            leading.term.resign().await?;
+        }
+        Ok(())
+    }
+}
+
+struct Campaign<R: Runtime, S> {
+    ctx: Context,
+    leadership: Leadership<R>,
+    factory: Factory<S>,
+    leading: Arc<Mutex<Option<Leading<R>>>>,
+    stop_timeout: Duration,
+}
+
+impl<R: Runtime, S: Service> Campaign<R, S> {
+    async fn run(self) {
+        let shutdown = self.ctx.shutdown();
+        let (elected, lost, errors) = (
+            self.ctx.counter("elected"),
+            self.ctx.counter("lost"),
+            self.ctx.counter("campaign_errors"),
+        );
+        let role = self.leadership.role().to_owned();
+        loop {
+            let term = match shutdown.run(self.leadership.campaign()).await {
+                None => return,
+                Some(Ok(term)) => Arc::new(term),
+                Some(Err(err)) => {
+                    errors.inc();
+                    tracing::warn!(service = self.ctx.path(), %role, error = %err, "campaign failed; trying again");
+                    if shutdown
+                        .run(self.ctx.sleep(self.leadership.tick()))
+                        .await
+                        .is_none()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            elected.inc();
+            tracing::info!(service = self.ctx.path(), %role, revision = term.revision(), "elected; starting the child");
+            let factory = self.factory.clone();
+            let child = self.ctx.supervise(Restart::Transient, move || factory());
+            {
+                // Checked under the lock the stop hook takes: either the hook sees this term,
+                // or this task sees the shutdown.
+                let mut leading = lock(&self.leading);
+                if shutdown.is_triggered() {
+                    drop(leading);
+                    self.ctx.remove_child(&child).await;
+                    let _ = term.resign().await;
+                    return;
+                }
+                *leading = Some(Leading {
+                    term: term.clone(),
+                    child: child.clone(),
+                });
+            }
+            if let Err(failure) = child.start().await {
+                tracing::warn!(service = self.ctx.path(), %role, %failure, "the child failed to start; resigning");
+                self.step_down(&child, &term).await;
+                if shutdown
+                    .run(self.ctx.sleep(self.leadership.tick()))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+                continue;
+            }
+            // Lead until the term is a stop timeout from ending unrenewed (or is lost).
+            let margin = self.stop_timeout + self.leadership.tick() / 4;
+            if shutdown.run(term.ending(margin)).await.is_none() {
+                // The stop hook stops the child and resigns.
+                return;
+            }
+            lost.inc();
+            tracing::warn!(service = self.ctx.path(), %role, "leadership is ending; stopping the child");
+            self.step_down(&child, &term).await;
+        }
+    }
+
+    /// Stops the child and gives the term up, unless the stop hook took them already.
+    async fn step_down(&self, child: &ServiceHandle, term: &Term<R>) {
+        let Some(leading) = lock(&self.leading).take() else {
+            return;
+        };
+        debug_assert!(std::ptr::eq(&*leading.term, term));
+        self.ctx.remove_child(child).await;
+        if let Err(err) = term.resign().await {
+            tracing::warn!(service = self.ctx.path(), error = %err, "cannot resign; the lease runs out by itself");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The leadership contract on the in-process store (`Kv::isolated`): the bodies are in
+//! `support::leader`, shared with the NATS tests.
+
+use ginkgo_api::Runtime;
+use ginkgo_api::kv::Kv;
+
+use crate::support::leader as body;
+
+/// A second candidate waits while the first leads, and leads at once when it resigns.
+pub async fn leader_one_leader_until_it_resigns<R: Runtime>() {
+    body::one_leader_until_it_resigns::<R>(Kv::isolated()).await;
+}
+
+/// A leader that stops renewing is replaced after its lease, never before its term ends.
+pub async fn leader_expired_leader_is_replaced_after_its_term<R: Runtime>() {
+    body::expired_leader_is_replaced_after_its_term::<R>(Kv::isolated()).await;
+}
+
+/// A watch follows who leads.
+pub async fn leader_watch_follows_the_leader<R: Runtime>() {
+    body::watch_follows_the_leader::<R>(Kv::isolated()).await;
+}
+
+/// Of three `Singleton` instances only the leader's child runs, and it is handed over when
+/// the leader stops, never two at once.
+pub async fn leader_singleton_runs_its_child_on_one_instance<R: Runtime>() {
+    body::singleton_runs_its_child_on_one_instance::<R>(Kv::isolated()).await;
+}
+
+/// A lease too short for the child's stop timeout fails the start, saying so.
+pub async fn leader_singleton_refuses_a_lease_shorter_than_its_stop<R: Runtime>() {
+    body::singleton_refuses_a_lease_shorter_than_its_stop::<R>(Kv::isolated()).await;
+}

@@ -1,0 +1,230 @@
+//! The leadership contract (`ginkgo_api::leader`), written once over any store: the conformance
+//! cases run it on the in-process store (`cases::leader`), the NATS tests on JetStream KV.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ginkgo_api::kv::Kv;
+use ginkgo_api::leader::{Leadership, Singleton};
+use ginkgo_api::service::{Context, Error, Options, Service, async_trait};
+use ginkgo_api::{Runtime, spawn};
+
+/// The lease the cases use: short, so that expiry is quick.
+pub const LEASE: Duration = Duration::from_secs(1);
+
+/// Polls `check` every 20 ms until it holds, failing after `within`.
+pub async fn eventually<R: Runtime>(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let began = Instant::now();
+    while !check() {
+        assert!(began.elapsed() < within, "not within {within:?}: {what}");
+        ginkgo_api::time::sleep::<R>(Duration::from_millis(20)).await;
+    }
+}
+
+/// One leader at a time: a second candidate waits while the first leads, and is elected at
+/// once when the first resigns.
+pub async fn one_leader_until_it_resigns<R: Runtime>(kv: Kv) {
+    let first = Leadership::<R>::new(&kv, "resigning", LEASE)
+        .await
+        .unwrap()
+        .with_candidate("first");
+    let second = Leadership::<R>::new(&kv, "resigning", LEASE)
+        .await
+        .unwrap()
+        .with_candidate("second");
+    assert_eq!(first.leader().await.unwrap(), None);
+    let term = first.campaign().await.unwrap();
+    let campaigning = {
+        let second = second.clone();
+        spawn::<R, _>(async move {
+            let term = second.campaign().await.unwrap();
+            (Instant::now(), term)
+        })
+    };
+    // Over two leases: the first renews, the second keeps waiting.
+    ginkgo_api::time::sleep::<R>(LEASE * 2).await;
+    assert!(!campaigning.is_finished(), "two leaders at once");
+    assert!(!term.is_over());
+    assert_eq!(second.leader().await.unwrap().as_deref(), Some("first"));
+    let resigned = Instant::now();
+    term.resign().await.unwrap();
+    assert!(term.is_over());
+    let (elected, second_term) = campaigning.await.unwrap();
+    assert!(
+        elected.duration_since(resigned) < LEASE,
+        "a resignation took {:?} to hand over",
+        elected.duration_since(resigned)
+    );
+    assert_eq!(first.leader().await.unwrap().as_deref(), Some("second"));
+    second_term.resign().await.unwrap();
+}
+
+/// A leader that stops renewing (its term dropped, as when its process dies) is replaced once
+/// the lease runs out, and never before its term's end by its own clock.
+pub async fn expired_leader_is_replaced_after_its_term<R: Runtime>(kv: Kv) {
+    let first = Leadership::<R>::new(&kv, "expiring", LEASE).await.unwrap();
+    let second = Leadership::<R>::new(&kv, "expiring", LEASE).await.unwrap();
+    let term = first.campaign().await.unwrap();
+    ginkgo_api::time::sleep::<R>(LEASE / 2).await;
+    let valid_until = term.valid_until();
+    let died = Instant::now();
+    drop(term);
+    let second_term = second.campaign().await.unwrap();
+    let elected = Instant::now();
+    assert!(
+        elected >= valid_until,
+        "elected {:?} before the old term ended",
+        valid_until - elected
+    );
+    assert!(
+        elected.duration_since(died) < LEASE * 3,
+        "took {:?} to replace a dead leader",
+        elected.duration_since(died)
+    );
+    assert_eq!(
+        first.leader().await.unwrap().as_deref(),
+        Some(second.candidate())
+    );
+    drop(second_term);
+}
+
+/// A watch gives who leads, and each change: nobody, the first, nobody once it resigns, the
+/// second.
+pub async fn watch_follows_the_leader<R: Runtime>(kv: Kv) {
+    let first = Leadership::<R>::new(&kv, "watched", LEASE)
+        .await
+        .unwrap()
+        .with_candidate("first");
+    let second = Leadership::<R>::new(&kv, "watched", LEASE)
+        .await
+        .unwrap()
+        .with_candidate("second");
+    let mut watch = first.watch().await.unwrap();
+    let within = Duration::from_secs(10);
+    let seen = ginkgo_api::time::timeout::<R, _>(within, watch.next()).await;
+    assert_eq!(seen.unwrap().unwrap(), None);
+    let term = first.campaign().await.unwrap();
+    let seen = ginkgo_api::time::timeout::<R, _>(within, watch.next()).await;
+    assert_eq!(seen.unwrap().unwrap().as_deref(), Some("first"));
+    term.resign().await.unwrap();
+    let seen = ginkgo_api::time::timeout::<R, _>(within, watch.next()).await;
+    assert_eq!(seen.unwrap().unwrap(), None);
+    let term = second.campaign().await.unwrap();
+    let seen = ginkgo_api::time::timeout::<R, _>(within, watch.next()).await;
+    assert_eq!(seen.unwrap().unwrap().as_deref(), Some("second"));
+    term.resign().await.unwrap();
+}
+
+/// A child that counts how many of its kind run at once, and the most there ever were.
+pub struct Exclusive {
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    starts: Arc<AtomicUsize>,
+}
+
+/// The counters [`Exclusive`] children share.
+#[derive(Clone, Default)]
+pub struct Counts {
+    /// How many run now.
+    pub running: Arc<AtomicUsize>,
+    /// The most that ever ran at once.
+    pub most: Arc<AtomicUsize>,
+    /// How many starts there were.
+    pub starts: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    /// A child counting here.
+    pub fn child(&self) -> Exclusive {
+        Exclusive {
+            running: self.running.clone(),
+            most: self.most.clone(),
+            starts: self.starts.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Service for Exclusive {
+    fn name(&self) -> &str {
+        "exclusive"
+    }
+
+    fn options(&self) -> Options {
+        Options::default().stop_timeout(Duration::from_millis(200))
+    }
+
+    async fn start(&mut self, _ctx: &Context) -> Result<(), Error> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn stop(&mut self, _ctx: &Context) -> Result<(), Error> {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Three instances of a `Singleton`: only the leader's child runs; stopping the leader's
+/// tree hands the child over to another instance, never two at once.
+pub async fn singleton_runs_its_child_on_one_instance<R: Runtime>(kv: Kv) {
+    let counts = Counts::default();
+    let instance = |n: usize| {
+        let counts = counts.clone();
+        ginkgo_api::service::tree::<R>(
+            Singleton::<R, _>::new(kv.clone(), "singleton", LEASE, move || counts.child())
+                .candidate(format!("instance-{n}")),
+        )
+    };
+    let trees: Vec<_> = (0..3).map(instance).collect();
+    for tree in &trees {
+        tree.start().await.expect("a singleton starts");
+    }
+    let within = Duration::from_secs(10);
+    eventually::<R>(within, "a child runs", || {
+        counts.running.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let leadership = Leadership::<R>::new(&kv, "singleton", LEASE).await.unwrap();
+    for _ in 0..2 {
+        let leader = leadership.leader().await.unwrap().expect("a leader");
+        let n: usize = leader.trim_start_matches("instance-").parse().unwrap();
+        let starts = counts.starts.load(Ordering::SeqCst);
+        assert!(trees[n].stop().await.is_clean());
+        eventually::<R>(within, "another instance takes over", || {
+            counts.starts.load(Ordering::SeqCst) > starts
+                && counts.running.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let next = leadership.leader().await.unwrap().expect("a new leader");
+        assert_ne!(next, leader);
+    }
+    for tree in &trees {
+        assert!(tree.stop().await.is_clean());
+    }
+    assert_eq!(counts.running.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        counts.most.load(Ordering::SeqCst),
+        1,
+        "two children ran at once"
+    );
+}
+
+/// A lease too short to stop the child in time fails the start, saying so.
+pub async fn singleton_refuses_a_lease_shorter_than_its_stop<R: Runtime>(kv: Kv) {
+    let counts = Counts::default();
+    let tree = ginkgo_api::service::tree::<R>(Singleton::<R, _>::new(
+        kv,
+        "short",
+        Duration::from_millis(400),
+        move || counts.child(),
+    ));
+    let err = tree
+        .start()
+        .await
+        .expect_err("a lease of 2 × the stop timeout");
+    assert!(err.to_string().contains("2.5"), "{err}");
+}
