@@ -37,6 +37,7 @@
 //! ```
 
 pub mod bus;
+pub mod discovery;
 pub mod future;
 pub mod io;
 pub mod kv;

@@ -22,6 +22,8 @@
 //! - [`config`] and [`Settings`]: declared, layered, live settings.
 //! - [`bus`]: messaging (publish/subscribe, queue groups, request/reply, typed responders),
 //!   in-process, or on NATS with the `nats` feature (`ginkgo::nats`).
+//! - [`discovery`]: instances register a named service and find each other, over the bus,
+//!   in the NATS services protocol (so `nats micro ls` sees them).
 //! - [`kv`] and [`leader`]: a key-value store with revisions, expiry and watches, and
 //!   leadership of a role with a lease (`Singleton` runs a child on the leader only),
 //!   in-process or on NATS JetStream KV.
@@ -381,6 +383,40 @@ pub mod bus {
 
     /// A service answering typed requests on a subject; see [`ginkgo_api::bus::Responder`].
     pub type Responder<Req, Resp, F> = ginkgo_api::bus::Responder<super::Backend, Req, Resp, F>;
+}
+
+pub mod discovery {
+    //! Service discovery over the bus, in the NATS services protocol; see
+    //! [`ginkgo_api::discovery`]. This module fixes the runtime to [`Backend`](super::Backend).
+    //!
+    //! # Examples
+    //!
+    //! ```
+    //! use ginkgo::bus::Bus;
+    //! use ginkgo::discovery::{Discovery, Registration};
+    //!
+    //! ginkgo::run(async {
+    //!     let bus = Bus::isolated();
+    //!     let tree = ginkgo::service::tree(
+    //!         Registration::new(bus.clone(), "orders", "1.0.0").endpoint("http", "http://127.0.0.1:8080"),
+    //!     );
+    //!     tree.start().await.unwrap();
+    //!     let found = Discovery::new(bus).list("orders").await.unwrap();
+    //!     assert_eq!(found[0].endpoints["http"], "http://127.0.0.1:8080");
+    //!     tree.stop().await;
+    //! });
+    //! ```
+
+    pub use ginkgo_api::discovery::{Event, Instance, Left};
+
+    /// Finds instances; see [`ginkgo_api::discovery::Discovery`].
+    pub type Discovery = ginkgo_api::discovery::Discovery<super::Backend>;
+
+    /// Registers an instance while it runs; see [`ginkgo_api::discovery::Registration`].
+    pub type Registration = ginkgo_api::discovery::Registration<super::Backend>;
+
+    /// Instances joining and leaving; see [`ginkgo_api::discovery::Watcher`].
+    pub type Watcher = ginkgo_api::discovery::Watcher<super::Backend>;
 }
 
 pub mod kv {

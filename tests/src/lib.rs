@@ -146,6 +146,11 @@ macro_rules! conformance_suite {
             bus::bus_dropped_subscription_unsubscribes,
             bus::bus_responder_contains_bad_input,
             bus::bus_queue_responders_share_requests,
+            // discovery, in-process
+            discovery::discovery_registered_instances_are_listed_while_they_run,
+            discovery::discovery_watch_sees_joins_and_deregistrations,
+            discovery::discovery_silent_instances_expire,
+            discovery::discovery_bad_names_and_versions_are_errors,
             // the key-value store, in-process
             kv::kv_create_update_delete_with_revisions,
             kv::kv_watch_gives_current_entries_then_changes,

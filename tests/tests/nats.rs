@@ -32,69 +32,41 @@ async fn answers_once<R: Runtime>(bus: &Bus<R>, subject: &str, answer: &'static 
     answering.await.unwrap();
 }
 
-/// A started `Nats` service connected to `server`, and its bus.
-async fn connected<R: Runtime>(server: &NatsServer) -> (ServiceHandle, Bus<R>) {
+/// A started `Nats` service connected to `server`, and what `pick` takes of it.
+async fn connect<R: Runtime, T>(
+    server: &NatsServer,
+    pick: impl FnOnce(&Nats<R>) -> T,
+) -> (ServiceHandle, T) {
     let nats = Nats::<R>::new(NatsOptions::new([server.url()]).name("ginkgo-tests"));
-    let bus = nats.bus();
+    let picked = pick(&nats);
     let tree = ginkgo_api::service::tree::<R>(nats);
     tree.start().await.expect("connects to the test server");
     assert_eq!(tree.state(), State::Ready);
-    (tree, bus)
+    (tree, picked)
 }
 
-macro_rules! bodies_on_nats {
-    ($($body:ident),* $(,)?) => {
-        $(
-            fn $body<R: Runtime>() {
-                let server = NatsServer::start();
-                ginkgo_tests::support::run::<R, _>(stringify!($body), async {
-                    let (tree, bus) = connected::<R>(&server).await;
-                    assert_eq!(bus.transport_name(), "nats");
-                    body::$body::<R>(bus).await;
-                    assert!(tree.stop().await.is_clean());
-                });
-            }
-        )*
-        mod tokio { $( #[test] fn $body() { super::$body::<ginkgo_backend_tokio::Tokio>() } )* }
-        mod async_std { $( #[test] fn $body() { super::$body::<ginkgo_backend_async_std::AsyncStd>() } )* }
-        mod smol { $( #[test] fn $body() { super::$body::<ginkgo_backend_smol::Smol>() } )* }
-        mod threads { $( #[test] fn $body() { super::$body::<ginkgo_backend_threads::Threads>() } )* }
-    };
+/// A started `Nats` service connected to `server`, and its bus.
+async fn connected<R: Runtime>(server: &NatsServer) -> (ServiceHandle, Bus<R>) {
+    connect(server, Nats::bus).await
 }
-
-bodies_on_nats!(
-    publish_reaches_every_matching_subscriber,
-    queue_group_delivers_each_message_once,
-    request_reply_and_its_errors,
-    headers_and_json_travel,
-    invalid_subjects_are_errors,
-    dropped_subscription_unsubscribes,
-    responder_contains_bad_input,
-    queue_responders_share_requests,
-);
 
 /// A started `Nats` service connected to `server`, and its key-value store.
 async fn connected_kv<R: Runtime>(server: &NatsServer) -> (ServiceHandle, ginkgo_api::kv::Kv) {
-    let nats = Nats::<R>::new(NatsOptions::new([server.url()]).name("ginkgo-tests"));
-    let kv = nats.kv();
-    let tree = ginkgo_api::service::tree::<R>(nats);
-    tree.start().await.expect("connects to the test server");
-    (tree, kv)
+    connect(server, Nats::<R>::kv).await
 }
 
-/// The bodies of `support::$area` (which take a `Kv`) on JetStream KV, on every backend, in a
-/// module `$area`.
-macro_rules! store_bodies_on_nats {
-    ($area:ident: $($body:ident),* $(,)?) => {
+/// The bodies of `support::$area` on NATS, on every backend, in a module `$area`: each gets
+/// what `$connect` makes of a fresh server (a bus, or a key-value store).
+macro_rules! bodies_on_nats {
+    ($area:ident, $connect:ident: $($body:ident),* $(,)?) => {
         mod $area {
             use super::*;
             $(
                 fn $body<R: Runtime>() {
                     let server = NatsServer::start();
                     ginkgo_tests::support::run::<R, _>(stringify!($body), async {
-                        let (tree, kv) = connected_kv::<R>(&server).await;
-                        assert_eq!(kv.store_name(), "nats");
-                        ginkgo_tests::support::$area::$body::<R>(kv).await;
+                        let (tree, handle) = $connect::<R>(&server).await;
+                        ginkgo_tests::support::$area::$body::<R>(handle).await;
                         assert!(tree.stop().await.is_clean());
                     });
                 }
@@ -107,7 +79,25 @@ macro_rules! store_bodies_on_nats {
     };
 }
 
-store_bodies_on_nats!(kv:
+bodies_on_nats!(bus, connected:
+    publish_reaches_every_matching_subscriber,
+    queue_group_delivers_each_message_once,
+    request_reply_and_its_errors,
+    headers_and_json_travel,
+    invalid_subjects_are_errors,
+    dropped_subscription_unsubscribes,
+    responder_contains_bad_input,
+    queue_responders_share_requests,
+);
+
+bodies_on_nats!(discovery, connected:
+    registered_instances_are_listed_while_they_run,
+    watch_sees_joins_and_deregistrations,
+    silent_instances_expire,
+    bad_names_and_versions_are_errors,
+);
+
+bodies_on_nats!(kv, connected_kv:
     create_update_delete_with_revisions,
     watch_gives_current_entries_then_changes,
     keys_expire_after_max_age,
@@ -115,7 +105,7 @@ store_bodies_on_nats!(kv:
     racing_creates_have_one_winner,
 );
 
-store_bodies_on_nats!(leader:
+bodies_on_nats!(leader, connected_kv:
     one_leader_until_it_resigns,
     expired_leader_is_replaced_after_its_term,
     watch_follows_the_leader,
@@ -254,6 +244,65 @@ fn readiness_follows_the_connection() {
         })
         .await;
         answers_once::<R>(&bus, "ping", "pong").await;
+        assert!(tree.stop().await.is_clean());
+    });
+}
+
+/// Discovery speaks the NATS services protocol both ways: async-nats's own service types
+/// read what a ginkgo `Registration` answers (as `nats micro info` would), and a service
+/// written with async-nats's service API is found by ginkgo's `Discovery`.
+#[test]
+fn discovery_interoperates_with_the_nats_service_api() {
+    use async_nats::service::ServiceExt as _;
+    use ginkgo_api::discovery::{Discovery, Registration};
+    type R = ginkgo_backend_tokio::Tokio;
+    let server = NatsServer::start();
+    ginkgo_tests::support::run::<R, _>("micro", async {
+        let (tree, bus) = connected::<R>(&server).await;
+        let registration = Registration::new(bus.clone(), "orders", "1.2.0")
+            .description("takes orders")
+            .endpoint("http", "http://127.0.0.1:8080");
+        let id = registration.instance().id.clone();
+        let registered = ginkgo_api::service::tree::<R>(registration);
+        registered.start().await.unwrap();
+
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let ask = |subject: &'static str| {
+            let client = client.clone();
+            async move { client.request(subject, "".into()).await.unwrap().payload }
+        };
+        let ping: async_nats::service::PingResponse =
+            serde_json::from_slice(&ask("$SRV.PING.orders").await).unwrap();
+        assert_eq!(
+            (ping.name.as_str(), ping.id.as_str()),
+            ("orders", id.as_str())
+        );
+        let info: async_nats::service::Info =
+            serde_json::from_slice(&ask("$SRV.INFO.orders").await).unwrap();
+        assert_eq!(
+            (info.version.as_str(), info.description.as_str()),
+            ("1.2.0", "takes orders")
+        );
+        assert_eq!(info.metadata["endpoint.http"], "http://127.0.0.1:8080");
+        let stats: async_nats::service::Stats =
+            serde_json::from_slice(&ask("$SRV.STATS.orders").await).unwrap();
+        assert_eq!(stats.id, id);
+
+        let service = client
+            .service_builder()
+            .description("adds numbers")
+            .start("calc", "2.0.0")
+            .await
+            .unwrap();
+        let _endpoint = service.endpoint("calc.add").await.unwrap();
+        let found = Discovery::new(bus).list("calc").await.unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].version.as_str(), found[0].description.as_str()),
+            ("2.0.0", "adds numbers")
+        );
+        service.stop().await.unwrap();
+        assert!(registered.stop().await.is_clean());
         assert!(tree.stop().await.is_clean());
     });
 }

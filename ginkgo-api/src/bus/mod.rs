@@ -496,6 +496,44 @@ impl<R: Runtime> Bus<R> {
         self.request(subject, payload, timeout).await?.json()
     }
 
+    /// A fresh subject to receive answers on: `_INBOX.` and 22 random characters.
+    pub fn new_inbox(&self) -> String {
+        let token: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(22)
+            .collect();
+        format!("_INBOX.{token}")
+    }
+
+    /// Publishes `message` as a request and gathers every answer that arrives within
+    /// `window`, or until `max` answers came (scatter-gather: one request, many responders;
+    /// what `nats micro ls` does to find services). No answer is an empty list, not an error.
+    ///
+    /// # Errors
+    ///
+    /// A bad subject, or the transport's error.
+    pub async fn gather(
+        &self,
+        mut message: Message,
+        window: Duration,
+        max: Option<usize>,
+    ) -> Result<Vec<Message>, BusError> {
+        subject::check_subject(&message.subject)?;
+        let inbox = self.new_inbox();
+        let mut answers = self.transport.subscribe(&inbox, None).await?;
+        message.reply = Some(inbox);
+        self.transport.publish(message).await?;
+        let deadline = crate::time::deadline_after(window);
+        let mut gathered = Vec::new();
+        while max.is_none_or(|max| gathered.len() < max) {
+            match crate::time::timeout_at::<R, _>(deadline, answers.next()).await {
+                Ok(Some(answer)) => gathered.push(answer),
+                Ok(None) => return Err(BusError::Closed),
+                Err(_) => break,
+            }
+        }
+        Ok(gathered)
+    }
+
     /// Answers `request` with `payload` on its reply subject; a message without one (not a
     /// request) is answered by nothing.
     ///

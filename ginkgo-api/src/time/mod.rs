@@ -44,7 +44,7 @@ pub fn sleep_until<R: Runtime>(deadline: Instant) -> Sleep<R> {
 }
 
 /// A deadline `duration` from now, saturating far in the future instead of overflowing.
-fn deadline_after(duration: Duration) -> Instant {
+pub(crate) fn deadline_after(duration: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(duration)
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))

@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod datagram;
+pub mod discovery;
 pub mod kv;
 pub mod leader;
 pub mod listen;

@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod certs;
+pub mod discovery;
 pub mod kv;
 pub mod leader;
 pub mod probe;
