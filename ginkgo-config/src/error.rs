@@ -98,7 +98,9 @@ impl ConfigError {
 /// environment variable.
 fn located(f: &mut fmt::Formatter<'_>, source: &Source) -> fmt::Result {
     match source {
-        Source::File { .. } | Source::Env { .. } | Source::CommandLine => write!(f, "{source}: "),
+        Source::File { .. } | Source::Store { .. } | Source::Env { .. } | Source::CommandLine => {
+            write!(f, "{source}: ")
+        }
         Source::Default | Source::Forced => Ok(()),
     }
 }

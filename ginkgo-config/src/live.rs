@@ -51,6 +51,10 @@ struct Shared {
     slots: Mutex<Vec<Arc<dyn Slot>>>,
     // Serialises reloads, so two reloads never interleave their two phases.
     reloading: Mutex<()>,
+    /// Counts the changes a layer made ([`Config::set_layer`]), for whoever reloads the
+    /// services on them.
+    layer_version: AtomicU64,
+    layer_changed: Event,
 }
 
 /// Builds a [`Config`]: name the program, add the file and `--set` values, then load.
@@ -103,6 +107,8 @@ impl ConfigBuilder {
                 values: ArcSwap::from_pointee(values),
                 slots: Mutex::new(Vec::new()),
                 reloading: Mutex::new(()),
+                layer_version: AtomicU64::new(0),
+                layer_changed: Event::new(),
             }),
         })
     }
@@ -153,6 +159,7 @@ impl Config {
                 env: Env::Process,
                 cli: Vec::new(),
                 forced: Vec::new(),
+                layer: Vec::new(),
             },
         }
     }
@@ -262,6 +269,93 @@ impl Config {
         self.apply(&sources)?;
         *lock(&self.shared.sources) = sources;
         Ok(())
+    }
+
+    /// Replaces the layer of a key-value store (`store`, such as `kv:settings`) with `values`:
+    /// `(path, value)` pairs, each value TOML text as with `--set` (`8080`, `"text"`). The
+    /// layer ranks above the file and below the environment and `--set`, and survives reloads
+    /// of the file. The whole new configuration is checked and swapped in only if valid, as
+    /// on a reload; the paths that changed are returned, and those waiting in
+    /// [`Config::layer_changed`] are woken when any did.
+    ///
+    /// # Errors
+    ///
+    /// Every problem of the new configuration (each naming `store/key` as its source); the old
+    /// one stays in force, untouched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ginkgo_config::{Config, Settings};
+    /// use ginkgo_macros::Settings;
+    ///
+    /// /// A port.
+    /// #[derive(Settings, serde::Serialize, serde::Deserialize)]
+    /// #[settings(group = "layer_example", crate = ginkgo_config)]
+    /// struct Port {
+    ///     /// The port.
+    ///     #[setting(default = 80)]
+    ///     port: u16,
+    /// }
+    ///
+    /// let config = Config::builder("demo").no_env().load()?;
+    /// let changed = config.set_layer("kv:settings", [("layer_example.port", "8080")])?;
+    /// assert_eq!(changed, ["layer_example.port"]);
+    /// let (_, source) = config.value("layer_example.port").unwrap();
+    /// assert_eq!(source.to_string(), "kv:settings/layer_example.port");
+    /// assert!(config.set_layer("kv:settings", [("layer_example.port", "\"high\"")]).is_err());
+    /// assert_eq!(config.get::<Port>()?.get().port, 8080);
+    /// # Ok::<(), ginkgo_config::ConfigError>(())
+    /// ```
+    pub fn set_layer<I, P, V>(&self, store: &str, values: I) -> Result<Vec<String>, ConfigError>
+    where
+        I: IntoIterator<Item = (P, V)>,
+        P: Into<String>,
+        V: Into<String>,
+    {
+        let store: Arc<str> = store.into();
+        let layer: Vec<(String, String, Source)> = values
+            .into_iter()
+            .map(|(path, value)| {
+                let path = path.into();
+                let source = Source::Store {
+                    store: store.clone(),
+                    key: path.clone(),
+                };
+                (path, value.into(), source)
+            })
+            .collect();
+        let _reloading = lock(&self.shared.reloading);
+        let mut sources = lock(&self.shared.sources).clone();
+        sources.layer = layer;
+        let changed = self.apply(&sources)?;
+        *lock(&self.shared.sources) = sources;
+        if !changed.is_empty() {
+            self.shared.layer_version.fetch_add(1, Ordering::AcqRel);
+            self.shared.layer_changed.notify(usize::MAX);
+        }
+        Ok(changed)
+    }
+
+    /// How many times a layer changed a value ([`Config::set_layer`]) so far.
+    pub fn layer_version(&self) -> u64 {
+        self.shared.layer_version.load(Ordering::Acquire)
+    }
+
+    /// Waits until a layer has changed a value since [`Config::layer_version`] was `seen`, and
+    /// returns the new version: the runner reloads the services then, as on SIGHUP.
+    pub async fn layer_changed(&self, seen: u64) -> u64 {
+        loop {
+            let version = self.layer_version();
+            if version != seen {
+                return version;
+            }
+            let listener = self.shared.layer_changed.listen();
+            if self.layer_version() != seen {
+                continue;
+            }
+            listener.await;
+        }
     }
 
     /// Loads `sources`, prepares every live group, then commits all of them: either the whole

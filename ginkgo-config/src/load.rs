@@ -1,4 +1,5 @@
-//! Reading and merging the layers: defaults < file < environment < command line < forced.
+//! Reading and merging the layers: defaults < file < store < environment < command line <
+//! forced.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub(crate) struct Sources {
     pub(crate) env: Env,
     pub(crate) cli: Vec<String>,
     pub(crate) forced: Vec<(String, toml::Value)>,
+    /// A key-value store's layer: (path, value as TOML text, where it came from).
+    pub(crate) layer: Vec<(String, String, Source)>,
 }
 
 /// Reads every layer, checks every key and every declared group, and returns the merged
@@ -47,6 +50,16 @@ pub(crate) fn load(sources: &Sources) -> Result<Values, ConfigError> {
     }
     if let Some(file) = &sources.file {
         read_file(file, &registry, &mut values, &mut problems);
+    }
+    for (path, raw, source) in &sources.layer {
+        assign(
+            &registry,
+            path,
+            Raw::Text(raw),
+            source.clone(),
+            &mut values,
+            &mut problems,
+        );
     }
     let env = match &sources.env {
         Env::Process => std::env::vars_os()

@@ -73,6 +73,7 @@ impl Status {
 pub(super) async fn serve<R: Runtime>(
     listener: UnixListener<R>,
     status: Status,
+    config: ginkgo_config::Config,
     requests: channel::Sender<Request>,
     upgrading: Arc<AtomicBool>,
 ) {
@@ -86,11 +87,12 @@ pub(super) async fn serve<R: Runtime>(
             }
         };
         let status = status.clone();
+        let config = config.clone();
         let requests = requests.clone();
         let upgrading = upgrading.clone();
         // Each client is answered in its own task, so a slow one cannot block the others.
         drop(ginkgo_api::spawn::<R, _>(async move {
-            if let Err(err) = answer(stream, &status, &requests, &upgrading).await {
+            if let Err(err) = answer(stream, &status, &config, &requests, &upgrading).await {
                 tracing::debug!(%err, "control client went away");
             }
         }));
@@ -102,6 +104,8 @@ pub(super) async fn serve<R: Runtime>(
 pub enum Command {
     /// The service tree, one line per service.
     Status,
+    /// The settings in force, each with its source.
+    Config,
     /// Reload the configuration and the services.
     Reload,
     /// Stop the daemon.
@@ -134,7 +138,7 @@ where
         .await?;
     if line.len() >= MAX_REQUEST_LINE && !line.ends_with(b"\n") {
         return Ok(Err(format!(
-            "request longer than {MAX_REQUEST_LINE} bytes; expected status, reload, stop or upgrade"
+            "request longer than {MAX_REQUEST_LINE} bytes; expected status, config, reload, stop or upgrade"
         )));
     }
     Ok(parse_command(&line))
@@ -148,16 +152,18 @@ where
 pub fn parse_command(line: &[u8]) -> Result<Command, String> {
     let Ok(text) = std::str::from_utf8(line) else {
         return Err(
-            "request is not UTF-8 text; expected status, reload, stop or upgrade".to_owned(),
+            "request is not UTF-8 text; expected status, config, reload, stop or upgrade"
+                .to_owned(),
         );
     };
     match text.trim() {
         "status" => Ok(Command::Status),
+        "config" => Ok(Command::Config),
         "reload" => Ok(Command::Reload),
         "stop" => Ok(Command::Stop),
         "upgrade" => Ok(Command::Upgrade),
         other => Err(format!(
-            "unknown command {other:?}; expected status, reload, stop or upgrade"
+            "unknown command {other:?}; expected status, config, reload, stop or upgrade"
         )),
     }
 }
@@ -165,6 +171,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, String> {
 async fn answer<R: Runtime>(
     stream: UnixStream<R>,
     status: &Status,
+    config: &ginkgo_config::Config,
     requests: &channel::Sender<Request>,
     upgrading: &AtomicBool,
 ) -> io::Result<()> {
@@ -177,6 +184,7 @@ async fn answer<R: Runtime>(
     let mut written_guard: Option<channel::Sender<()>> = None;
     let reply = match request {
         Ok(Command::Status) => format!("ok\n{}", status.render::<R>().await),
+        Ok(Command::Config) => format!("ok\n{}", super::settings_text(config)),
         Ok(Command::Reload) => {
             let (tx, rx) = channel::bounded(1);
             let _ = requests.send(Request::Reload(tx)).await;

@@ -80,6 +80,7 @@
 
 pub mod control;
 mod daemon;
+mod kv_settings;
 mod logging;
 mod notify;
 pub mod pidfile;
@@ -98,6 +99,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use kv_settings::KvSettings;
 pub use notify::{ListenFds, Notifier};
 pub use settings::{LogFormat, Paths, RunnerSettings, Workers};
 
@@ -399,7 +401,7 @@ impl<R: Runtime> Runner<R> {
         let upgrade_timeout = settings.get().upgrade_timeout.0;
         match command {
             Command::Config { .. } => {
-                print_settings(&config);
+                print_settings(&self.program, &config, &paths);
                 Next::Exit(ExitCode::SUCCESS)
             }
             Command::Check => Next::Check(config),
@@ -842,22 +844,46 @@ fn logtail(program: &str, paths: &Paths) -> ExitCode {
 }
 
 /// `config`: one block per setting.
-fn print_settings(config: &Config) {
+/// Every setting with its value, type, default, source and help, as `config` prints it.
+fn settings_text(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
     for entry in config.entries() {
         let shown = |value: &Option<toml::Value>| {
             value
                 .as_ref()
                 .map_or_else(|| "(unset)".to_owned(), ToString::to_string)
         };
-        println!("{} = {}", entry.info.path, shown(&entry.value));
-        println!(
+        let _ = writeln!(text, "{} = {}", entry.info.path, shown(&entry.value));
+        let _ = writeln!(
+            text,
             "    type: {}    default: {}    source: {}",
             entry.info.type_name,
             shown(&entry.info.default),
             entry.source
         );
         if !entry.info.help.is_empty() {
-            println!("    {}", entry.info.help);
+            let _ = writeln!(text, "    {}", entry.info.help);
         }
     }
+    text
+}
+
+/// `config`: the settings in force in the running daemon (layers it read at run time, such as
+/// a key-value store's, included), or, with no daemon to ask, those this command line and
+/// file give.
+fn print_settings(program: &str, config: &Config, paths: &Paths) {
+    if let Ok(Some(pid)) = pidfile::running(&paths.pidfile) {
+        match control::request(&paths.socket, "config", Duration::from_secs(10)) {
+            Ok((true, text)) => {
+                println!("# the settings in force in the running {program} (pid {pid})");
+                print!("{text}");
+                return;
+            }
+            Ok((false, text)) => eprint!("{program}: the daemon did not answer: {text}"),
+            Err(err) => eprintln!("{program}: cannot ask the running daemon ({err})"),
+        }
+        println!("# the settings this command line and file give (not asked of pid {pid})");
+    }
+    print!("{}", settings_text(config));
 }

@@ -345,6 +345,7 @@ impl<R: Runtime> Serving<'_, R> {
         let control = ginkgo_api::spawn::<R, _>(control::serve(
             listener,
             status,
+            self.config.clone(),
             requests,
             ownership.upgrading.clone(),
         ));
@@ -398,22 +399,34 @@ impl<R: Runtime> Serving<'_, R> {
             Ended(State),
             Signal(Option<Signal>),
             Request(Request),
+            Layer(u64),
         }
         let ended = tree.wait_until(|state| matches!(state, State::Stopped | State::Failed));
         let mut ended = std::pin::pin!(ended);
+        let mut layer = self.config.layer_version();
         loop {
             let event = or(
                 async { Event::Ended(ended.as_mut().await) },
-                or(async { Event::Signal(signals.recv().await) }, async {
-                    match incoming.recv().await {
-                        Ok(request) => Event::Request(request),
-                        Err(_) => std::future::pending().await,
-                    }
-                }),
+                or(
+                    async { Event::Signal(signals.recv().await) },
+                    or(
+                        async {
+                            match incoming.recv().await {
+                                Ok(request) => Event::Request(request),
+                                Err(_) => std::future::pending().await,
+                            }
+                        },
+                        async { Event::Layer(self.config.layer_changed(layer).await) },
+                    ),
+                ),
             )
             .await;
             match event {
                 Event::Ended(state) => return tree_ended(tree, state, notifier),
+                Event::Layer(version) => {
+                    layer = version;
+                    self.layer_changed(tree, notifier).await;
+                }
                 Event::Signal(Some(Signal::Hup)) => {
                     if let Err(err) = self.reload(tree, notifier).await {
                         tracing::error!("reload failed: {err}");
@@ -610,11 +623,7 @@ impl<R: Runtime> Serving<'_, R> {
             {
                 tracing::error!(%err, "log settings not applied");
             }
-            tree.reload().await.map_err(|failure| {
-                tracing::error!(%failure, "a service failed to reload");
-                format!("configuration reloaded, but a service failed to reload: {failure}")
-            })?;
-            tracing::info!("services reloaded");
+            reload_services(tree).await?;
             Ok(if changed.is_empty() {
                 "reloaded; no setting changed".to_owned()
             } else {
@@ -624,6 +633,17 @@ impl<R: Runtime> Serving<'_, R> {
         .await;
         notifier.ready(&format!("{} ready", tree.path()));
         outcome
+    }
+
+    /// A layer of the configuration (a key-value store's) changed and is in force already:
+    /// the services' reload hooks, as on SIGHUP.
+    pub(super) async fn layer_changed(&self, tree: &ServiceHandle, notifier: &Notifier) {
+        notifier.reloading();
+        tracing::info!("settings changed in a store; reloading the services");
+        if let Err(err) = reload_services(tree).await {
+            tracing::error!("reload failed: {err}");
+        }
+        notifier.ready(&format!("{} ready", tree.path()));
     }
 
     pub(super) fn reopen_log(&self) {
@@ -638,6 +658,16 @@ impl<R: Runtime> Serving<'_, R> {
             }
         }
     }
+}
+
+/// The services' reload hooks, in start order.
+async fn reload_services(tree: &ServiceHandle) -> Result<(), String> {
+    tree.reload().await.map_err(|failure| {
+        tracing::error!(%failure, "a service failed to reload");
+        format!("configuration reloaded, but a service failed to reload: {failure}")
+    })?;
+    tracing::info!("services reloaded");
+    Ok(())
 }
 
 /// The exit status once the tree ended by itself in `state` (failed: 1, said to the log and

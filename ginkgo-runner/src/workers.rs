@@ -258,19 +258,29 @@ impl<R: Runtime> Serving<'_, R> {
             Ended(State),
             Signal(Option<Signal>),
             Order(Asked),
+            Layer(u64),
         }
         let ended = tree.wait_until(|state| matches!(state, State::Stopped | State::Failed));
         let mut ended = std::pin::pin!(ended);
+        let mut layer = self.config.layer_version();
         loop {
             let event = or(
                 async { Event::Ended(ended.as_mut().await) },
-                or(async { Event::Signal(signals.recv().await) }, async {
-                    Event::Order(incoming.recv().await.unwrap_or(None))
-                }),
+                or(
+                    async { Event::Signal(signals.recv().await) },
+                    or(
+                        async { Event::Order(incoming.recv().await.unwrap_or(None)) },
+                        async { Event::Layer(self.config.layer_changed(layer).await) },
+                    ),
+                ),
             )
             .await;
             match event {
                 Event::Ended(state) => return tree_ended(tree, state, notifier),
+                Event::Layer(version) => {
+                    layer = version;
+                    self.layer_changed(tree, notifier).await;
+                }
                 Event::Signal(Some(Signal::Hup)) => {
                     if let Err(err) = self.reload(tree, notifier).await {
                         tracing::error!(worker = number, "reload failed: {err}");

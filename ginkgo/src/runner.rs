@@ -25,3 +25,7 @@ pub use ginkgo_runner::{
 /// Runs a ginkgo program: parses the command line, loads the configuration, and runs the
 /// command; see [`ginkgo_runner::Runner`].
 pub type Runner = ginkgo_runner::Runner<crate::Backend>;
+
+/// A settings layer kept in a key-value store bucket and watched (network configuration); see
+/// [`ginkgo_runner::KvSettings`].
+pub type KvSettings = ginkgo_runner::KvSettings<crate::Backend>;

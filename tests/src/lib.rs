@@ -157,6 +157,8 @@ macro_rules! conformance_suite {
             kv::kv_keys_expire_after_max_age,
             kv::kv_bad_keys_and_mismatched_buckets_are_errors,
             kv::kv_racing_creates_have_one_winner,
+            kv::kv_settings_layer_is_read_watched_and_checked,
+            kv::kv_settings_bad_value_fails_the_start,
             // leadership, in-process
             leader::leader_one_leader_until_it_resigns,
             leader::leader_expired_leader_is_replaced_after_its_term,

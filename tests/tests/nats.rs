@@ -105,6 +105,11 @@ bodies_on_nats!(kv, connected_kv:
     racing_creates_have_one_winner,
 );
 
+bodies_on_nats!(kv_settings, connected_kv:
+    store_layer_is_read_watched_and_checked,
+    bad_store_value_fails_the_start,
+);
+
 bodies_on_nats!(leader, connected_kv:
     one_leader_until_it_resigns,
     expired_leader_is_replaced_after_its_term,

@@ -31,3 +31,14 @@ pub async fn kv_bad_keys_and_mismatched_buckets_are_errors<R: Runtime>() {
 pub async fn kv_racing_creates_have_one_winner<R: Runtime>() {
     body::racing_creates_have_one_winner::<R>(Kv::isolated()).await;
 }
+
+/// A store's bucket is a settings layer: read at start with its source, watched, every change
+/// checked whole (a bad value is rejected and the old configuration stays).
+pub async fn kv_settings_layer_is_read_watched_and_checked<R: Runtime>() {
+    crate::support::kv_settings::store_layer_is_read_watched_and_checked::<R>(Kv::isolated()).await;
+}
+
+/// A bad value in the store at start fails the start, naming the key.
+pub async fn kv_settings_bad_value_fails_the_start<R: Runtime>() {
+    crate::support::kv_settings::bad_store_value_fails_the_start::<R>(Kv::isolated()).await;
+}

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod certs;
 pub mod discovery;
 pub mod kv;
+pub mod kv_settings;
 pub mod leader;
 pub mod probe;
 
