@@ -251,6 +251,9 @@ pub(super) fn render_tree(snapshot: &Snapshot, now: SystemTime, depth: usize) ->
                 "  ".repeat(depth)
             ));
         }
+        if let Some(note) = &node.note {
+            out.push_str(&format!("{}  {note}\n", "  ".repeat(depth)));
+        }
         for child in &node.children {
             walk(out, child, depth + 1, now);
         }

@@ -17,6 +17,12 @@ pub fn hello() -> PathBuf {
 /// Builds the facade's example `name` (a no-op when `cargo test` already did) and returns its
 /// path.
 pub fn example(name: &str) -> PathBuf {
+    example_with(name, "")
+}
+
+/// Like [`example`], built with the facade's `features` (comma-separated) on top of its
+/// defaults: the cluster example with `nats`, say.
+pub fn example_with(name: &str, features: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test path");
     let profile_dir = exe
@@ -27,6 +33,9 @@ pub fn example(name: &str) -> PathBuf {
     if !built.iter().any(|b| b == name) {
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--quiet", "-p", "ginkgo", "--example", name]);
+        if !features.is_empty() {
+            cargo.args(["--features", features]);
+        }
         if profile_dir.ends_with("release") {
             cargo.arg("--release");
         }

@@ -477,3 +477,58 @@ fn echo_example_only_v6_setting() {
     running.signal(Signal::Term);
     assert!(running.wait().success());
 }
+
+/// Runs `program` with `args` to the end and returns what it printed.
+fn output(program: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .expect("run the command");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The cluster example in one process, on the in-process bus and store: it finds itself,
+/// leads, hands numbers to its worker, and `status` says so; `config` asks the daemon.
+#[test]
+fn cluster_example_runs_alone_on_the_local_implementation() {
+    let cluster = ginkgo_tests::process::example_with("cluster", "nats");
+    let rundir = dir();
+    let rundir_arg = format!("rundir={}", rundir.path().display());
+    let running = Running::start(
+        &cluster,
+        &[
+            "-s",
+            &rundir_arg,
+            "-s",
+            "cluster.instance=solo",
+            "-s",
+            "cluster.rate_per_second=50",
+        ],
+        &[],
+    );
+    running.expect_line("ready");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = output(&cluster, &["-s", &rundir_arg, "status"]);
+        if status.contains("peers: solo; leader: solo") && status.contains("last result:") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never showed the cluster:\n{status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.contains("leading cluster_dispatcher as solo"),
+        "{status}"
+    );
+    let config = output(&cluster, &["-s", &rundir_arg, "config"]);
+    assert!(
+        config.starts_with("# the settings in force in the running cluster (pid"),
+        "{config}"
+    );
+    assert!(config.contains("cluster.rate_per_second = 50"), "{config}");
+    running.signal(Signal::Term);
+    assert!(running.wait().success());
+}

@@ -189,6 +189,10 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
         );
         let role = self.leadership.role().to_owned();
         loop {
+            self.ctx.set_note(format!(
+                "standing by for {role} as {}",
+                self.leadership.candidate()
+            ));
             let term = match shutdown.run(self.leadership.campaign()).await {
                 None => return,
                 Some(Ok(term)) => Arc::new(term),
@@ -205,8 +209,6 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
                     continue;
                 }
             };
-            elected.inc();
-            tracing::info!(service = self.ctx.path(), %role, revision = term.revision(), "elected; starting the child");
             let factory = self.factory.clone();
             let child = self.ctx.supervise(Restart::Transient, move || factory());
             {
@@ -224,6 +226,10 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
                     child: child.clone(),
                 });
             }
+            elected.inc();
+            tracing::info!(service = self.ctx.path(), %role, revision = term.revision(), "elected; starting the child");
+            self.ctx
+                .set_note(format!("leading {role} as {}", self.leadership.candidate()));
             if let Err(failure) = child.start().await {
                 tracing::warn!(service = self.ctx.path(), %role, %failure, "the child failed to start; resigning");
                 self.step_down(&child, &term).await;
@@ -238,7 +244,8 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
             }
             // Lead until the term is a stop timeout from ending unrenewed (or is lost).
             let margin = self.stop_timeout + self.leadership.tick() / 4;
-            if shutdown.run(term.ending(margin)).await.is_none() {
+            // The stop hook resigns, which ends the term too: a stop is not a lost term.
+            if shutdown.run(term.ending(margin)).await.is_none() || shutdown.is_triggered() {
                 // The stop hook stops the child and resigns.
                 return;
             }

@@ -111,6 +111,18 @@ impl Context {
         self.node.counter(name)
     }
 
+    /// Sets a short text the service says of itself, shown under it in `status` and in the
+    /// `/status` JSON (`note`): who leads, which peers it sees. It stays until replaced or
+    /// cleared with [`Context::clear_note`].
+    pub fn set_note(&self, note: impl Into<String>) {
+        self.node.set_note(Some(note.into()));
+    }
+
+    /// Clears the note of [`Context::set_note`].
+    pub fn clear_note(&self) {
+        self.node.set_note(None);
+    }
+
     /// Sleeps on the tree's runtime; for services written without naming a runtime.
     pub fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         self.node.tree.exec.sleep(duration)

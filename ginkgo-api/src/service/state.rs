@@ -93,6 +93,9 @@ pub struct Snapshot {
     pub last_failure: Option<String>,
     /// Its counters ([`Context::counter`](super::Context::counter)), by name.
     pub counters: Vec<(String, u64)>,
+    /// What it says of itself ([`Context::set_note`](super::Context::set_note)): who leads,
+    /// which peers it sees, ...
+    pub note: Option<String>,
     /// Its children, in start order.
     pub children: Vec<Snapshot>,
 }

@@ -179,6 +179,11 @@ impl Node {
         self.observe.counter(name)
     }
 
+    /// Sets (or clears) this node's note.
+    pub(crate) fn set_note(&self, note: Option<String>) {
+        self.observe.set_note(note);
+    }
+
     /// Subscribes to this node's state changes.
     pub(crate) fn subscribe(&self) -> async_channel::Receiver<Transition> {
         self.observe.subscribe()
@@ -206,6 +211,7 @@ impl Node {
             stop_duration: None,
             last_failure: view.last_failure,
             counters: Vec::new(),
+            note: None,
             children: Vec::with_capacity(view.children.len()),
         };
         self.observe.fill(&mut snapshot);

@@ -27,6 +27,8 @@ struct Observed {
     start_duration: Option<Duration>,
     /// How long the last stop took.
     stop_duration: Option<Duration>,
+    /// What the service says of itself in `status`.
+    note: Option<String>,
 }
 
 impl Observe {
@@ -38,6 +40,7 @@ impl Observe {
                 subscribers: Vec::new(),
                 start_duration: None,
                 stop_duration: None,
+                note: None,
             }),
         }
     }
@@ -85,6 +88,11 @@ impl Observe {
             .retain(|subscriber| subscriber.try_send(transition.clone()).is_ok());
     }
 
+    /// Sets (or, with `None`, clears) the service's note.
+    pub(super) fn set_note(&self, note: Option<String>) {
+        self.lock().note = note;
+    }
+
     /// Records how long the last start took.
     pub(super) fn started_in(&self, duration: Duration) {
         self.lock().start_duration = Some(duration);
@@ -95,9 +103,10 @@ impl Observe {
         self.lock().stop_duration = Some(duration);
     }
 
-    /// Fills in this concern's part of `snapshot`: timings and counters.
+    /// Fills in this concern's part of `snapshot`: timings, counters and the note.
     pub(super) fn fill(&self, snapshot: &mut Snapshot) {
         let observed = self.lock();
+        snapshot.note.clone_from(&observed.note);
         snapshot.start_duration = observed.start_duration;
         snapshot.stop_duration = observed.stop_duration;
         snapshot.counters = observed
