@@ -43,7 +43,8 @@ use ginkgo_api::service::{Context, Error, Service, async_trait};
 mod kv;
 
 /// The connection's settings, group `nats`: `nats.url` (a list; several for a cluster),
-/// `nats.name`, `nats.token`, `nats.user` with `nats.password`, `nats.connect_timeout`.
+/// `nats.name`, `nats.token`, `nats.user` with `nats.password`, `nats.connect_timeout`,
+/// `nats.kv_replicas`.
 /// [`NatsOptions::from_settings`] turns them into options.
 ///
 /// ```toml
@@ -68,6 +69,17 @@ pub struct NatsSettings {
     /// How long one connection attempt may take.
     #[setting(default = ginkgo_config::Duration::from_secs(5))]
     pub connect_timeout: ginkgo_config::Duration,
+    /// How many servers keep each key-value bucket this connection creates (3 in a cluster
+    /// of three, so a bucket survives the loss of a server).
+    #[setting(default = 1, validate = check_replicas)]
+    pub kv_replicas: usize,
+}
+
+fn check_replicas(replicas: &usize) -> Result<(), String> {
+    if !(1..=5).contains(replicas) {
+        return Err("must be 1 to 5 (JetStream's limit)".to_owned());
+    }
+    Ok(())
 }
 
 fn check_urls(urls: &Vec<String>) -> Result<(), String> {
@@ -151,8 +163,9 @@ impl NatsOptions {
     ///
     /// A user without a password, or a password without a user.
     pub fn from_settings(settings: &NatsSettings) -> Result<Self, String> {
-        let mut options =
-            Self::new(settings.url.iter().cloned()).connect_timeout(settings.connect_timeout.0);
+        let mut options = Self::new(settings.url.iter().cloned())
+            .connect_timeout(settings.connect_timeout.0)
+            .kv_replicas(settings.kv_replicas);
         if let Some(name) = &settings.name {
             options = options.name(name.clone());
         }

@@ -86,3 +86,142 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// A cluster of `nats-server`s on loopback, with JetStream (each its own store): nodes can
+/// be killed and started again on the same ports and store. Stopped and removed when dropped.
+pub struct NatsCluster {
+    nodes: Vec<Node>,
+}
+
+struct Node {
+    name: String,
+    port: u16,
+    route_port: u16,
+    monitor_port: u16,
+    store: TempDir,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn spawn(&mut self, routes: &str) {
+        let child = Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-m", &self.monitor_port.to_string()])
+            .args(["-js", "-sd"])
+            .arg(self.store.path())
+            .args(["--server_name", &self.name, "--cluster_name", "ginkgo"])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", self.route_port),
+            ])
+            .args(["--routes", routes])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+    }
+
+    /// Whether the node's JetStream is healthy: it knows the cluster's meta leader
+    /// (`/healthz` answers 200).
+    fn healthy(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.monitor_port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    }
+}
+
+impl NatsCluster {
+    /// Starts `size` clustered servers and waits until every one's JetStream is healthy.
+    pub fn start(size: usize) -> Self {
+        let mut nodes: Vec<Node> = (0..size)
+            .map(|n| Node {
+                name: format!("n{n}"),
+                port: free_port(),
+                route_port: free_port(),
+                monitor_port: free_port(),
+                store: tempfile::tempdir().expect("a store directory"),
+                child: None,
+            })
+            .collect();
+        let routes = Self::routes_of(&nodes);
+        for node in &mut nodes {
+            node.spawn(&routes);
+        }
+        let cluster = Self { nodes };
+        for n in 0..size {
+            cluster.wait_healthy(n);
+        }
+        cluster
+    }
+
+    fn routes_of(nodes: &[Node]) -> String {
+        nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.route_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits up to 30 s until node `n` is healthy.
+    pub fn wait_healthy(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.nodes[n].healthy() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {} was not healthy within 30 s",
+                self.nodes[n].name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `nats://127.0.0.1:PORT` of node `n`.
+    pub fn url(&self, n: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[n].port)
+    }
+
+    /// Every node's URL.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.nodes.len()).map(|n| self.url(n)).collect()
+    }
+
+    /// Kills node `n` (SIGKILL) and reaps it.
+    pub fn kill(&mut self, n: usize) {
+        if let Some(mut child) = self.nodes[n].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `n` again, on its ports and store, and waits until it is healthy.
+    pub fn restart(&mut self, n: usize) {
+        assert!(self.nodes[n].child.is_none(), "node {n} runs");
+        let routes = Self::routes_of(&self.nodes);
+        self.nodes[n].spawn(&routes);
+        self.wait_healthy(n);
+    }
+
+    /// Whether node `n` runs.
+    pub fn is_up(&self, n: usize) -> bool {
+        self.nodes[n].child.is_some()
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.kill(n);
+        }
+    }
+}

@@ -202,9 +202,15 @@ impl<R: Runtime> Leadership<R> {
         self.lease
     }
 
-    /// How often a leader renews and a candidate looks again.
+    /// How often a leader renews.
     fn tick(&self) -> Duration {
         self.lease / 4
+    }
+
+    /// How often a candidate (or a watch) looks whether the key expired: often, so that a
+    /// dead leader is replaced within a tenth of a lease of its term's end.
+    fn poll(&self) -> Duration {
+        (self.lease / 10).max(Duration::from_millis(10))
     }
 
     /// The id of the current leader, `None` if nobody leads.
@@ -237,7 +243,7 @@ impl<R: Runtime> Leadership<R> {
             }
             // Expiry is silent: poll; the watch wakes us at once on a resignation.
             let closed = future::or(async { watch.next().await.is_none() }, async {
-                crate::time::sleep::<R>(self.tick()).await;
+                crate::time::sleep::<R>(self.poll()).await;
                 false
             })
             .await;
@@ -272,7 +278,7 @@ pub struct LeaderWatch<R> {
 
 impl<R: Runtime> LeaderWatch<R> {
     /// The leader (`None`: nobody) the first time, then each time it changes. Expiry is seen
-    /// within a quarter lease; a new leader and a resignation at once.
+    /// within a tenth of the lease; a new leader and a resignation at once.
     ///
     /// # Errors
     ///
@@ -284,10 +290,10 @@ impl<R: Runtime> LeaderWatch<R> {
                 self.last = Some(leader.clone());
                 return Ok(leader);
             }
-            let tick = self.leadership.tick();
+            let poll = self.leadership.poll();
             let watch = &mut self.watch;
             let closed = future::or(async { watch.next().await.is_none() }, async {
-                crate::time::sleep::<R>(tick).await;
+                crate::time::sleep::<R>(poll).await;
                 false
             })
             .await;

@@ -1,0 +1,444 @@
+//! The standard library on a real 3-node NATS cluster on loopback (JetStream, replicated
+//! buckets): a client whose server is killed reconnects and loses nothing acknowledged; the
+//! cluster example's processes find each other, take network configuration, and replace a
+//! killed leader within the lease; and over a minute of random server and instance kills a
+//! `Singleton` child never runs in two processes at once, checked from the outside. Feature
+//! `nats`: `.ci/run` runs `cargo test -p ginkgo-tests --features nats --test cluster`.
+#![cfg(feature = "nats")]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ginkgo_api::Runtime;
+use ginkgo_api::bus::Responder;
+use ginkgo_api::kv::BucketOptions;
+use ginkgo_api::signal::Signal;
+use ginkgo_nats::{Nats, NatsOptions};
+use ginkgo_tests::nats::NatsCluster;
+use ginkgo_tests::process::{Running, alive, dir};
+
+/// A client connected to one server of the cluster keeps publishing (acknowledged KV puts)
+/// and requesting (to a responder on another server) while that server is killed: it
+/// reconnects to another, requests and puts resume (once the bucket's replicas elected a new
+/// leader, when it was on that server), and every put that was acknowledged is there.
+fn client_survives_the_loss_of_its_server<R: Runtime>() {
+    let mut cluster = NatsCluster::start(3);
+    ginkgo_tests::support::run::<R, _>("failover", async {
+        // The client knows only node 0; it learns the others from the cluster.
+        let client = Nats::<R>::new(
+            NatsOptions::new([cluster.url(0)])
+                .name("client")
+                .kv_replicas(3),
+        );
+        let (bus, kv) = (client.bus(), client.kv());
+        let client = ginkgo_api::service::tree::<R>(client);
+        client.start().await.expect("connects");
+        let responder_nats = Nats::<R>::new(NatsOptions::new([cluster.url(1)]).name("responder"));
+        let responder_bus = responder_nats.bus();
+        let responder_nats = ginkgo_api::service::tree::<R>(responder_nats);
+        responder_nats.start().await.expect("connects");
+        let responder = ginkgo_api::service::tree::<R>(Responder::new(
+            "double",
+            responder_bus,
+            "double",
+            |n: u64| async move { Ok::<_, String>(n * 2) },
+        ));
+        responder.start().await.unwrap();
+
+        let bucket = kv.bucket("acked", BucketOptions::default()).await.unwrap();
+        let mut acknowledged = Vec::new();
+        let (mut answered_after_kill, mut acknowledged_after_kill) = (0, 0);
+        let mut killed_at = None;
+        let began = Instant::now();
+        for n in 0..u64::MAX {
+            if n == 50 {
+                cluster.kill(0);
+                killed_at = Some(Instant::now());
+            }
+            let key = format!("k{n}");
+            let put = bucket.put(&key, n.to_string());
+            if let Ok(Ok(_)) = ginkgo_api::time::timeout::<R, _>(Duration::from_secs(6), put).await
+            {
+                acknowledged.push(n);
+                if killed_at.is_some() {
+                    acknowledged_after_kill += 1;
+                }
+            }
+            let asked = bus
+                .request_json::<_, u64>("double", &n, Duration::from_secs(1))
+                .await;
+            match asked {
+                Ok(doubled) => {
+                    assert_eq!(doubled, n * 2);
+                    if killed_at.is_some() {
+                        answered_after_kill += 1;
+                    }
+                }
+                Err(err) => assert!(killed_at.is_some(), "before the kill: {err}"),
+            }
+            if answered_after_kill >= 50 && acknowledged_after_kill >= 50 {
+                break;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "requests ({answered_after_kill} answered) or puts ({acknowledged_after_kill} \
+                 acknowledged) did not resume after the server was killed"
+            );
+        }
+        let resumed = killed_at.expect("killed").elapsed();
+        eprintln!(
+            "50 requests answered and 50 puts acknowledged within {resumed:?} of the kill; {} \
+             puts acknowledged in all",
+            acknowledged.len()
+        );
+
+        // Everything acknowledged is there, read through another server.
+        let reader = Nats::<R>::new(NatsOptions::new([cluster.url(2)]).name("reader"));
+        let reader_kv = reader.kv();
+        let reader = ginkgo_api::service::tree::<R>(reader);
+        reader.start().await.expect("connects");
+        let bucket = reader_kv
+            .bucket("acked", BucketOptions::default())
+            .await
+            .unwrap();
+        for n in &acknowledged {
+            let entry = bucket.get(&format!("k{n}")).await.unwrap();
+            assert_eq!(
+                entry.map(|e| e.value),
+                Some(n.to_string().into()),
+                "acknowledged put k{n} is lost"
+            );
+        }
+        for tree in [&reader, &responder, &responder_nats, &client] {
+            tree.stop().await;
+        }
+    });
+}
+
+#[test]
+fn client_survives_the_loss_of_its_server_tokio() {
+    client_survives_the_loss_of_its_server::<ginkgo_backend_tokio::Tokio>();
+}
+
+#[test]
+fn client_survives_the_loss_of_its_server_smol() {
+    client_survives_the_loss_of_its_server::<ginkgo_backend_smol::Smol>();
+}
+
+/// Runs `program` with `args` to the end and returns what it printed.
+fn output(program: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .expect("run the command");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One process of the cluster example, on node `node` of `cluster`.
+struct Instance {
+    id: String,
+    rundir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+impl Instance {
+    fn start(example: &Path, cluster: &NatsCluster, id: &str, node: usize) -> Self {
+        let rundir = dir();
+        let args = [
+            "-s".to_owned(),
+            "cluster.bus=nats".to_owned(),
+            "-s".to_owned(),
+            format!("nats.url=[\"{}\"]", cluster.url(node)),
+            "-s".to_owned(),
+            "nats.kv_replicas=3".to_owned(),
+            "-s".to_owned(),
+            format!("cluster.instance={id}"),
+            "-s".to_owned(),
+            "cluster.lease=\"3s\"".to_owned(),
+            "-s".to_owned(),
+            format!("rundir={}", rundir.path().display()),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let running = Running::start(example, &args, &[]);
+        running.expect_line("ready");
+        Self {
+            id: id.to_owned(),
+            rundir,
+            running: Some(running),
+        }
+    }
+
+    fn ask(&self, example: &Path, command: &str) -> String {
+        let rundir = format!("rundir={}", self.rundir.path().display());
+        output(example, &["-s", &rundir, command])
+    }
+
+    /// The leader this instance's `status` shows, if any.
+    fn leader(&self, example: &Path) -> Option<String> {
+        let status = self.ask(example, "status");
+        let note = status
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("peers: "))?;
+        let leader = note.split("leader: ").nth(1)?.trim().to_owned();
+        (leader != "(none)").then_some(leader)
+    }
+}
+
+/// Polls `check` every 100 ms until it gives `Some`, failing after `within`.
+fn within<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Three processes of the cluster example on three servers: they see each other and one
+/// leader; a setting put in the store's bucket is in force in each (and `config` names the
+/// key), a bad one is rejected everywhere; the leader's process is killed and another instance
+/// leads within the lease.
+#[test]
+fn cluster_example_forms_a_cluster_and_replaces_its_leader() {
+    let cluster = NatsCluster::start(3);
+    let example = ginkgo_tests::process::example_with("cluster", "nats");
+    let mut instances: Vec<Instance> = (0..3)
+        .map(|n| Instance::start(&example, &cluster, &format!("i{n}"), n))
+        .collect();
+    let leader = within(Duration::from_secs(30), "one leader, seen by all", || {
+        let seen: BTreeSet<Option<String>> = instances.iter().map(|i| i.leader(&example)).collect();
+        let all_peers = instances
+            .iter()
+            .all(|i| i.ask(&example, "status").contains("peers: i0, i1, i2;"));
+        match (seen.len(), seen.into_iter().next()) {
+            (1, Some(Some(leader))) if all_peers => Some(leader),
+            _ => None,
+        }
+    });
+
+    // Network configuration, through a client of our own.
+    ginkgo_tests::support::run::<ginkgo_backend_tokio::Tokio, _>("settings", async {
+        let nats = Nats::<ginkgo_backend_tokio::Tokio>::new(
+            NatsOptions::new([cluster.url(0)]).kv_replicas(3),
+        );
+        let kv = nats.kv();
+        let tree = ginkgo_api::service::tree::<ginkgo_backend_tokio::Tokio>(nats);
+        tree.start().await.unwrap();
+        let bucket = kv
+            .bucket("cluster_settings", BucketOptions::default())
+            .await
+            .unwrap();
+        bucket.put("cluster.rate_per_second", "40").await.unwrap();
+        tree.stop().await;
+    });
+    for instance in &instances {
+        let config = within(Duration::from_secs(10), "the setting in force", || {
+            let config = instance.ask(&example, "config");
+            config
+                .contains("cluster.rate_per_second = 40")
+                .then_some(config)
+        });
+        assert!(
+            config.contains("source: kv:cluster_settings/cluster.rate_per_second"),
+            "{config}"
+        );
+        let running = instance.running.as_ref().unwrap();
+        running.expect_line("services reloaded");
+    }
+    ginkgo_tests::support::run::<ginkgo_backend_tokio::Tokio, _>("bad setting", async {
+        let nats = Nats::<ginkgo_backend_tokio::Tokio>::new(NatsOptions::new([cluster.url(1)]));
+        let kv = nats.kv();
+        let tree = ginkgo_api::service::tree::<ginkgo_backend_tokio::Tokio>(nats);
+        tree.start().await.unwrap();
+        let bucket = kv
+            .bucket("cluster_settings", BucketOptions::default())
+            .await
+            .unwrap();
+        bucket.put("cluster.rate_per_second", "0").await.unwrap();
+        tree.stop().await;
+    });
+    for instance in &instances {
+        let running = instance.running.as_ref().unwrap();
+        let line = running.expect_line("rejected");
+        assert!(line.contains("kv:cluster_settings"), "{line}");
+        assert!(
+            instance
+                .ask(&example, "config")
+                .contains("cluster.rate_per_second = 40")
+        );
+    }
+
+    // Kill the leader's process: another leads within the lease (3 s), by the survivors' view.
+    let position = instances.iter().position(|i| i.id == leader).unwrap();
+    let mut dead = instances.remove(position);
+    let mut running = dead.running.take().unwrap();
+    let killed = Instant::now();
+    running.child.kill().expect("kill the leader");
+    let _ = running.child.wait();
+    let next = within(Duration::from_secs(15), "a new leader", || {
+        let seen: BTreeSet<Option<String>> = instances.iter().map(|i| i.leader(&example)).collect();
+        match seen.into_iter().collect::<Vec<_>>().as_slice() {
+            [Some(next)] if *next != leader => Some(next.clone()),
+            _ => None,
+        }
+    });
+    let took = killed.elapsed();
+    eprintln!("leader {leader} killed; {next} leads {took:?} later (lease 3 s)");
+    assert!(
+        took < Duration::from_millis(4_500),
+        "a new leader took {took:?} with a lease of 3 s"
+    );
+    for mut instance in instances {
+        let running = instance.running.take().unwrap();
+        running.signal(Signal::Term);
+        assert!(running.wait().success());
+    }
+}
+
+/// A probe process: a `Singleton` whose child holds a marker file.
+fn probe(exe: &Path, cluster: &NatsCluster, markers: &Path, n: usize, rundir: &Path) -> Running {
+    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let args = [
+        "-s".to_owned(),
+        format!("nats.url=[{}]", urls.join(",")),
+        "-s".to_owned(),
+        "nats.kv_replicas=3".to_owned(),
+        "-s".to_owned(),
+        format!("probe.markers=\"{}\"", markers.display()),
+        "-s".to_owned(),
+        format!("probe.id=p{n}"),
+        "-s".to_owned(),
+        format!("rundir={}", rundir.display()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let running = Running::start(exe, &args, &[]);
+    running.expect_line("ready");
+    running
+}
+
+/// The live processes that hold a marker now.
+fn holders(markers: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(markers) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_prefix("running.")?.parse::<u32>().ok()
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+/// Over 60 s of random kills (a server, or an instance with SIGKILL or SIGTERM, every 2 to 5
+/// s), three instances of a `Singleton` never run its child in two live processes at once, as
+/// seen from outside (marker files, polled every 5 ms); and the role keeps moving.
+#[test]
+fn singleton_never_runs_twice_under_random_kills() {
+    let mut cluster = NatsCluster::start(3);
+    let exe = Path::new(env!("CARGO_BIN_EXE_singleton_probe"));
+    let markers = dir();
+    let rundirs: Vec<tempfile::TempDir> = (0..3).map(|_| dir()).collect();
+    let mut probes: Vec<Option<Running>> = (0..3)
+        .map(|n| Some(probe(exe, &cluster, markers.path(), n, rundirs[n].path())))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (most, samples_held) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let watcher = {
+        let (stop, most, held, dir) = (
+            stop.clone(),
+            most.clone(),
+            samples_held.clone(),
+            markers.path().to_owned(),
+        );
+        std::thread::spawn(move || {
+            let began = Instant::now();
+            let (mut samples, mut holders_seen) = (0usize, BTreeSet::new());
+            let mut violations = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let now = holders(&dir);
+                samples += 1;
+                if !now.is_empty() {
+                    held.fetch_add(1, Ordering::Relaxed);
+                }
+                most.fetch_max(now.len(), Ordering::SeqCst);
+                if now.len() > 1 && violations.len() < 5 {
+                    violations.push((began.elapsed(), now.clone()));
+                }
+                holders_seen.extend(now);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (samples, holders_seen, violations)
+        })
+    };
+
+    // A fixed seed, printed, so that a failure can be replayed.
+    let seed = 0x5eed_u64 ^ u64::from(std::process::id());
+    eprintln!("chaos seed {seed:#x}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let began = Instant::now();
+    let mut actions = Vec::new();
+    let mut down: Option<usize> = None;
+    while began.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(rng.u64(2_000..5_000)));
+        if let Some(node) = down.take() {
+            cluster.restart(node);
+            actions.push(format!("restarted server n{node}"));
+            continue;
+        }
+        let target = rng.usize(0..3);
+        match rng.u8(0..3) {
+            0 => {
+                cluster.kill(target);
+                down = Some(target);
+                actions.push(format!("killed server n{target}"));
+            }
+            kill => {
+                let mut old = probes[target].take().expect("every probe runs here");
+                if kill == 1 {
+                    let _ = old.child.kill();
+                    let _ = old.child.wait();
+                    actions.push(format!("SIGKILLed and restarted p{target}"));
+                } else {
+                    old.signal(Signal::Term);
+                    assert!(old.wait().success(), "p{target} did not stop cleanly");
+                    actions.push(format!("stopped and restarted p{target}"));
+                }
+                let rundir = rundirs[target].path();
+                probes[target] = Some(probe(exe, &cluster, markers.path(), target, rundir));
+            }
+        }
+    }
+    if let Some(node) = down {
+        cluster.restart(node);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (samples, holders_seen, violations) = watcher.join().expect("the watcher");
+    for running in probes.into_iter().flatten() {
+        running.signal(Signal::Term);
+        let _ = running.wait();
+    }
+    eprintln!(
+        "{} actions: {}\n{samples} samples, a child ran in {:.0}% of them, in {} processes over the run",
+        actions.len(),
+        actions.join("; "),
+        100.0 * samples_held.load(Ordering::Relaxed) as f64 / samples as f64,
+        holders_seen.len()
+    );
+    assert!(
+        violations.is_empty(),
+        "two live processes ran the child at once (the first times, and pids): {violations:?}"
+    );
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+    assert!(
+        holders_seen.len() >= 2,
+        "the role never moved: {holders_seen:?}"
+    );
+}
