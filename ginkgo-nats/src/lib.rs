@@ -11,7 +11,15 @@
 //! - **Readiness follows the connection:** the service is ready once connected, not ready
 //!   while the client reconnects (so `/readyz` says so), ready again once reconnected.
 //! - **Start:** a server that cannot be reached (or that rejects the credentials) fails the
-//!   start with an error naming the URLs and the cause; nothing retries in a loop.
+//!   start with an error naming the URLs and the cause; nothing retries in a loop. Or, with
+//!   [`NatsOptions::connect_in_background`], the start completes at once with the service not
+//!   ready, and it becomes ready once connected.
+//! - **Credentials and TLS:** a token, a user and password, or a `.creds` file; TLS with a CA
+//!   to trust and a client certificate to present. A file that cannot be read fails the start,
+//!   naming it.
+//! - **Key-value store:** [`Nats::kv`] keeps [`ginkgo_api::kv`] buckets in JetStream KV
+//!   (replicated on [`NatsOptions::kv_replicas`] servers), for leadership and network
+//!   configuration.
 //! - **Stop:** the connection is drained: subscriptions end, what was published is flushed,
 //!   then it closes, within the service's stop timeout.
 //! - **Slow consumers** are counted (`slow_consumers`) and logged; the connection survives.
@@ -30,6 +38,7 @@
 //! ```
 
 use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -43,8 +52,9 @@ use ginkgo_api::service::{Context, Error, Service, async_trait};
 mod kv;
 
 /// The connection's settings, group `nats`: `nats.url` (a list; several for a cluster),
-/// `nats.name`, `nats.token`, `nats.user` with `nats.password`, `nats.connect_timeout`,
-/// `nats.kv_replicas`.
+/// `nats.name`, `nats.token`, `nats.user` with `nats.password`, `nats.credentials`,
+/// `nats.tls_ca`, `nats.tls_cert` with `nats.tls_key`, `nats.connect_timeout`,
+/// `nats.connect_in_background`, `nats.kv_replicas`.
 /// [`NatsOptions::from_settings`] turns them into options.
 ///
 /// ```toml
@@ -73,6 +83,19 @@ pub struct NatsSettings {
     /// of three, so a bucket survives the loss of a server).
     #[setting(default = 1, validate = check_replicas)]
     pub kv_replicas: usize,
+    /// Authenticate with this credentials file (a `.creds` file: a user JWT and its NKey
+    /// seed, as `nsc` writes them).
+    pub credentials: Option<PathBuf>,
+    /// Trust the servers' certificates signed by this CA (PEM); TLS is then required.
+    pub tls_ca: Option<PathBuf>,
+    /// Present this client certificate (PEM, with `nats.tls_key`); TLS is then required.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `nats.tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Start at once and connect in the background (not ready until connected), instead of
+    /// failing the start when no server can be reached.
+    #[setting(default = false)]
+    pub connect_in_background: bool,
 }
 
 fn check_replicas(replicas: &usize) -> Result<(), String> {
@@ -102,6 +125,18 @@ pub struct NatsOptions {
     user_password: Option<(String, String)>,
     connect_timeout: Duration,
     kv_replicas: usize,
+    credentials: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_client: Option<(PathBuf, PathBuf)>,
+    in_background: bool,
+}
+
+/// Reads `path` (named `what` in errors) to check it is there and readable before the client
+/// does, so that the error names the file.
+fn readable(what: &str, path: &Path) -> Result<(), String> {
+    std::fs::read(path)
+        .map(drop)
+        .map_err(|err| format!("cannot read {what} {}: {err}", path.display()))
 }
 
 impl NatsOptions {
@@ -118,7 +153,44 @@ impl NatsOptions {
             user_password: None,
             connect_timeout: Duration::from_secs(5),
             kv_replicas: 1,
+            credentials: None,
+            tls_ca: None,
+            tls_client: None,
+            in_background: false,
         }
+    }
+
+    /// Authenticates with a credentials file (a user JWT and its NKey seed, as `nsc` writes
+    /// them), read when the service starts.
+    #[must_use]
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.credentials = Some(path.into());
+        self
+    }
+
+    /// Trusts the servers' certificates signed by the CA in `ca` (PEM), and requires TLS.
+    #[must_use]
+    pub fn tls_ca(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.tls_ca = Some(ca.into());
+        self
+    }
+
+    /// Presents the client certificate `cert` with its key `key` (both PEM), and requires
+    /// TLS.
+    #[must_use]
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_client = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Whether the start waits for a connection (the default: `false`, and a server that
+    /// cannot be reached fails the start) or, with `true`, completes at once with the service
+    /// not ready, connecting in the background with backoff and becoming ready once
+    /// connected.
+    #[must_use]
+    pub fn connect_in_background(mut self, yes: bool) -> Self {
+        self.in_background = yes;
+        self
     }
 
     /// The connection's name, as the server shows it.
@@ -161,11 +233,25 @@ impl NatsOptions {
     ///
     /// # Errors
     ///
-    /// A user without a password, or a password without a user.
+    /// A user without a password (or the other way round), or a client certificate without
+    /// its key (or the other way round).
     pub fn from_settings(settings: &NatsSettings) -> Result<Self, String> {
         let mut options = Self::new(settings.url.iter().cloned())
             .connect_timeout(settings.connect_timeout.0)
-            .kv_replicas(settings.kv_replicas);
+            .kv_replicas(settings.kv_replicas)
+            .connect_in_background(settings.connect_in_background);
+        if let Some(path) = &settings.credentials {
+            options = options.credentials_file(path.clone());
+        }
+        if let Some(ca) = &settings.tls_ca {
+            options = options.tls_ca(ca.clone());
+        }
+        match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => options = options.tls_client_cert(cert.clone(), key.clone()),
+            (None, None) => {}
+            (Some(_), None) => return Err("nats.tls_cert is set without nats.tls_key".to_owned()),
+            (None, Some(_)) => return Err("nats.tls_key is set without nats.tls_cert".to_owned()),
+        }
         if let Some(name) = &settings.name {
             options = options.name(name.clone());
         }
@@ -327,6 +413,30 @@ impl<R: Runtime> Service for Nats<R> {
         if let Some((user, password)) = &self.options.user_password {
             connect = connect.user_and_password(user.clone(), password.clone());
         }
+        if let Some(path) = &self.options.credentials {
+            readable("the NATS credentials file", path)?;
+            let path = path.clone();
+            let shown = path.display().to_string();
+            connect = handle
+                .spawn(async move { connect.credentials_file(path).await })
+                .await
+                .map_err(|err| format!("the NATS credentials task failed: {err}"))?
+                .map_err(|err| format!("bad NATS credentials file {shown}: {err}"))?;
+        }
+        if let Some(ca) = &self.options.tls_ca {
+            readable("the NATS CA file", ca)?;
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &self.options.tls_client {
+            readable("the NATS client certificate", cert)?;
+            readable("the NATS client key", key)?;
+            connect = connect
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
+        }
+        if self.options.in_background {
+            connect = connect.retry_on_initial_connect();
+        }
         let urls = self.options.urls.clone();
         let addrs: Vec<async_nats::ServerAddr> = urls
             .iter()
@@ -345,6 +455,20 @@ impl<R: Runtime> Service for Nats<R> {
                 self.options.urls_text()
             )
         })?;
+        if self.options.in_background {
+            // Not ready until connected; checked after saying so, so that a connection made
+            // in between is not missed (the event may have come already).
+            ctx.start_not_ready();
+            if client.connection_state() == async_nats::connection::State::Connected {
+                ctx.set_ready();
+            } else {
+                tracing::warn!(
+                    service = ctx.path(),
+                    urls = %self.options.urls_text(),
+                    "not connected to NATS yet; started not ready, connecting in the background"
+                );
+            }
+        }
         self.link.set(Some(Arc::new(Connected {
             client,
             runtime: handle,

@@ -311,3 +311,114 @@ fn discovery_interoperates_with_the_nats_service_api() {
         assert!(tree.stop().await.is_clean());
     });
 }
+
+/// With `connect_in_background`, a server that is not there yet does not fail the start: the
+/// service starts not ready, and is ready (and the bus works) once the server comes.
+#[test]
+fn connect_in_background_starts_not_ready_until_the_server_comes() {
+    type R = ginkgo_backend_smol::Smol;
+    let port = ginkgo_tests::process::free_port();
+    ginkgo_tests::support::run::<R, _>("background", async move {
+        let nats = Nats::<R>::new(
+            NatsOptions::new([format!("nats://127.0.0.1:{port}")]).connect_in_background(true),
+        );
+        let bus = nats.bus();
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        tree.start().await.expect("starts without a server");
+        assert_eq!(tree.state(), State::Ready);
+        assert!(!tree.snapshot().all_ready(), "not ready without a server");
+        let _server = NatsServer::start_on(port);
+        ginkgo_tests::support::eventually::<R>("connected", Duration::from_secs(30), || {
+            tree.snapshot().all_ready()
+        })
+        .await;
+        answers_once::<R>(&bus, "late", "here").await;
+        assert!(tree.stop().await.is_clean());
+    });
+}
+
+/// TLS: a client trusting the server's CA connects (and, with the server checking client
+/// certificates, one that presents its certificate does); one that does not trust it, or has
+/// no certificate to present, fails the start with the reason; a missing file is named.
+#[test]
+fn tls_connections_and_their_errors() {
+    type R = ginkgo_backend_tokio::Tokio;
+    let pki = ginkgo_tests::support::certs::Pki::new("nats");
+    let server_cert = pki.server("nats-server");
+    let client_cert = pki.client("nats-client", "ginkgo");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let (cert, key, ca) = (
+        path(&server_cert.cert),
+        path(&server_cert.key),
+        path(&pki.ca),
+    );
+    let server = NatsServer::start_args(&["--tls", "--tlscert", &cert, "--tlskey", &key]);
+    let mutual = NatsServer::start_args(&[
+        "--tlsverify",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "--tlscacert",
+        &ca,
+    ]);
+    ginkgo_tests::support::run::<R, _>("tls", async {
+        let start = |options: NatsOptions| async move {
+            let nats = Nats::<R>::new(options.connect_timeout(Duration::from_secs(2)));
+            let bus = nats.bus();
+            let tree = ginkgo_api::service::tree::<R>(nats);
+            tree.start().await.map(|()| (tree, bus))
+        };
+        let (tree, bus) = start(NatsOptions::new([server.url()]).tls_ca(&pki.ca))
+            .await
+            .expect("a client trusting the CA connects");
+        answers_once::<R>(&bus, "secure", "yes").await;
+        assert!(tree.stop().await.is_clean());
+
+        let err = start(NatsOptions::new([server.url()]))
+            .await
+            .expect_err("untrusted");
+        assert!(err.to_string().contains(&server.url()), "{err}");
+        let missing = pki.path("missing-ca.pem");
+        let err = start(NatsOptions::new([server.url()]).tls_ca(&missing))
+            .await
+            .expect_err("no CA file");
+        assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+
+        let (tree, bus) = start(
+            NatsOptions::new([mutual.url()])
+                .tls_ca(&pki.ca)
+                .tls_client_cert(&client_cert.cert, &client_cert.key),
+        )
+        .await
+        .expect("a client with its certificate connects");
+        answers_once::<R>(&bus, "mutual", "yes").await;
+        assert!(tree.stop().await.is_clean());
+        let err = start(NatsOptions::new([mutual.url()]).tls_ca(&pki.ca))
+            .await
+            .expect_err("no client certificate");
+        assert!(err.to_string().contains(&mutual.url()), "{err}");
+    });
+}
+
+/// A credentials file that is missing, or is not one, fails the start naming the file.
+#[test]
+fn bad_credentials_files_fail_the_start_naming_them() {
+    type R = ginkgo_backend_smol::Smol;
+    let server = NatsServer::start();
+    let garbage = ginkgo_tests::process::file("this is not a credentials file\n");
+    ginkgo_tests::support::run::<R, _>("creds", async {
+        for (file, expected) in [
+            (
+                std::path::PathBuf::from("/nonexistent/app.creds"),
+                "cannot read the NATS credentials file /nonexistent/app.creds",
+            ),
+            (garbage.to_path_buf(), "bad NATS credentials file"),
+        ] {
+            let nats = Nats::<R>::new(NatsOptions::new([server.url()]).credentials_file(&file));
+            let tree = ginkgo_api::service::tree::<R>(nats);
+            let err = tree.start().await.expect_err("bad credentials");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    });
+}

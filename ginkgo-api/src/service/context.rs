@@ -143,6 +143,14 @@ impl Context {
         self.node.set_readiness(Readiness::Pending);
     }
 
+    /// Declares the service not ready without holding up its start: the start completes
+    /// (the service is started, its siblings after it start too), and it counts as not ready
+    /// (in snapshots and `/readyz`) until [`Context::set_ready`]. For a client that may start
+    /// before its server is there and connects in the background.
+    pub fn start_not_ready(&self) {
+        self.node.set_readiness(Readiness::Down);
+    }
+
     /// Declares the service ready: a pending start completes, a running service counts as
     /// ready again.
     pub fn set_ready(&self) {

@@ -957,3 +957,42 @@ pub async fn normal_exits_spend_intensity<R: Runtime>() {
     );
     assert!(std::error::Error::source(&failure).is_none());
 }
+
+/// A service that starts not ready (`start_not_ready`, a client whose server is not there
+/// yet) does not hold up its start or its siblings', counts as not ready, and becomes ready
+/// when it says so.
+pub async fn start_not_ready_does_not_wait<R: Runtime>() {
+    struct Late(Arc<Mutex<Option<Context>>>);
+
+    #[async_trait]
+    impl Service for Late {
+        fn name(&self) -> &str {
+            "late"
+        }
+
+        fn options(&self) -> Options {
+            Options::default().start_timeout(Duration::from_millis(100))
+        }
+
+        async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+            ctx.start_not_ready();
+            *self.0.lock().unwrap() = Some(ctx.clone());
+            Ok(())
+        }
+    }
+
+    let context = Arc::new(Mutex::new(None));
+    let late = tree::<R>(Late(context.clone()));
+    let began = Instant::now();
+    late.start().await.expect("a start that does not wait");
+    assert!(began.elapsed() < Duration::from_millis(100));
+    assert_eq!(late.state(), State::Ready);
+    let snapshot = late.snapshot();
+    assert!(!snapshot.ready, "started not ready");
+    sleep::<R>(Duration::from_millis(150)).await;
+    assert_eq!(late.state(), State::Ready, "no start timeout once started");
+    let ctx = context.lock().unwrap().clone().expect("started");
+    ctx.set_ready();
+    assert!(late.snapshot().ready);
+    late.stop().await;
+}

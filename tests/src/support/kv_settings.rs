@@ -38,8 +38,8 @@ fn counter(tree: &ServiceHandle, name: &str) -> u64 {
 }
 
 /// Waits until `check` holds, failing after 10 s.
-async fn eventually<R: Runtime>(what: &str, mut check: impl FnMut() -> bool) {
-    crate::support::leader::eventually::<R>(Duration::from_secs(10), what, &mut check).await;
+async fn eventually<R: Runtime>(what: &str, check: impl Fn() -> bool) {
+    crate::support::eventually::<R>(what, Duration::from_secs(10), check).await;
 }
 
 /// The bucket's values are a layer above the file, read at start with their source

@@ -10,17 +10,10 @@ use ginkgo_api::leader::{Leadership, Singleton};
 use ginkgo_api::service::{Context, Error, Options, Service, async_trait};
 use ginkgo_api::{Runtime, spawn};
 
+use crate::support::eventually;
+
 /// The lease the cases use: short, so that expiry is quick.
 pub const LEASE: Duration = Duration::from_secs(1);
-
-/// Polls `check` every 20 ms until it holds, failing after `within`.
-pub async fn eventually<R: Runtime>(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let began = Instant::now();
-    while !check() {
-        assert!(began.elapsed() < within, "not within {within:?}: {what}");
-        ginkgo_api::time::sleep::<R>(Duration::from_millis(20)).await;
-    }
-}
 
 /// One leader at a time: a second candidate waits while the first leads, and is elected at
 /// once when the first resigns.
@@ -184,7 +177,7 @@ pub async fn singleton_runs_its_child_on_one_instance<R: Runtime>(kv: Kv) {
         tree.start().await.expect("a singleton starts");
     }
     let within = Duration::from_secs(10);
-    eventually::<R>(within, "a child runs", || {
+    eventually::<R>("a child runs", within, || {
         counts.running.load(Ordering::SeqCst) == 1
     })
     .await;
@@ -194,7 +187,7 @@ pub async fn singleton_runs_its_child_on_one_instance<R: Runtime>(kv: Kv) {
         let n: usize = leader.trim_start_matches("instance-").parse().unwrap();
         let starts = counts.starts.load(Ordering::SeqCst);
         assert!(trees[n].stop().await.is_clean());
-        eventually::<R>(within, "another instance takes over", || {
+        eventually::<R>("another instance takes over", within, || {
             counts.starts.load(Ordering::SeqCst) > starts
                 && counts.running.load(Ordering::SeqCst) == 1
         })

@@ -31,6 +31,8 @@ pub(crate) enum Readiness {
     Pending,
     /// `set_ready()` was called.
     Ready,
+    /// `start_not_ready()` was called: started, not ready, and the start does not wait.
+    Down,
 }
 
 /// A service's lifecycle record, and the event that tells waiters it changed.
@@ -72,7 +74,8 @@ struct Record {
 impl Record {
     /// Ready in state, and not declared unready at run time.
     fn is_ready(&self) -> bool {
-        self.state == State::Ready && self.readiness != Readiness::Pending
+        self.state == State::Ready
+            && matches!(self.readiness, Readiness::Immediate | Readiness::Ready)
     }
 
     /// Whether the start has an outcome: a task failed, or the service is ready.
