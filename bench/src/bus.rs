@@ -277,6 +277,79 @@ impl<R: Runtime> Side for Ginkgo<R> {
     }
 }
 
+/// The sides `bus-publish` runs.
+pub(crate) const PUBLISHERS: &[&str] = &["async-nats", "tokio", "smol"];
+
+/// `bus-publish SIDE URL COUNT [--requests]`: publishes (and flushes), or makes sequential
+/// requests to a responder of this process, for callgrind to count what one operation costs
+/// on each side (the connection's and the responder's work is in every count; the difference
+/// is the bus's own).
+pub(crate) fn publish_main(side: &str, url: &str, count: usize, requests: bool) -> ExitCode {
+    let outcome = (|| {
+        // Only for requests: a responder; its work is the same for every side.
+        let _helpers = if requests {
+            Some(Helpers::start(url)?)
+        } else {
+            None
+        };
+        match (side, requests) {
+            ("async-nats", false) => plain_publish(url, count),
+            ("async-nats", true) => plain_side(url)?.requests(count).map(drop),
+            ("tokio", false) => ginkgo_publish::<Tokio>(url, count),
+            ("tokio", true) => Ginkgo::<Tokio>::new(url).requests(count).map(drop),
+            (_, false) => ginkgo_publish::<Smol>(url, count),
+            (_, true) => Ginkgo::<Smol>::new(url).requests(count).map(drop),
+        }
+    })();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ginkgo-bench bus-publish: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Plain async-nats on a tokio runtime of its own, connected to `url`.
+fn plain_side(url: &str) -> Result<Plain, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ginkgo_backend_kit::worker_count())
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let client = runtime
+        .block_on(async_nats::connect(url))
+        .map_err(|err| err.to_string())?;
+    Ok(Plain { runtime, client })
+}
+
+fn plain_publish(url: &str, messages: usize) -> Result<(), String> {
+    let plain = plain_side(url)?;
+    plain.runtime.block_on(async {
+        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; 64]);
+        for _ in 0..messages {
+            plain
+                .client
+                .publish("ir.count".to_owned(), payload.clone())
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        plain.client.flush().await.map_err(|err| err.to_string())
+    })
+}
+
+fn ginkgo_publish<R: Runtime>(url: &str, messages: usize) -> Result<(), String> {
+    Ginkgo::<R>::new(url).with_bus(async |bus| {
+        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; 64]);
+        for _ in 0..messages {
+            bus.publish("ir.count", payload.clone())
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        Ok(())
+    })
+}
+
 /// Runs the suite and prints its tables.
 pub(crate) fn run(options: &Options) -> ExitCode {
     match measure(options) {
@@ -316,18 +389,7 @@ fn request_rate(side: &dyn Side, requests: usize) -> Result<f64, String> {
 fn measure(options: &Options) -> Result<(), String> {
     let server = Server::start()?;
     let helpers = Helpers::start(&server.url)?;
-    let plain_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(ginkgo_backend_kit::worker_count())
-        .enable_all()
-        .build()
-        .map_err(|err| err.to_string())?;
-    let plain_client = plain_runtime
-        .block_on(async_nats::connect(&server.url))
-        .map_err(|err| err.to_string())?;
-    let plain = Plain {
-        runtime: plain_runtime,
-        client: plain_client,
-    };
+    let plain = plain_side(&server.url)?;
     let on_tokio = Ginkgo::<Tokio>::new(&server.url);
     let on_smol = Ginkgo::<Smol>::new(&server.url);
     let sides: [(&str, &dyn Side); 3] = [

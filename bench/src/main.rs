@@ -63,6 +63,19 @@ enum Bench {
     Bus(bus::Options),
     /// prefork workers: req/s with workers = 2 vs 1; a worker killed with SIGKILL under load
     Workers(workers::Options),
+    /// Internal: publishes COUNT messages of 64 B (or makes COUNT requests, with --requests)
+    /// to the NATS server at URL through one side and exits, for counting instructions per
+    /// operation (bench/tools/bus-instructions.sh).
+    #[command(hide = true)]
+    BusPublish {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(bus::PUBLISHERS))]
+        side: String,
+        url: String,
+        count: usize,
+        /// Request/reply round trips (to a responder in this process) instead of publishes.
+        #[arg(long)]
+        requests: bool,
+    },
     /// Internal: one server of the `http` or `https` suite, in its own process.
     #[command(hide = true)]
     HttpServe {
@@ -93,6 +106,12 @@ fn main() -> ExitCode {
         Bench::Upgrade(options) => upgrade::run(&options),
         Bench::Workers(options) => workers::run(&options),
         Bench::Bus(options) => bus::run(&options),
+        Bench::BusPublish {
+            side,
+            url,
+            count,
+            requests,
+        } => bus::publish_main(&side, &url, count, requests),
         Bench::HttpServe { server, cert, key } => http::serve_main(&server, cert.zip(key)),
     }
 }

@@ -245,6 +245,12 @@ pub trait Transport: Send + Sync + 'static {
     /// Publishes `message` (its subject checked by the caller).
     async fn publish(&self, message: Message) -> Result<(), BusError>;
 
+    /// Publishes `payload` to `subject` (checked by the caller), without headers or a reply
+    /// subject: the common case, which a transport may serve without building a [`Message`].
+    async fn publish_payload(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
+        self.publish(Message::new(subject, payload)).await
+    }
+
     /// Subscribes to `subject` (checked by the caller), in the queue group `queue` if given.
     async fn subscribe(&self, subject: &str, queue: Option<&str>)
     -> Result<Subscription, BusError>;
@@ -372,7 +378,10 @@ impl<R: Runtime> Bus<R> {
     ///
     /// A bad subject, or the transport's error.
     pub async fn publish(&self, subject: &str, payload: impl Into<Bytes>) -> Result<(), BusError> {
-        self.publish_message(Message::new(subject, payload)).await
+        subject::check_subject(subject)?;
+        self.transport
+            .publish_payload(subject, payload.into())
+            .await
     }
 
     /// Publishes `value` as JSON to `subject`.

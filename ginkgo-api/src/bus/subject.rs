@@ -31,24 +31,49 @@ fn check(subject: &str, wildcards: bool) -> Result<(), BusError> {
     if subject.is_empty() {
         return invalid("it is empty");
     }
-    if subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // One pass over the bytes, no allocation: this runs on every publish. Bytes of multi-byte
+    // characters are all >= 0x80, so `.`, `*`, `>` and ASCII space and controls are seen
+    // exactly; the rare non-ASCII subject is checked for Unicode white space as well.
+    if !subject.is_ascii() && subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return invalid("it contains white space or a control character");
     }
-    let tokens: Vec<&str> = subject.split('.').collect();
-    for (i, token) in tokens.iter().enumerate() {
-        if token.is_empty() {
-            return invalid("it has an empty token (two dots, or a dot at an end)");
+    // The current token: its length, and the wildcard it holds, if any.
+    let (mut length, mut wildcard) = (0usize, None::<u8>);
+    let (mut after_tail, mut any_wildcard) = (false, false);
+    for &b in subject.as_bytes() {
+        match b {
+            b'.' => {
+                if length == 0 {
+                    return invalid("it has an empty token (two dots, or a dot at an end)");
+                }
+                if let Some(w) = wildcard {
+                    if length > 1 {
+                        return invalid("`*` and `>` must be whole tokens");
+                    }
+                    after_tail |= w == b'>';
+                }
+                (length, wildcard) = (0, None);
+            }
+            b'*' | b'>' => {
+                length += 1;
+                wildcard = Some(b);
+                any_wildcard = true;
+            }
+            0..=b' ' | 0x7f => return invalid("it contains white space or a control character"),
+            _ => length += 1,
         }
-        let wild = *token == "*" || *token == ">";
-        if (token.contains('*') || token.contains('>')) && !wild {
-            return invalid("`*` and `>` must be whole tokens");
-        }
-        if wild && !wildcards {
-            return invalid("wildcards (`*`, `>`) are for subscribing, not publishing");
-        }
-        if *token == ">" && i + 1 != tokens.len() {
-            return invalid("`>` must be the last token");
-        }
+    }
+    if length == 0 {
+        return invalid("it has an empty token (two dots, or a dot at an end)");
+    }
+    if wildcard.is_some() && length > 1 {
+        return invalid("`*` and `>` must be whole tokens");
+    }
+    if after_tail {
+        return invalid("`>` must be the last token");
+    }
+    if any_wildcard && !wildcards {
+        return invalid("wildcards (`*`, `>`) are for subscribing, not publishing");
     }
     Ok(())
 }
@@ -104,13 +129,21 @@ mod tests {
             ("a..b", "empty token"),
             ("a.", "empty token"),
             ("a b", "white space"),
+            ("a\tb", "white space"),
+            ("a\u{7f}", "control"),
+            ("a\u{a0}b", "white space"),
+            ("ä\u{2003}", "white space"),
+            (".a", "empty token"),
             ("a.b*", "whole tokens"),
             ("a.>.b", "last token"),
+            (">.a", "last token"),
         ] {
             let err = check_pattern(subject).unwrap_err().to_string();
             assert!(err.contains(why), "{subject:?}: {err}");
         }
         assert!(check_pattern("a.*.>").is_ok());
+        assert!(check_pattern(">").is_ok());
+        assert!(check_subject("$SRV.PING.ä-name").is_ok());
         let err = check_subject("a.*").unwrap_err().to_string();
         assert!(err.contains("not publishing"), "{err}");
     }
