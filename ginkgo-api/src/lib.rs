@@ -16,6 +16,11 @@
 //! - [`process`]: which prefork worker this process is, if any.
 //! - [`bus`]: messaging (publish/subscribe, queue groups, request/reply) with an in-process
 //!   implementation; the `ginkgo-nats` crate carries the same contract over NATS.
+//! - [`discovery`]: instances register a named service and find each other over the bus, in
+//!   the NATS services protocol.
+//! - [`kv`]: a key-value store (revisions, compare-and-set, expiry, watches) with an
+//!   in-process implementation; `ginkgo-nats` keeps it in JetStream KV.
+//! - [`leader`]: leadership of a role with a lease on the key-value store, and `Singleton`.
 //! - [`runtime`]: the traits a backend implements (the `ginkgo-backend-kit` crate has the
 //!   helpers backends share).
 //!

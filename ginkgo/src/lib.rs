@@ -39,6 +39,7 @@
 //! | `axum` | `http` | `ginkgo-http` | serving an `axum::Router`, `admin::router`; implies `http` |
 //! | `runner` | `runner` | `ginkgo-runner` | `Runner`: the daemon's command line (clap, tracing-subscriber) |
 //! | `tls` | `tls` | `ginkgo-tls` | TLS (rustls on ring) for `StreamServer`, `StreamClient` and, with `http`, HTTPS; certificates checked at start and reloaded; implies `net` |
+//! | `nats` (not in `default`) | `nats` | `ginkgo-nats` | the bus and the key-value store on NATS (async-nats, on a private tokio runtime off tokio) |
 //!
 //! `ginkgo = { version = "0.1", default-features = false, features = ["smol"] }` gives the
 //! runtime, services and settings only: no hyper, axum, clap, tracing-subscriber or rustls.

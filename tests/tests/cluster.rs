@@ -199,6 +199,27 @@ fn within<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>)
     }
 }
 
+/// Puts `cluster.rate_per_second` = `value` in the cluster example's settings bucket, through
+/// a client of our own on node `node`.
+fn put_setting(cluster: &NatsCluster, node: usize, value: &str) {
+    type R = ginkgo_backend_tokio::Tokio;
+    ginkgo_tests::support::run::<R, _>("put a setting", async {
+        let nats = Nats::<R>::new(NatsOptions::new([cluster.url(node)]).kv_replicas(3));
+        let kv = nats.kv();
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        tree.start().await.unwrap();
+        let bucket = kv
+            .bucket("cluster_settings", BucketOptions::default())
+            .await
+            .unwrap();
+        bucket
+            .put("cluster.rate_per_second", value.to_owned())
+            .await
+            .unwrap();
+        tree.stop().await;
+    });
+}
+
 /// Three processes of the cluster example on three servers: they see each other and one
 /// leader; a setting put in the store's bucket is in force in each (and `config` names the
 /// key), a bad one is rejected everywhere; the leader's process is killed and another instance
@@ -222,20 +243,7 @@ fn cluster_example_forms_a_cluster_and_replaces_its_leader() {
     });
 
     // Network configuration, through a client of our own.
-    ginkgo_tests::support::run::<ginkgo_backend_tokio::Tokio, _>("settings", async {
-        let nats = Nats::<ginkgo_backend_tokio::Tokio>::new(
-            NatsOptions::new([cluster.url(0)]).kv_replicas(3),
-        );
-        let kv = nats.kv();
-        let tree = ginkgo_api::service::tree::<ginkgo_backend_tokio::Tokio>(nats);
-        tree.start().await.unwrap();
-        let bucket = kv
-            .bucket("cluster_settings", BucketOptions::default())
-            .await
-            .unwrap();
-        bucket.put("cluster.rate_per_second", "40").await.unwrap();
-        tree.stop().await;
-    });
+    put_setting(&cluster, 0, "40");
     for instance in &instances {
         let config = within(Duration::from_secs(10), "the setting in force", || {
             let config = instance.ask(&example, "config");
@@ -250,18 +258,7 @@ fn cluster_example_forms_a_cluster_and_replaces_its_leader() {
         let running = instance.running.as_ref().unwrap();
         running.expect_line("services reloaded");
     }
-    ginkgo_tests::support::run::<ginkgo_backend_tokio::Tokio, _>("bad setting", async {
-        let nats = Nats::<ginkgo_backend_tokio::Tokio>::new(NatsOptions::new([cluster.url(1)]));
-        let kv = nats.kv();
-        let tree = ginkgo_api::service::tree::<ginkgo_backend_tokio::Tokio>(nats);
-        tree.start().await.unwrap();
-        let bucket = kv
-            .bucket("cluster_settings", BucketOptions::default())
-            .await
-            .unwrap();
-        bucket.put("cluster.rate_per_second", "0").await.unwrap();
-        tree.stop().await;
-    });
+    put_setting(&cluster, 1, "0");
     for instance in &instances {
         let running = instance.running.as_ref().unwrap();
         let line = running.expect_line("rejected");

@@ -154,11 +154,7 @@ impl Instance {
 
 /// Checks a service name: the protocol allows `A-Z a-z 0-9 - _`.
 fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if crate::kv::is_plain_name(name) {
         Ok(())
     } else {
         Err(format!(

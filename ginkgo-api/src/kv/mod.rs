@@ -160,17 +160,21 @@ impl std::error::Error for KvError {
     }
 }
 
+/// Whether `name` is one or more of `A-Z a-z 0-9 - _`: a bucket, a role, a service name.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Checks a bucket name.
 ///
 /// # Errors
 ///
 /// [`KvError::InvalidKey`] naming what is wrong.
 pub fn check_bucket(name: &str) -> Result<(), KvError> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if is_plain_name(name) {
         Ok(())
     } else {
         Err(KvError::InvalidKey {

@@ -199,11 +199,7 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
                 Some(Err(err)) => {
                     errors.inc();
                     tracing::warn!(service = self.ctx.path(), %role, error = %err, "campaign failed; trying again");
-                    if shutdown
-                        .run(self.ctx.sleep(self.leadership.tick()))
-                        .await
-                        .is_none()
-                    {
+                    if !self.pause(&shutdown).await {
                         return;
                     }
                     continue;
@@ -233,11 +229,7 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
             if let Err(failure) = child.start().await {
                 tracing::warn!(service = self.ctx.path(), %role, %failure, "the child failed to start; resigning");
                 self.step_down(&child, &term).await;
-                if shutdown
-                    .run(self.ctx.sleep(self.leadership.tick()))
-                    .await
-                    .is_none()
-                {
+                if !self.pause(&shutdown).await {
                     return;
                 }
                 continue;
@@ -253,6 +245,14 @@ impl<R: Runtime, S: Service> Campaign<R, S> {
             tracing::warn!(service = self.ctx.path(), %role, "leadership is ending; stopping the child");
             self.step_down(&child, &term).await;
         }
+    }
+
+    /// Waits a renewal tick before campaigning again; `false` if the service stops meanwhile.
+    async fn pause(&self, shutdown: &crate::service::Shutdown) -> bool {
+        shutdown
+            .run(self.ctx.sleep(self.leadership.tick()))
+            .await
+            .is_some()
     }
 
     /// Stops the child and gives the term up, unless the stop hook took them already.

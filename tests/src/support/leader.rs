@@ -15,17 +15,21 @@ use crate::support::eventually;
 /// The lease the cases use: short, so that expiry is quick.
 pub const LEASE: Duration = Duration::from_secs(1);
 
+/// Two candidates for `role`, named `first` and `second`.
+async fn two_candidates<R: Runtime>(kv: &Kv, role: &str) -> (Leadership<R>, Leadership<R>) {
+    let candidate = async |id: &str| {
+        Leadership::<R>::new(kv, role, LEASE)
+            .await
+            .unwrap()
+            .with_candidate(id)
+    };
+    (candidate("first").await, candidate("second").await)
+}
+
 /// One leader at a time: a second candidate waits while the first leads, and is elected at
 /// once when the first resigns.
 pub async fn one_leader_until_it_resigns<R: Runtime>(kv: Kv) {
-    let first = Leadership::<R>::new(&kv, "resigning", LEASE)
-        .await
-        .unwrap()
-        .with_candidate("first");
-    let second = Leadership::<R>::new(&kv, "resigning", LEASE)
-        .await
-        .unwrap()
-        .with_candidate("second");
+    let (first, second) = two_candidates::<R>(&kv, "resigning").await;
     assert_eq!(first.leader().await.unwrap(), None);
     let term = first.campaign().await.unwrap();
     let campaigning = {
@@ -85,14 +89,7 @@ pub async fn expired_leader_is_replaced_after_its_term<R: Runtime>(kv: Kv) {
 /// A watch gives who leads, and each change: nobody, the first, nobody once it resigns, the
 /// second.
 pub async fn watch_follows_the_leader<R: Runtime>(kv: Kv) {
-    let first = Leadership::<R>::new(&kv, "watched", LEASE)
-        .await
-        .unwrap()
-        .with_candidate("first");
-    let second = Leadership::<R>::new(&kv, "watched", LEASE)
-        .await
-        .unwrap()
-        .with_candidate("second");
+    let (first, second) = two_candidates::<R>(&kv, "watched").await;
     let mut watch = first.watch().await.unwrap();
     let within = Duration::from_secs(10);
     let seen = ginkgo_api::time::timeout::<R, _>(within, watch.next()).await;
