@@ -171,8 +171,14 @@ fn check_version(version: &str) -> Result<(), String> {
             "the version {version:?} is not a semantic version such as \"1.2.3\""
         ))
     };
-    let (core, build) = version.split_once('+').unwrap_or((version, ""));
-    let (core, pre) = core.split_once('-').unwrap_or((core, ""));
+    let (core, build) = match version.split_once('+') {
+        Some((core, build)) => (core, Some(build)),
+        None => (version, None),
+    };
+    let (core, pre) = match core.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (core, None),
+    };
     let numbers: Vec<&str> = core.split('.').collect();
     let number_ok = |n: &&str| {
         !n.is_empty()
@@ -190,7 +196,7 @@ fn check_version(version: &str) -> Result<(), String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
     };
-    if (version.contains('-') && !ident_ok(pre)) || (version.contains('+') && !ident_ok(build)) {
+    if !pre.is_none_or(ident_ok) || !build.is_none_or(ident_ok) {
         return bad();
     }
     Ok(())
