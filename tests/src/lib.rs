@@ -166,6 +166,7 @@ macro_rules! conformance_suite {
             leader::leader_watch_follows_the_leader,
             leader::leader_singleton_runs_its_child_on_one_instance,
             leader::leader_singleton_refuses_a_lease_shorter_than_its_stop,
+            leader::leader_renewal_with_a_lost_answer_keeps_the_term,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

@@ -116,6 +116,7 @@ bodies_on_nats!(leader, connected_kv:
     watch_follows_the_leader,
     singleton_runs_its_child_on_one_instance,
     singleton_refuses_a_lease_shorter_than_its_stop,
+    renewal_with_a_lost_answer_keeps_the_term,
 );
 
 /// The `nats.*` settings of the configuration file `file`.

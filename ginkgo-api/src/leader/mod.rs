@@ -475,8 +475,20 @@ async fn renew<R: Runtime>(leadership: Leadership<R>, shared: Arc<Shared>) {
                 shared.changed.notify(usize::MAX);
             }
             Ok(Err(KvError::WrongRevision { .. })) => {
-                tracing::warn!(role = %leadership.role, "leadership lost: another candidate holds the role");
-                return shared.end("taken");
+                // A renewal that reported an error (a timeout, a lost connection) may have
+                // been written all the same: if the key still names this candidate, the term
+                // goes on at that revision, valid only as long as the last confirmed renewal
+                // says; the next renewal confirms it.
+                match leadership.bucket.get(KEY).await {
+                    Ok(Some(entry)) if entry.value == leadership.candidate.as_bytes() => {
+                        tracing::info!(role = %leadership.role, revision = entry.revision, "an earlier renewal was written after all; the term goes on");
+                        shared.lock().revision = entry.revision;
+                    }
+                    _ => {
+                        tracing::warn!(role = %leadership.role, "leadership lost: another candidate holds the role");
+                        return shared.end("taken");
+                    }
+                }
             }
             Ok(Err(err)) => {
                 tracing::warn!(role = %leadership.role, error = %err, "cannot renew the leadership; trying again");

@@ -31,3 +31,8 @@ pub async fn leader_singleton_runs_its_child_on_one_instance<R: Runtime>() {
 pub async fn leader_singleton_refuses_a_lease_shorter_than_its_stop<R: Runtime>() {
     body::singleton_refuses_a_lease_shorter_than_its_stop::<R>(Kv::isolated()).await;
 }
+
+/// A renewal written but answered with an error does not end the term.
+pub async fn leader_renewal_with_a_lost_answer_keeps_the_term<R: Runtime>() {
+    body::renewal_with_a_lost_answer_keeps_the_term::<R>(Kv::isolated()).await;
+}

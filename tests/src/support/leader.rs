@@ -218,3 +218,114 @@ pub async fn singleton_refuses_a_lease_shorter_than_its_stop<R: Runtime>(kv: Kv)
         .expect_err("a lease of 2 × the stop timeout");
     assert!(err.to_string().contains("2.5"), "{err}");
 }
+
+/// A store whose next update is written and then reported as failed, once: what a renewal
+/// whose answer was lost (a timeout, a dropped connection) looks like.
+struct LostAnswer {
+    inner: Kv,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct LostAnswerBucket {
+    inner: ginkgo_api::kv::Bucket,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl ginkgo_api::kv::Store for LostAnswer {
+    fn name(&self) -> &str {
+        "lost-answer"
+    }
+
+    async fn bucket(
+        &self,
+        name: &str,
+        options: &ginkgo_api::kv::BucketOptions,
+    ) -> Result<Arc<dyn ginkgo_api::kv::StoreBucket>, ginkgo_api::kv::KvError> {
+        Ok(Arc::new(LostAnswerBucket {
+            inner: self.inner.bucket(name, options.clone()).await?,
+            armed: self.armed.clone(),
+        }))
+    }
+}
+
+#[async_trait]
+impl ginkgo_api::kv::StoreBucket for LostAnswerBucket {
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<ginkgo_api::kv::Entry>, ginkgo_api::kv::KvError> {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: ginkgo_api::kv::Bytes,
+    ) -> Result<u64, ginkgo_api::kv::KvError> {
+        self.inner.put(key, value).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: ginkgo_api::kv::Bytes,
+    ) -> Result<u64, ginkgo_api::kv::KvError> {
+        self.inner.create(key, value).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: ginkgo_api::kv::Bytes,
+        revision: u64,
+    ) -> Result<u64, ginkgo_api::kv::KvError> {
+        let written = self.inner.update(key, value, revision).await?;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            return Err(ginkgo_api::kv::KvError::Transport(
+                format!("the answer to revision {written} was lost").into(),
+            ));
+        }
+        Ok(written)
+    }
+    async fn delete(
+        &self,
+        key: &str,
+        revision: Option<u64>,
+    ) -> Result<(), ginkgo_api::kv::KvError> {
+        match revision {
+            Some(revision) => self.inner.delete_if(key, revision).await,
+            None => self.inner.delete(key).await,
+        }
+    }
+    async fn watch(&self, pattern: &str) -> Result<ginkgo_api::kv::Watch, ginkgo_api::kv::KvError> {
+        self.inner.watch(pattern).await
+    }
+    async fn entries(&self) -> Result<Vec<ginkgo_api::kv::Entry>, ginkgo_api::kv::KvError> {
+        self.inner.entries().await
+    }
+}
+
+/// A renewal that was written but whose answer was lost does not end the term: the next
+/// renewal finds the key still naming this candidate and goes on from its revision.
+pub async fn renewal_with_a_lost_answer_keeps_the_term<R: Runtime>(kv: Kv) {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lossy = Kv::with_store(Arc::new(LostAnswer {
+        inner: kv,
+        armed: armed.clone(),
+    }));
+    let candidate = Leadership::<R>::new(&lossy, "lossy", LEASE).await.unwrap();
+    let term = candidate.campaign().await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    eventually::<R>("the lost answer happened", Duration::from_secs(5), || {
+        !armed.load(Ordering::SeqCst)
+    })
+    .await;
+    let first = term.revision();
+    // Over two leases: renewals go on past the lost answer.
+    ginkgo_api::time::sleep::<R>(LEASE * 2).await;
+    assert!(!term.is_over(), "a lost answer ended the term");
+    assert!(term.revision() > first + 1, "renewals stopped");
+    assert_eq!(
+        candidate.leader().await.unwrap().as_deref(),
+        Some(candidate.candidate())
+    );
+    term.resign().await.unwrap();
+}
