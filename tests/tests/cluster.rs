@@ -20,11 +20,21 @@ use ginkgo_nats::{Nats, NatsOptions};
 use ginkgo_tests::nats::NatsCluster;
 use ginkgo_tests::process::{Running, alive, dir};
 
+/// One cluster test at a time: each starts three servers (and some processes) of its own, and
+/// the timing of failovers should not depend on how many others share the two cores.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static CLUSTERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CLUSTERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A client connected to one server of the cluster keeps publishing (acknowledged KV puts)
 /// and requesting (to a responder on another server) while that server is killed: it
 /// reconnects to another, requests and puts resume (once the bucket's replicas elected a new
 /// leader, when it was on that server), and every put that was acknowledged is there.
 fn client_survives_the_loss_of_its_server<R: Runtime>() {
+    let _alone = one_at_a_time();
     let mut cluster = NatsCluster::start(3);
     ginkgo_tests::support::run::<R, _>("failover", async {
         // The client knows only node 0; it learns the others from the cluster.
@@ -226,6 +236,7 @@ fn put_setting(cluster: &NatsCluster, node: usize, value: &str) {
 /// leads within the lease.
 #[test]
 fn cluster_example_forms_a_cluster_and_replaces_its_leader() {
+    let _alone = one_at_a_time();
     let cluster = NatsCluster::start(3);
     let example = ginkgo_tests::process::example_with("cluster", "nats");
     let mut instances: Vec<Instance> = (0..3)
@@ -338,6 +349,7 @@ fn holders(markers: &Path) -> Vec<u32> {
 /// seen from outside (marker files, polled every 5 ms); and the role keeps moving.
 #[test]
 fn singleton_never_runs_twice_under_random_kills() {
+    let _alone = one_at_a_time();
     let mut cluster = NatsCluster::start(3);
     let exe = Path::new(env!("CARGO_BIN_EXE_singleton_probe"));
     let markers = dir();
