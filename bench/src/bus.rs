@@ -174,16 +174,10 @@ struct Plain {
     client: async_nats::Client,
 }
 
-impl Side for Plain {
-    fn publish(
-        &self,
-        subject: &str,
-        size: usize,
-        messages: usize,
-        finished: &Receiver<()>,
-    ) -> Result<Duration, String> {
+impl Plain {
+    /// Publishes `messages` of `size` bytes to `subject`, then flushes.
+    fn publish_all(&self, subject: &str, size: usize, messages: usize) -> Result<(), String> {
         let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; size]);
-        let began = Instant::now();
         self.runtime.block_on(async {
             for _ in 0..messages {
                 self.client
@@ -192,7 +186,36 @@ impl Side for Plain {
                     .map_err(|err| err.to_string())?;
             }
             self.client.flush().await.map_err(|err| err.to_string())
-        })?;
+        })
+    }
+}
+
+/// Publishes `messages` of `size` bytes to `subject` through `bus`.
+async fn publish_all<R: Runtime>(
+    bus: &Bus<R>,
+    subject: &str,
+    size: usize,
+    messages: usize,
+) -> Result<(), String> {
+    let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; size]);
+    for _ in 0..messages {
+        bus.publish(subject, payload.clone())
+            .await
+            .map_err(|err| err.to_string())?;
+    }
+    Ok(())
+}
+
+impl Side for Plain {
+    fn publish(
+        &self,
+        subject: &str,
+        size: usize,
+        messages: usize,
+        finished: &Receiver<()>,
+    ) -> Result<Duration, String> {
+        let began = Instant::now();
+        self.publish_all(subject, size, messages)?;
         wait_for(finished, messages)?;
         Ok(began.elapsed())
     }
@@ -250,14 +273,9 @@ impl<R: Runtime> Side for Ginkgo<R> {
         messages: usize,
         finished: &Receiver<()>,
     ) -> Result<Duration, String> {
-        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; size]);
         self.with_bus(async |bus| {
             let began = Instant::now();
-            for _ in 0..messages {
-                bus.publish(subject, payload.clone())
-                    .await
-                    .map_err(|err| err.to_string())?;
-            }
+            publish_all(bus, subject, size, messages).await?;
             // Blocking this thread is fine here: the client runs on other threads.
             wait_for(finished, messages)?;
             Ok(began.elapsed())
@@ -324,30 +342,11 @@ fn plain_side(url: &str) -> Result<Plain, String> {
 }
 
 fn plain_publish(url: &str, messages: usize) -> Result<(), String> {
-    let plain = plain_side(url)?;
-    plain.runtime.block_on(async {
-        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; 64]);
-        for _ in 0..messages {
-            plain
-                .client
-                .publish("ir.count".to_owned(), payload.clone())
-                .await
-                .map_err(|err| err.to_string())?;
-        }
-        plain.client.flush().await.map_err(|err| err.to_string())
-    })
+    plain_side(url)?.publish_all("ir.count", 64, messages)
 }
 
 fn ginkgo_publish<R: Runtime>(url: &str, messages: usize) -> Result<(), String> {
-    Ginkgo::<R>::new(url).with_bus(async |bus| {
-        let payload = ginkgo_api::bus::Bytes::from(vec![b'x'; 64]);
-        for _ in 0..messages {
-            bus.publish("ir.count", payload.clone())
-                .await
-                .map_err(|err| err.to_string())?;
-        }
-        Ok(())
-    })
+    Ginkgo::<R>::new(url).with_bus(async |bus| publish_all(bus, "ir.count", 64, messages).await)
 }
 
 /// Runs the suite and prints its tables.
