@@ -9,5 +9,13 @@
 pub use async_channel as channel;
 pub use async_lock as lock;
 pub use async_lock::{Barrier, Mutex, RwLock, Semaphore};
+
+/// Locks a std mutex, taking it even if a panic poisoned it: for locks whose every change is
+/// made whole under the lock, so the data is consistent whatever panicked elsewhere.
+pub(crate) fn lock_unpoisoned<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 pub use event_listener as event;
 pub use event_listener::{Event, Listener};

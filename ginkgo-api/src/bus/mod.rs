@@ -325,6 +325,13 @@ impl futures_core::Stream for Subscription {
     }
 }
 
+/// 22 random letters and digits: an inbox's or an instance's unique part (as NATS's nuids).
+pub(crate) fn random_token() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(22)
+        .collect()
+}
+
 /// The bus as services use it, on runtime `R` (for the timeouts); cheap to clone.
 pub struct Bus<R> {
     transport: Arc<dyn Transport>,
@@ -507,10 +514,7 @@ impl<R: Runtime> Bus<R> {
 
     /// A fresh subject to receive answers on: `_INBOX.` and 22 random characters.
     pub fn new_inbox(&self) -> String {
-        let token: String = std::iter::repeat_with(fastrand::alphanumeric)
-            .take(22)
-            .collect();
-        format!("_INBOX.{token}")
+        format!("_INBOX.{}", random_token())
     }
 
     /// Publishes `message` as a request and gathers every answer that arrives within

@@ -37,9 +37,7 @@ impl<R: Runtime> Registration<R> {
     /// Registers an instance of `name` (`A-Z a-z 0-9 - _`) at `version` (semantic versioning:
     /// `1.2.3`) on `bus`, with a new random id; both are checked when it starts.
     pub fn new(bus: Bus<R>, name: impl Into<String>, version: impl Into<String>) -> Self {
-        let id: String = std::iter::repeat_with(fastrand::alphanumeric)
-            .take(22)
-            .collect();
+        let id = crate::bus::random_token();
         Self {
             bus,
             instance: Instance {

@@ -3,7 +3,7 @@
 //! when a key is read, watches are bounded channels fed on every write.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::{BucketOptions, Bytes, Entry, KvError, Operation, Store, StoreBucket, Watch};
@@ -72,13 +72,8 @@ impl Drop for Unwatch {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every change is made whole under the lock: one poisoned elsewhere guards a consistent
-    // table.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// Every change is made whole under the lock: one poisoned elsewhere guards a consistent table.
+use crate::sync::lock_unpoisoned as lock;
 
 impl LocalBucket {
     /// The key's last entry (a delete included), if it has not expired.

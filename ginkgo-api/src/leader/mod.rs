@@ -339,9 +339,7 @@ struct TermState {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, TermState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock_unpoisoned(&self.state)
     }
 
     fn end(&self, why: &'static str) {

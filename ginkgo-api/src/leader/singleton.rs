@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Leadership, Term};
@@ -86,11 +86,7 @@ impl<R: Runtime, S> fmt::Debug for Singleton<R, S> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::lock_unpoisoned as lock;
 
 impl<R: Runtime, S: Service> Singleton<R, S> {
     /// A Singleton named `singleton` that campaigns for `role` in `kv` with `lease`, and runs
