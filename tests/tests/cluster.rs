@@ -115,7 +115,20 @@ fn client_survives_the_loss_of_its_server<R: Runtime>() {
             .await
             .unwrap();
         for n in &acknowledged {
-            let entry = bucket.get(&format!("k{n}")).await.unwrap();
+            let key = format!("k{n}");
+            // While the cluster settles after the kill, the JetStream API may answer "no
+            // responders" for a moment: that is no answer, not a lost write, so ask again.
+            let began = Instant::now();
+            let entry = loop {
+                match bucket.get(&key).await {
+                    Ok(entry) => break entry,
+                    Err(err) if began.elapsed() < Duration::from_secs(20) => {
+                        eprintln!("reading {key} again: {err}");
+                        ginkgo_api::time::sleep::<R>(Duration::from_millis(200)).await;
+                    }
+                    Err(err) => panic!("cannot read {key} for 20 s: {err}"),
+                }
+            };
             assert_eq!(
                 entry.map(|e| e.value),
                 Some(n.to_string().into()),
