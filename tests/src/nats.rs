@@ -49,26 +49,33 @@ impl NatsServer {
 
     fn start_with(port: u16, args: &[&str]) -> Self {
         let store = tempfile::tempdir().expect("a store directory");
+        // Its log, to say why when it does not come up.
+        let log_path = store.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("the server's log file");
         let child = Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store.path())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start nats-server");
-        let server = Self {
+        let mut server = Self {
             child,
             port,
             _store: store,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {port} within 15 s"
-            );
+            let exited = server.child.try_wait().expect("the server's status");
+            if exited.is_some() || Instant::now() >= deadline {
+                panic!(
+                    "nats-server {args:?} did not listen on {port} ({}):\n{}",
+                    exited.map_or("within 15 s".to_owned(), |status| status.to_string()),
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -224,4 +231,133 @@ impl Drop for NatsCluster {
             self.kill(n);
         }
     }
+}
+
+/// Decentralized (operator mode) authentication for a test server: an operator, one account
+/// it signs, and users of that account, as `nsc` would make them — JWTs signed with nkeys,
+/// and `.creds` files in the format NATS clients read. Written in a temporary directory,
+/// removed when dropped.
+pub struct Operator {
+    dir: TempDir,
+    operator: nkeys::KeyPair,
+    account: nkeys::KeyPair,
+}
+
+impl Default for Operator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Operator {
+    /// A new operator with one account.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a directory for the operator's files"),
+            operator: nkeys::KeyPair::new_operator(),
+            account: nkeys::KeyPair::new_account(),
+        }
+    }
+
+    /// Writes the server's configuration (the operator's JWT, and the account's JWT preloaded
+    /// in a memory resolver) and returns its path, for `nats-server -c PATH`.
+    pub fn server_config(&self) -> PathBuf {
+        let operator_key = self.operator.public_key();
+        let account_key = self.account.public_key();
+        // The server's own account: JetStream (on in every test server) needs one.
+        let system_key = nkeys::KeyPair::new_account().public_key();
+        let operator = jwt(
+            &self.operator,
+            &operator_key,
+            "ginkgo-test-operator",
+            serde_json::json!({"system_account": system_key, "type": "operator", "version": 2}),
+        );
+        let unlimited = serde_json::json!({
+            "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+            "wildcards": true, "conn": -1, "leaf": -1,
+        });
+        let account = jwt(
+            &self.operator,
+            &account_key,
+            "app",
+            serde_json::json!({"limits": unlimited, "type": "account", "version": 2}),
+        );
+        let system = jwt(
+            &self.operator,
+            &system_key,
+            "SYS",
+            serde_json::json!({"limits": unlimited, "type": "account", "version": 2}),
+        );
+        let operator_file = self.dir.path().join("operator.jwt");
+        std::fs::write(&operator_file, operator).expect("write the operator JWT");
+        let config = self.dir.path().join("server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "operator: \"{}\"\nsystem_account: {system_key}\nresolver: MEMORY\n\
+                 resolver_preload: {{\n  {account_key}: \"{account}\"\n  {system_key}: \"{system}\"\n}}\n",
+                operator_file.display()
+            ),
+        )
+        .expect("write the server configuration");
+        config
+    }
+
+    /// A `.creds` file for a new user of the account, named `name`.
+    pub fn user_creds(&self, name: &str) -> PathBuf {
+        creds_file(&self.dir, &self.account, name)
+    }
+
+    /// A `.creds` file for a user signed by an account the server does not know: well formed,
+    /// and rejected.
+    pub fn stranger_creds(&self, name: &str) -> PathBuf {
+        creds_file(&self.dir, &nkeys::KeyPair::new_account(), name)
+    }
+}
+
+fn creds_file(dir: &TempDir, account: &nkeys::KeyPair, name: &str) -> PathBuf {
+    let user = nkeys::KeyPair::new_user();
+    let claims = serde_json::json!({
+        "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+        "type": "user", "version": 2,
+    });
+    let token = jwt(account, &user.public_key(), name, claims);
+    let seed = user.seed().expect("a user seed");
+    let path = dir.path().join(format!("{name}.creds"));
+    std::fs::write(
+        &path,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{token}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\
+             NKEYs are sensitive and should be treated as secrets.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
+             *************************************************************\n"
+        ),
+    )
+    .expect("write the credentials file");
+    path
+}
+
+/// A NATS JWT (`ed25519-nkey`): `subject`'s claims, issued and signed by `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let issued_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs();
+    let claims = serde_json::json!({
+        "jti": format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        "iat": issued_at,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let header = b64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let body = b64.encode(claims.to_string());
+    let signed = format!("{header}.{body}");
+    let signature = issuer.sign(signed.as_bytes()).expect("sign the JWT");
+    format!("{signed}.{}", b64.encode(signature))
 }

@@ -402,6 +402,38 @@ fn tls_connections_and_their_errors() {
     });
 }
 
+/// Decentralized authentication, as `nsc` sets it up (an operator, an account, a user's
+/// `.creds` file): a valid credentials file connects and the bus works; a well-formed one for
+/// an account the server does not know is refused at once, with the server's verdict.
+#[test]
+fn a_valid_credentials_file_connects_in_operator_mode() {
+    type R = ginkgo_backend_tokio::Tokio;
+    let operator = ginkgo_tests::nats::Operator::new();
+    let config = operator.server_config();
+    let server = NatsServer::start_args(&["-c", config.to_str().expect("a UTF-8 path")]);
+    let creds = operator.user_creds("app");
+    let stranger = operator.stranger_creds("stranger");
+    ginkgo_tests::support::run::<R, _>("operator mode", async {
+        let nats = Nats::<R>::new(NatsOptions::new([server.url()]).credentials_file(&creds));
+        let bus = nats.bus();
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        tree.start()
+            .await
+            .expect("a valid credentials file connects");
+        answers_once::<R>(&bus, "creds.ok", "yes").await;
+        assert!(tree.stop().await.is_clean());
+
+        let nats = Nats::<R>::new(NatsOptions::new([server.url()]).credentials_file(&stranger));
+        let tree = ginkgo_api::service::tree::<R>(nats);
+        let err = tree
+            .start()
+            .await
+            .expect_err("an unknown account is refused");
+        let text = err.to_string().to_lowercase();
+        assert!(text.contains("authorization"), "{err}");
+    });
+}
+
 /// A credentials file that is missing, or is not one, fails the start naming the file.
 #[test]
 fn bad_credentials_files_fail_the_start_naming_them() {
