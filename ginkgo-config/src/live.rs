@@ -72,6 +72,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// Reads the file `path` as [`ConfigBuilder::file`] does, except that the first load takes
+    /// its contents from `text` (what another process had in force: a prefork worker gets its
+    /// master's); reloads read the file.
+    pub fn file_text(mut self, path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
+        self.sources.file = Some(path.into());
+        self.sources.file_text = Some(text.into());
+        self
+    }
+
     /// Adds a `PATH=VALUE` assignment from the command line. It outranks the file and the
     /// environment and survives reloads.
     pub fn set(mut self, assignment: impl Into<String>) -> Self {
@@ -98,8 +107,10 @@ impl ConfigBuilder {
     /// Returns every problem found: unreadable or malformed file (with line and column),
     /// unknown keys (with a suggestion), values of the wrong type, values a validator
     /// rejected. Nothing falls back to a default silently.
-    pub fn load(self) -> Result<Config, ConfigError> {
+    pub fn load(mut self) -> Result<Config, ConfigError> {
         let values = load(&self.sources)?;
+        // Given for the first load only: reloads read the file.
+        self.sources.file_text = None;
         Ok(Config {
             shared: Arc::new(Shared {
                 program: self.program,
@@ -160,6 +171,7 @@ impl Config {
                 cli: Vec::new(),
                 forced: Vec::new(),
                 layer: Vec::new(),
+                file_text: None,
             },
         }
     }
@@ -172,6 +184,12 @@ impl Config {
     /// The config file, if one was given.
     pub fn file(&self) -> Option<PathBuf> {
         lock(&self.shared.sources).file.clone()
+    }
+
+    /// The text of the config file as it was read for the configuration in force: after a
+    /// rejected reload, still the text of the last accepted one. `None` without a file.
+    pub fn file_text(&self) -> Option<Arc<str>> {
+        self.shared.values.load().file_text.clone()
     }
 
     /// The prefix of environment variables read by this configuration.

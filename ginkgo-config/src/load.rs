@@ -32,6 +32,9 @@ pub(crate) struct Sources {
     pub(crate) forced: Vec<(String, toml::Value)>,
     /// A key-value store's layer: (path, value as TOML text, where it came from).
     pub(crate) layer: Vec<(String, String, Source)>,
+    /// The file's text for the first load, given instead of reading the file (what another
+    /// process had in force); reloads read the file.
+    pub(crate) file_text: Option<Arc<str>>,
 }
 
 /// Reads every layer, checks every key and every declared group, and returns the merged
@@ -49,7 +52,13 @@ pub(crate) fn load(sources: &Sources) -> Result<Values, ConfigError> {
         }
     }
     if let Some(file) = &sources.file {
-        read_file(file, &registry, &mut values, &mut problems);
+        read_file(
+            file,
+            sources.file_text.clone(),
+            &registry,
+            &mut values,
+            &mut problems,
+        );
     }
     for (path, raw, source) in &sources.layer {
         assign(
@@ -161,13 +170,21 @@ fn assign(
 
 fn read_file(
     file: &PathBuf,
+    given: Option<Arc<str>>,
     registry: &Registry,
     values: &mut Values,
     problems: &mut Vec<Problem>,
 ) {
     let name: Arc<str> = file.display().to_string().into();
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
+    let read = match given {
+        Some(text) => Ok(text),
+        None => std::fs::read_to_string(file).map(Arc::from),
+    };
+    let text = match read {
+        Ok(text) => {
+            values.file_text = Some(text.clone());
+            text
+        }
         Err(err) => {
             problems.push(Problem::Io {
                 file: name.to_string(),

@@ -1,6 +1,7 @@
 //! The program-wide registry of declared settings, filled by `#[derive(Settings)]`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -113,6 +114,8 @@ inventory::collect!(Group);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Values {
     pub(crate) entries: BTreeMap<String, (toml::Value, Source)>,
+    /// The text of the configuration file these values were read from.
+    pub(crate) file_text: Option<Arc<str>>,
 }
 
 impl Values {

@@ -95,6 +95,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -238,6 +239,9 @@ struct Serve {
     upgrade_from: Option<u32>,
     /// A prefork worker with this number.
     worker: Option<u32>,
+    /// A worker's handover from its master, received before the configuration was loaded
+    /// (it carries the config text the master has in force).
+    worker_handover: Option<upgrade::Handover>,
 }
 
 impl<R: Runtime> Runner<R> {
@@ -379,7 +383,24 @@ impl<R: Runtime> Runner<R> {
                 &format!("error: configuration error: {err}"),
             );
         };
-        let config = match self.load(&cli) {
+        // A worker starts on the configuration its master has in force (which a rejected
+        // reload left in place), not on what is in the file now: it comes with the sockets.
+        let mut worker_handover = None;
+        if cli.worker.is_some() {
+            match upgrade::receive_stdin() {
+                Ok(handover) => worker_handover = Some(handover),
+                Err(err) => {
+                    let err = format!("cannot receive the sockets from the master: {err}");
+                    eprintln!("{}: {err}", self.program);
+                    serve::report(true, &format!("error: {err}"));
+                    return Next::Exit(ExitCode::from(EXIT_FAILURE));
+                }
+            }
+        }
+        let in_force = worker_handover
+            .as_ref()
+            .and_then(|handover| handover.config.clone());
+        let config = match self.load(&cli, in_force) {
             Ok(config) => config,
             Err(err) => {
                 eprintln!("{}: configuration error:\n{err}", self.program);
@@ -413,6 +434,7 @@ impl<R: Runtime> Runner<R> {
                 forwarded: forwarded(&cli),
                 upgrade_from: cli.upgrade_from,
                 worker: cli.worker,
+                worker_handover,
             }),
             Command::Daemon => {
                 daemon::set_umask(settings.get().umask);
@@ -424,6 +446,7 @@ impl<R: Runtime> Runner<R> {
                     forwarded: forwarded(&cli),
                     upgrade_from: cli.upgrade_from,
                     worker: cli.worker,
+                    worker_handover,
                 })
             }
             Command::Start => Next::Command(Box::new(move || {
@@ -479,10 +502,15 @@ impl<R: Runtime> Runner<R> {
         })
     }
 
-    fn load(&self, cli: &Cli) -> Result<Config, ConfigError> {
+    /// Loads the configuration; `in_force` is the file's text as another process (a
+    /// worker's master) has it in force, read in place of the file.
+    fn load(&self, cli: &Cli, in_force: Option<Arc<str>>) -> Result<Config, ConfigError> {
         let mut builder = Config::builder(&self.program);
         if let Some(file) = &cli.config {
-            builder = builder.file(origin().join(file));
+            builder = match in_force {
+                Some(text) => builder.file_text(origin().join(file), text),
+                None => builder.file(origin().join(file)),
+            };
         }
         for assignment in &cli.set {
             builder = builder.set(assignment.clone());
@@ -503,6 +531,7 @@ impl<R: Runtime> Runner<R> {
             forwarded,
             upgrade_from,
             worker,
+            worker_handover,
         } = prepared;
         if let Some(number) = worker {
             // Before the tree is built, so that everything in it can tell which worker it is.
@@ -545,6 +574,7 @@ impl<R: Runtime> Runner<R> {
             exe,
             upgrade_from,
             worker,
+            worker_handover,
             runtime: PhantomData,
         };
         ExitCode::from(serving.run(root).await)

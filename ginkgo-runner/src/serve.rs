@@ -57,6 +57,8 @@ pub(super) struct Serving<'a, R> {
     /// A prefork worker, with this number: it serves the tree on the sockets its master
     /// handed it (on its standard input, a socket pair), and answers its master there.
     pub(super) worker: Option<u32>,
+    /// A worker's handover from its master, already received.
+    pub(super) worker_handover: Option<upgrade::Handover>,
     pub(super) runtime: PhantomData<fn() -> R>,
 }
 
@@ -100,7 +102,7 @@ impl<R: Runtime> Serving<'_, R> {
     }
 
     /// Runs the tree built from `root` until it stops; returns the exit status.
-    pub(super) async fn run(self, root: impl ginkgo_api::service::Service) -> u8 {
+    pub(super) async fn run(mut self, root: impl ginkgo_api::service::Service) -> u8 {
         let drop_to = {
             let s = self.settings.get();
             privileges::Drop {
@@ -118,9 +120,19 @@ impl<R: Runtime> Serving<'_, R> {
             }
         };
         if let Some(number) = self.worker {
+            // Received before the configuration was loaded (`Runner::prepare`).
+            let Some(handover) = self.worker_handover.take() else {
+                report(true, "error: the master's handover was not received");
+                return EXIT_FAILURE;
+            };
             // No pid file, no control socket: those are the master's.
             return self
-                .serve_worker(root, drop_to.is_needed().then_some(privileges), number)
+                .serve_worker(
+                    root,
+                    drop_to.is_needed().then_some(privileges),
+                    number,
+                    handover,
+                )
                 .await;
         }
         let mut handover = match self.upgrade_from.map(upgrade::receive).transpose() {
@@ -531,6 +543,8 @@ impl<R: Runtime> Serving<'_, R> {
                 held.control_socket.try_clone(),
             )?),
             pidfile: Some(duplicate("pid file", held.pidfile.try_clone())?),
+            // The new program reads the files itself: an upgrade picks up a changed config.
+            config: None,
         };
         let mut args = vec![OsString::from(if self.daemon {
             super::daemon::DAEMON

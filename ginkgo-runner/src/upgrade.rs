@@ -53,12 +53,18 @@ pub(super) struct Handover {
     pub(super) control: Option<OwnedFd>,
     /// The pid file, locked.
     pub(super) pidfile: Option<OwnedFd>,
+    /// The text of the config file in force in the sender (a master's, for its workers: a
+    /// worker must start on what the master accepted, not on a file a rejected reload left).
+    pub(super) config: Option<std::sync::Arc<str>>,
 }
 
 impl Handover {
     /// Sends the handover over `pair` in one message.
     fn send(&self, pair: &UnixStream) -> io::Result<()> {
         let mut text = format!("{HEADER}\n");
+        if let Some(config) = &self.config {
+            text.push_str(&format!("config {}\n", config.len()));
+        }
         let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
         for (path, fd) in &self.listeners {
             if path.contains('\n') {
@@ -77,6 +83,9 @@ impl Handover {
         if let Some(fd) = &self.pidfile {
             text.push_str("pidfile\n");
             fds.push(fd.as_fd());
+        }
+        if let Some(config) = &self.config {
+            text.push_str(config);
         }
         if fds.len() > MAX_SOCKETS {
             return Err(io::Error::other(format!(
@@ -121,26 +130,40 @@ impl Handover {
         if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
             return Err(invalid("the sockets handed over did not all arrive"));
         }
-        let text = std::str::from_utf8(&buf[..received.bytes])
-            .map_err(|_| invalid("the handover message is not UTF-8"))?;
-        Self::parse(text, fds)
+        buf.truncate(received.bytes);
+        // A long config text may come in more than one read of the stream.
+        let wanted = Message::split(&buf, fds.len())?.length;
+        while buf.len() < wanted {
+            let mut more = vec![0u8; wanted - buf.len()];
+            let read = rustix::io::read(pair, &mut more)?;
+            if read == 0 {
+                return Err(invalid("the handover message was cut short"));
+            }
+            buf.extend_from_slice(&more[..read]);
+        }
+        Self::parse(&buf, fds)
     }
 
-    /// Pairs the names of the message `text` with the descriptors `fds`, in order.
-    fn parse(text: &str, fds: Vec<OwnedFd>) -> io::Result<Self> {
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(invalid("not a handover message of this version"));
+    /// Pairs the names of the message with the descriptors `fds`, in order.
+    fn parse(message: &[u8], fds: Vec<OwnedFd>) -> io::Result<Self> {
+        let Message {
+            names,
+            config,
+            length,
+        } = Message::split(message, fds.len())?;
+        if message.len() != length {
+            return Err(invalid("the handover message has bytes after its end"));
         }
-        let names: Vec<&str> = lines.collect();
-        if names.len() != fds.len() {
-            return Err(invalid(&format!(
-                "{} names for {} sockets in the handover message",
-                names.len(),
-                fds.len()
-            )));
-        }
-        let mut handover = Self::default();
+        let mut handover = Self {
+            config: config
+                .map(|range| {
+                    std::str::from_utf8(&message[range])
+                        .map(std::sync::Arc::from)
+                        .map_err(|_| invalid("the config text handed over is not UTF-8"))
+                })
+                .transpose()?,
+            ..Self::default()
+        };
         for (name, fd) in names.into_iter().zip(fds) {
             match name {
                 "control" => handover.control = Some(fd),
@@ -153,6 +176,57 @@ impl Handover {
         }
         Ok(handover)
     }
+}
+
+/// The parts of a handover message: a header line, `config LENGTH` if a config text comes,
+/// one line per descriptor, then the config text.
+struct Message<'a> {
+    names: Vec<&'a str>,
+    /// Where the config text is in the message.
+    config: Option<std::ops::Range<usize>>,
+    /// The length of the whole message.
+    length: usize,
+}
+
+impl<'a> Message<'a> {
+    /// Splits the start of `message`, which names `count` descriptors; the config text may
+    /// not have arrived yet (`length` says how long the whole is).
+    fn split(message: &'a [u8], count: usize) -> io::Result<Self> {
+        let mut at = 0;
+        if next_line(message, &mut at)? != HEADER {
+            return Err(invalid("not a handover message of this version"));
+        }
+        let mut config_length = None;
+        if message[at..].starts_with(b"config ") {
+            let length = &next_line(message, &mut at)?["config ".len()..];
+            config_length = Some(
+                length
+                    .parse::<usize>()
+                    .map_err(|_| invalid(&format!("a bad config length {length:?}")))?,
+            );
+        }
+        let names = (0..count)
+            .map(|_| next_line(message, &mut at))
+            .collect::<io::Result<Vec<_>>>()?;
+        let config = config_length.map(|length| at..at + length);
+        let length = config.as_ref().map_or(at, |range| range.end);
+        Ok(Self {
+            names,
+            config,
+            length,
+        })
+    }
+}
+
+/// The line of `message` at `at` (without its line break), moving `at` past it.
+fn next_line<'a>(message: &'a [u8], at: &mut usize) -> io::Result<&'a str> {
+    let rest = &message[*at..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| invalid("the handover message is cut short"))?;
+    *at += end + 1;
+    std::str::from_utf8(&rest[..end]).map_err(|_| invalid("the handover message is not UTF-8"))
 }
 
 fn invalid(message: &str) -> io::Error {
@@ -389,6 +463,7 @@ mod tests {
             listeners: vec![("Root/web".to_owned(), OwnedFd::from(web))],
             control: Some(OwnedFd::from(control)),
             pidfile: None,
+            config: None,
         };
         handover.send(&ours).unwrap();
         let received = Handover::receive(theirs.as_fd()).unwrap();
@@ -403,15 +478,45 @@ mod tests {
     #[test]
     fn broken_messages_are_refused() {
         let fd = || OwnedFd::from(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-        assert!(Handover::parse("something else\n", vec![]).is_err());
-        assert!(Handover::parse(&format!("{HEADER}\ncontrol\n"), vec![]).is_err());
-        assert!(Handover::parse(&format!("{HEADER}\nsecret\n"), vec![fd()]).is_err());
-        let ok = Handover::parse(
+        let parse = |text: &str, fds| Handover::parse(text.as_bytes(), fds);
+        assert!(parse("something else\n", vec![]).is_err());
+        assert!(parse(&format!("{HEADER}\ncontrol\n"), vec![]).is_err());
+        assert!(parse(&format!("{HEADER}\nsecret\n"), vec![fd()]).is_err());
+        // A config text longer or shorter than it says.
+        assert!(parse(&format!("{HEADER}\nconfig 3\nab"), vec![]).is_err());
+        assert!(parse(&format!("{HEADER}\nconfig 1\nab"), vec![]).is_err());
+        assert!(parse(&format!("{HEADER}\nconfig x\n"), vec![]).is_err());
+        let ok = parse(
             &format!("{HEADER}\nlistener Root/a b\npidfile\n"),
             vec![fd(), fd()],
         )
         .unwrap();
         assert_eq!(ok.listeners[0].0, "Root/a b");
         assert!(ok.pidfile.is_some());
+        assert!(ok.config.is_none());
+    }
+
+    /// A worker's handover carries its master's config text, whole, even when it is longer
+    /// than one read of the stream, and with line breaks of its own.
+    #[test]
+    fn a_config_text_arrives_whole_after_the_names() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let text: String = (0..20_000)
+            .map(|n| format!("# line {n} — pas de problème\n"))
+            .collect();
+        assert!(text.len() > 256 * 1024);
+        let handover = Handover {
+            listeners: vec![("Root/web".to_owned(), OwnedFd::from(web))],
+            config: Some(text.as_str().into()),
+            ..Handover::default()
+        };
+        // The message is larger than the pair's buffer: the sender blocks until it is read.
+        let sender = std::thread::spawn(move || handover.send(&ours));
+        let received = Handover::receive(theirs.as_fd()).unwrap();
+        sender.join().unwrap().unwrap();
+        assert_eq!(received.listeners.len(), 1);
+        assert_eq!(received.listeners[0].0, "Root/web");
+        assert_eq!(received.config.as_deref(), Some(text.as_str()));
     }
 }

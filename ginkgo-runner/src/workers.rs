@@ -17,7 +17,9 @@
 //!   them, to start replacements from the program file. systemd talks to the master only
 //!   (`NOTIFY_SOCKET` and the socket activation variables are not passed on).
 //! - **Supervision:** a worker that exits is started again, at once the first time and then
-//!   after a doubling delay (100 ms up to 5 s), at most `worker_max_restarts` times within
+//!   after a doubling delay (100 ms up to 5 s), on the configuration the master has in force
+//!   (the config file's text as it last accepted it, handed over with the sockets, so a file a
+//!   rejected reload left broken does not stop a replacement), at most `worker_max_restarts` times within
 //!   `worker_restart_window`; one more and the master stops every worker and exits 1, naming
 //!   the worker and how it exited.
 //! - **Reload** (SIGHUP or `reload`): the master loads the configuration first; only if it is
@@ -171,15 +173,12 @@ impl<R: Runtime> Serving<'_, R> {
         root: impl ginkgo_api::service::Service,
         privileges: Option<privileges::Resolved>,
         number: u32,
+        handover: upgrade::Handover,
     ) -> u8 {
         let fail = |message: String| {
             tracing::error!(worker = number, "{message}");
             report(true, &format!("error: {message}"));
             EXIT_FAILURE
-        };
-        let handover = match upgrade::receive_stdin() {
-            Ok(handover) => handover,
-            Err(err) => return fail(format!("cannot receive the sockets from the master: {err}")),
         };
         let pair = match upgrade::pair_on_stdin() {
             Ok(pair) => pair,
@@ -365,6 +364,7 @@ impl<R: Runtime> Serving<'_, R> {
             events,
             start_limit: settings.upgrade_timeout.0,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            config: self.config.clone(),
         };
         tracing::info!(
             workers = count,
@@ -742,6 +742,8 @@ struct Master {
     start_limit: Duration,
     /// Set once the master stops: nothing is started any more.
     stopping: std::sync::atomic::AtomicBool,
+    /// The master's configuration: each worker starts on the file text it has in force.
+    config: ginkgo_config::Config,
 }
 
 impl Master {
@@ -750,6 +752,7 @@ impl Master {
         exe: &std::path::Path,
         args: &[OsString],
         sockets: &[(String, OwnedFd)],
+        config: Option<Arc<str>>,
         number: u32,
         limit: Duration,
     ) -> Result<(Child, UnixStream), String> {
@@ -759,6 +762,7 @@ impl Master {
             listeners,
             control: None,
             pidfile: None,
+            config,
         };
         let mut args = args.to_vec();
         args.push(OsString::from(format!("--{WORKER}")));
@@ -775,11 +779,11 @@ impl Master {
             .map(|number| {
                 let (exe, args, sockets) =
                     (self.exe.clone(), self.args.clone(), self.sockets.clone());
-                let limit = self.start_limit;
+                let (config, limit) = (self.config.file_text(), self.start_limit);
                 (
                     number,
                     ginkgo_api::spawn_blocking::<R, _, _>(move || {
-                        Self::start_blocking(&exe, &args, &sockets, number, limit)
+                        Self::start_blocking(&exe, &args, &sockets, config, number, limit)
                     }),
                 )
             })
@@ -808,10 +812,10 @@ impl Master {
         }
         self.pool.set_state(number, "starting");
         let (exe, args, sockets) = (self.exe.clone(), self.args.clone(), self.sockets.clone());
-        let limit = self.start_limit;
+        let (config, limit) = (self.config.file_text(), self.start_limit);
         let events = self.events.clone();
         drop(ginkgo_api::spawn_blocking::<R, _, _>(move || {
-            let outcome = Self::start_blocking(&exe, &args, &sockets, number, limit);
+            let outcome = Self::start_blocking(&exe, &args, &sockets, config, number, limit);
             let _ = events.send_blocking(Event::Started { number, outcome });
         }));
     }

@@ -316,6 +316,36 @@ fn reload_applies_a_valid_file_and_notifies() {
     assert!(waited.is_none());
 }
 
+/// The file text in force: what was read, kept through a rejected reload; a configuration
+/// can start on a text given in place of the file (a worker on its master's), naming the
+/// file, and reloads read the file.
+#[test]
+fn the_file_text_in_force_survives_a_rejected_reload_and_can_be_given() {
+    let good = "[numbers]\nrate_per_minute = 10\n";
+    let path = file(good);
+    let config = builder().file(&path).load().expect("load");
+    assert_eq!(config.file_text().as_deref(), Some(good));
+    std::fs::write(&path, "[numbers]\nrate_per_minute = 0\n").expect("break");
+    assert!(config.reload().is_err());
+    assert_eq!(config.file_text().as_deref(), Some(good));
+
+    // The file is broken now; the text in force is given instead, for the first load.
+    let given = builder()
+        .file_text(&path, config.file_text().expect("a text"))
+        .load()
+        .expect("loads the text given, not the file");
+    let numbers = given.get::<Numbers>().expect("numbers");
+    assert_eq!(numbers.get().rate_per_minute, 10);
+    let (_, source) = given.value("numbers.rate_per_minute").expect("set");
+    assert_eq!(source.to_string(), format!("{}:2:19", path.display()));
+    // A reload reads the file: still broken, rejected, the given text stays in force.
+    assert!(given.reload().is_err());
+    assert_eq!(numbers.get().rate_per_minute, 10);
+    std::fs::write(&path, "[numbers]\nrate_per_minute = 12\n").expect("fix");
+    given.reload().expect("the fixed file");
+    assert_eq!(numbers.get().rate_per_minute, 12);
+}
+
 #[test]
 fn failed_reload_keeps_every_old_value() {
     let path = file("verbose = true\n[numbers]\nrate_per_minute = 10\nbind = \"a:1\"\n");

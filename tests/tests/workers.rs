@@ -245,7 +245,8 @@ fn tolerant_traffic(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle
 }
 
 /// `reload` with a broken file: rejected by the master, naming the error; no worker reloads
-/// (their log says nothing of a reload). Fixed, `reload` reports each worker's answer.
+/// (their log says nothing of a reload), and a worker that dies meanwhile is replaced on the
+/// configuration in force. Fixed, `reload` reports each worker's answer.
 fn bad_reload_reaches_no_worker(backend: &'static str) {
     let port = free_port();
     let good = format!("workers = 2\n{}", config(port, ""));
@@ -266,6 +267,12 @@ fn bad_reload_reaches_no_worker(backend: &'static str) {
         "a worker reloaded: {}",
         daemon.log()
     );
+    // The broken file is still there: a worker that dies now is replaced on the
+    // configuration the master has in force, not on the file.
+    kill(pids[0]);
+    let pids = ready_workers(&daemon, &[pids[0]]);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("still serving");
+    round_trip(&mut stream, b"served by the workers in force\n").expect("echo");
     daemon.write_config(&good.replace("[echo]", "loglevel = \"debug\"\n[echo]"));
     let reloaded = daemon.cmd(&["reload"]);
     assert_eq!(reloaded.status.code(), Some(0), "{}", text(&reloaded));
