@@ -189,11 +189,18 @@ impl<R: Runtime> Serving<'_, R> {
             Ok(notifier) => notifier,
             Err(err) => return fail(format!("NOTIFY_SOCKET is unusable: {err}")),
         };
-        let mut signals =
-            match Signals::new(&[Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1]) {
-                Ok(signals) => signals,
-                Err(err) => return fail(format!("cannot listen for signals: {err}")),
-            };
+        // SIGUSR2 too, to ignore it: an upgrade is the master's (`systemctl kill`, say, sends
+        // to every process of the unit), and its default action would end the worker.
+        let mut signals = match Signals::new(&[
+            Signal::Term,
+            Signal::Int,
+            Signal::Hup,
+            Signal::Usr1,
+            Signal::Usr2,
+        ]) {
+            Ok(signals) => signals,
+            Err(err) => return fail(format!("cannot listen for signals: {err}")),
+        };
         // The sockets and their files are the master's.
         handoff::set_keep_socket_files(true);
         handoff::inherit(handover.listeners);
@@ -286,6 +293,12 @@ impl<R: Runtime> Serving<'_, R> {
                     }
                 }
                 Event::Signal(Some(Signal::Usr1)) => self.reopen_log(),
+                Event::Signal(Some(Signal::Usr2)) => {
+                    tracing::info!(
+                        worker = number,
+                        "SIGUSR2 ignored: upgrades are the master's (send it to the master's pid)"
+                    );
+                }
                 Event::Signal(Some(signal)) => {
                     tracing::info!(worker = number, %signal, "stopping");
                     return self.stop(tree, signals, notifier, false).await;
@@ -686,22 +699,31 @@ fn describe(status: &io::Result<ExitStatus>) -> String {
 
 /// The name of a signal that ends processes, or its number.
 fn signal_name(number: i32) -> String {
-    let name = match number {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => return format!("signal {number}"),
-    };
-    name.to_owned()
+    use rustix::process::Signal as S;
+    // By the platform's numbers (SIGBUS and SIGUSR1, say, differ between Linux and the BSDs).
+    let names = [
+        (S::HUP, "SIGHUP"),
+        (S::INT, "SIGINT"),
+        (S::QUIT, "SIGQUIT"),
+        (S::ILL, "SIGILL"),
+        (S::ABORT, "SIGABRT"),
+        (S::BUS, "SIGBUS"),
+        (S::FPE, "SIGFPE"),
+        (S::KILL, "SIGKILL"),
+        (S::USR1, "SIGUSR1"),
+        (S::SEGV, "SIGSEGV"),
+        (S::USR2, "SIGUSR2"),
+        (S::PIPE, "SIGPIPE"),
+        (S::ALARM, "SIGALRM"),
+        (S::TERM, "SIGTERM"),
+    ];
+    names
+        .iter()
+        .find(|(signal, _)| signal.as_raw() == number)
+        .map_or_else(
+            || format!("signal {number}"),
+            |(_, name)| (*name).to_owned(),
+        )
 }
 
 /// Duplicates of `sockets`, by service path.
@@ -1263,5 +1285,11 @@ mod tests {
             describe(&Ok(ExitStatus::from_raw(9))),
             "was killed by SIGKILL"
         );
+        let usr2 = rustix::process::Signal::USR2.as_raw();
+        assert_eq!(
+            describe(&Ok(ExitStatus::from_raw(usr2))),
+            "was killed by SIGUSR2"
+        );
+        assert_eq!(signal_name(200), "signal 200");
     }
 }

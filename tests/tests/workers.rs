@@ -415,6 +415,34 @@ fn workers_drop_privileges(backend: &'static str) {
     round_trip(&mut echo, b"as nobody\n").expect("echo");
 }
 
+/// SIGUSR2 sent to a worker (as `systemctl kill -s USR2` sends it to every process of the
+/// unit) is ignored there, with a word in the log: the worker serves on, not replaced.
+fn sigusr2_to_a_worker_is_ignored(backend: &'static str) {
+    let port = free_port();
+    let daemon = with_workers(backend, port, "");
+    daemon.start();
+    let pids = ready_workers(&daemon, &[]);
+    let worker =
+        rustix::process::Pid::from_raw(i32::try_from(pids[0]).expect("a pid")).expect("not 0");
+    rustix::process::kill_process(worker, rustix::process::Signal::USR2).expect("SIGUSR2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.log().contains("SIGUSR2 ignored") {
+        assert!(
+            Instant::now() < deadline,
+            "no word of SIGUSR2: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ready_workers(&daemon, &[]), pids, "a worker was replaced");
+    let (_, status) = workers(&daemon);
+    assert!(!status.contains(" restarts 1\n"), "{status}");
+    let mut echo = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    echo.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    round_trip(&mut echo, b"after SIGUSR2\n").expect("echo");
+}
+
 /// SIGKILL to `pid`.
 fn kill(pid: u32) {
     let pid = rustix::process::Pid::from_raw(i32::try_from(pid).expect("a pid")).expect("not 0");
@@ -491,6 +519,7 @@ fn is_root() -> bool {
 ginkgo_tests::on_every_backend!(
     two_workers_share_the_listeners,
     killed_worker_is_replaced,
+    sigusr2_to_a_worker_is_ignored,
     bad_reload_reaches_no_worker,
     upgrades_replace_master_and_workers,
     too_many_worker_exits_stop_the_master,
