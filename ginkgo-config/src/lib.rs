@@ -47,6 +47,7 @@
 
 mod duration;
 mod error;
+mod file_mode;
 mod live;
 mod load;
 mod registry;
@@ -55,6 +56,7 @@ mod template;
 
 pub use duration::Duration;
 pub use error::{ConfigError, IoError, Problem};
+pub use file_mode::FileMode;
 pub use live::{Config, ConfigBuilder, Entry, Live, env_prefix};
 pub use registry::{SettingInfo, Values, settings};
 pub use source::Source;

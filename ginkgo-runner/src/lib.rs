@@ -437,7 +437,7 @@ impl<R: Runtime> Runner<R> {
                 worker_handover,
             }),
             Command::Daemon => {
-                daemon::set_umask(settings.get().umask);
+                daemon::set_umask(settings.get().umask.0);
                 Next::Serve(Serve {
                     config,
                     settings,

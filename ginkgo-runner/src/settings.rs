@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ginkgo_config::Duration;
+use ginkgo_config::{Duration, FileMode};
 
 /// Settings every ginkgo program has, at the top level (Ginkgo's built-in settings).
 #[derive(ginkgo_macros::Settings, Debug)]
@@ -27,9 +27,9 @@ pub struct RunnerSettings {
     pub user: Option<String>,
     /// The group to run as (default: the user's primary group).
     pub group: Option<String>,
-    /// The file mode mask of a daemon, such as 0o027.
-    #[setting(default = 0o027, validate = check_umask)]
-    pub umask: u32,
+    /// The file mode mask of a daemon, in octal, such as "0o027" (at most 0o777).
+    #[setting(default = FileMode(0o027), validate = check_umask)]
+    pub umask: FileMode,
     /// A directory to chroot into after the services have started (needs root).
     pub chroot: Option<PathBuf>,
     /// How long a graceful stop may take in all before the program exits anyway.
@@ -161,11 +161,11 @@ impl std::fmt::Display for LogFormat {
     }
 }
 
-fn check_umask(mask: &u32) -> Result<(), String> {
-    if *mask <= 0o777 {
+fn check_umask(mask: &FileMode) -> Result<(), String> {
+    if mask.0 <= 0o777 {
         Ok(())
     } else {
-        Err(format!("must be at most 0o777, got 0o{mask:o}"))
+        Err(format!("must be at most 0o777, got {mask}"))
     }
 }
 

@@ -40,6 +40,29 @@ fn config_lists_every_setting_with_value_and_source() {
         path.display()
     )), "{listing}");
     assert!(listing.contains("loglevel = \"info\""), "{listing}");
+    // File modes in octal, as umask(1) writes them.
+    assert!(
+        listing.contains("umask = \"0o027\"\n    type: FileMode    default: \"0o027\""),
+        "{listing}"
+    );
+    let octal = run(&["-s", "umask=077", "check"]);
+    assert_eq!(octal.status.code(), Some(0), "{}", text(&octal.stderr));
+    let too_wide = run(&["-s", "umask=1777", "check"]);
+    assert_eq!(too_wide.status.code(), Some(78));
+    assert!(
+        text(&too_wide.stderr).contains("umask: must be at most 0o777, got 0o1777"),
+        "{}",
+        text(&too_wide.stderr)
+    );
+    // An integer would be read as decimal: refused, saying how to write it.
+    let integer = file("umask = 22\n");
+    let refused = run(&["-c", integer.to_str().expect("utf-8"), "check"]);
+    assert_eq!(refused.status.code(), Some(78));
+    assert!(
+        text(&refused.stderr).contains("write a file mode as octal text"),
+        "{}",
+        text(&refused.stderr)
+    );
 }
 
 #[test]
