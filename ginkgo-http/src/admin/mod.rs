@@ -149,6 +149,9 @@ fn readyz(tree: &ServiceHandle) -> Response<Full<Bytes>> {
     snapshot.walk(&mut |service| {
         if service.state != ginkgo_api::service::State::Ready {
             waiting.push(format!("{} ({})", service.path, service.state));
+        } else if !service.ready {
+            // Started, but it said it is not ready (a client while disconnected).
+            waiting.push(format!("{} (not ready)", service.path));
         }
     });
     let body = format!("not ready: {}", waiting.join(", "));
