@@ -170,6 +170,9 @@ pub struct Seen {
     pub resent: u64,
     /// Connections opened.
     pub connections: u64,
+    /// Fresh connections that failed their one message: must stay empty. Each says which
+    /// message, the error and when (since the clients started), to find in the daemon's log.
+    pub failed: Vec<String>,
 }
 
 /// Clients until `stop` is set: one connecting anew for every message, one keeping its
@@ -177,6 +180,7 @@ pub struct Seen {
 /// is distinct, so an echo from the wrong stream would show.
 pub fn traffic(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Seen> {
     std::thread::spawn(move || {
+        let began = std::time::Instant::now();
         let mut seen = Seen::default();
         let connect = |seen: &mut Seen| match TcpStream::connect(("127.0.0.1", port)) {
             Ok(stream) => {
@@ -199,9 +203,15 @@ pub fn traffic(port: u16, stop: Arc<AtomicBool>) -> JoinHandle<Seen> {
             let message = format!("message {n} {}\n", "x".repeat((n % 97) as usize));
             // A fresh connection for this message.
             if let Some(mut fresh) = connect(&mut seen) {
+                let sent = began.elapsed();
+                let local = fresh.local_addr().map(|addr| addr.port()).unwrap_or(0);
                 match round_trip(&mut fresh, message.as_bytes()) {
                     Ok(()) => seen.echoed += 1,
-                    Err(err) => panic!("a fresh connection failed its one message: {err}"),
+                    Err(err) => seen.failed.push(format!(
+                        "message {n} on a fresh connection from port {local}, sent at {sent:?}: \
+                         {err} after {:?}",
+                        began.elapsed() - sent
+                    )),
                 }
             }
             // The kept connection: resend on a new one if the old server closed it.

@@ -37,9 +37,10 @@ fn upgrades_under_traffic_refuse_nothing(backend: &'static str) {
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
     let seen = clients.join().expect("the clients");
-    assert_eq!(seen.refused, 0, "{seen:?}");
-    assert!(seen.echoed > 20, "too little traffic to tell: {seen:?}");
     let log = daemon.log();
+    assert!(seen.failed.is_empty(), "{seen:?}\n{log}");
+    assert_eq!(seen.refused, 0, "{seen:?}\n{log}");
+    assert!(seen.echoed > 20, "too little traffic to tell: {seen:?}");
     for pid in &pids[1..] {
         assert!(
             log.contains(&format!("ready; took over from the old process pid={pid}")),

@@ -320,6 +320,7 @@ fn upgrades_replace_master_and_workers(backend: &'static str) {
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
     let seen = clients.join().expect("the clients");
+    assert!(seen.failed.is_empty(), "{seen:?}\n{}", daemon.log());
     assert_eq!(seen.refused, 0, "{seen:?}");
     assert!(seen.echoed > 20, "too little traffic to tell: {seen:?}");
 }
