@@ -265,9 +265,20 @@ impl<R: Runtime> Serving<'_, R> {
         }
 
         let tree = ginkgo_api::service::tree::<R>(root);
-        if let Err(failure) = tree.start().await {
-            eprintln!("{}: {failure}", self.program);
-            return fail(format!("start failed: {failure}"));
+        match start_answering_stop(&tree, &mut signals).await {
+            Started::Ready => {}
+            Started::Failed(failure) => {
+                eprintln!("{}: {failure}", self.program);
+                return fail(format!("start failed: {failure}"));
+            }
+            Started::Stopped(signal) => {
+                // Stopped as asked; whoever waits for the start hears why it never came.
+                report(
+                    self.reports(),
+                    &format!("error: stopped by {signal} while starting"),
+                );
+                return 0;
+            }
         }
         if let Some(privileges) = &privileges
             && let Err(err) = privileges.apply()
@@ -682,6 +693,71 @@ async fn reload_services(tree: &ServiceHandle) -> Result<(), String> {
     })?;
     tracing::info!("services reloaded");
     Ok(())
+}
+
+/// How a start that SIGTERM or SIGINT could interrupt ended.
+pub(super) enum Started {
+    /// The tree is ready.
+    Ready,
+    /// It failed to start, for this reason.
+    Failed(String),
+    /// A stop signal came first: the start was cancelled and the tree stopped.
+    Stopped(Signal),
+}
+
+/// Starts `tree` while answering SIGTERM and SIGINT: a stop asked for during a slow start
+/// cancels it (a Kubernetes pod deleted while starting, an upgrade's late new process) rather
+/// than waiting for it. Other signals that come meanwhile are raised again once the start is
+/// over, for the serving loop to answer.
+pub(super) async fn start_answering_stop<R: Runtime>(
+    tree: &ServiceHandle,
+    signals: &mut Signals<R>,
+) -> Started {
+    let mut starting = ginkgo_api::spawn::<R, _>({
+        let tree = tree.clone();
+        async move { tree.start().await }
+    });
+    let mut deferred = Vec::new();
+    let outcome = loop {
+        enum Next {
+            Done(Result<Result<(), ginkgo_api::service::Failure>, ginkgo_api::JoinError>),
+            Signal(Option<Signal>),
+        }
+        let next = or(async { Next::Done((&mut starting).await) }, async {
+            Next::Signal(signals.recv().await)
+        })
+        .await;
+        match next {
+            Next::Done(Ok(Ok(()))) => break Started::Ready,
+            Next::Done(Ok(Err(failure))) => break Started::Failed(failure.to_string()),
+            // The start contains the services' panics; this is the task itself lost.
+            Next::Done(Err(err)) => break Started::Failed(format!("the start task ended: {err}")),
+            Next::Signal(Some(signal @ (Signal::Term | Signal::Int))) => {
+                tracing::info!(%signal, "stopping while starting: the start is cancelled");
+                let report = tree.stop().await;
+                if !report.is_clean() {
+                    tracing::warn!(%report, "stopped while starting, not cleanly");
+                }
+                let _ = starting.await;
+                break Started::Stopped(signal);
+            }
+            Next::Signal(Some(signal)) => deferred.push(signal),
+            Next::Signal(None) => {
+                let outcome = (&mut starting).await;
+                break match outcome {
+                    Ok(Ok(())) => Started::Ready,
+                    Ok(Err(failure)) => Started::Failed(failure.to_string()),
+                    Err(err) => Started::Failed(format!("the start task ended: {err}")),
+                };
+            }
+        }
+    };
+    for signal in deferred {
+        if let Err(err) = signal.raise() {
+            tracing::warn!(%signal, %err, "could not raise a signal that came while starting");
+        }
+    }
+    outcome
 }
 
 /// The exit status once the tree ended by itself in `state` (failed: 1, said to the log and

@@ -46,7 +46,9 @@ use super::control::{self, Request};
 use super::notify::Notifier;
 use super::pidfile::Pidfile;
 use super::privileges;
-use super::serve::{HANDOVER_GRACE, Held, Serving, detach_stdin, report, tree_ended};
+use super::serve::{
+    HANDOVER_GRACE, Held, Serving, Started, detach_stdin, report, start_answering_stop, tree_ended,
+};
 use super::upgrade::{self, Handover, Successor};
 use crate::{EXIT_FAILURE, one_line};
 use ginkgo_api::Runtime;
@@ -205,8 +207,14 @@ impl<R: Runtime> Serving<'_, R> {
         handoff::set_keep_socket_files(true);
         handoff::inherit(handover.listeners);
         let tree = ginkgo_api::service::tree::<R>(root);
-        if let Err(failure) = tree.start().await {
-            return fail(format!("start failed: {failure}"));
+        match start_answering_stop(&tree, &mut signals).await {
+            Started::Ready => {}
+            Started::Failed(failure) => return fail(format!("start failed: {failure}")),
+            Started::Stopped(signal) => {
+                tracing::info!(worker = number, %signal, "stopped while starting");
+                report(true, &format!("error: stopped by {signal} while starting"));
+                return 0;
+            }
         }
         if let Some(privileges) = &privileges
             && let Err(err) = privileges.apply()

@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             service::tree_start_stop_reload_order,
             service::start_before_runs_hook_first,
             service::start_not_ready_does_not_wait,
+            service::stop_cancels_a_start_under_way,
             service::ready_timeout,
             service::failed_start_rolls_back_siblings,
             service::stop_timeout_aborts_task,

@@ -367,8 +367,64 @@ fn udp_socket_is_handed_over(backend: &'static str) {
     }
 }
 
+/// SIGTERM while the tree is still starting (a pod deleted during a slow start): the start
+/// is cancelled and the daemon stops at once instead of after its 30 s start; `start` says
+/// why the daemon never became ready, and the pid file and control socket are gone.
+fn sigterm_during_a_slow_start_stops_at_once(backend: &'static str) {
+    let port = free_port();
+    let daemon = std::sync::Arc::new(new_daemon(
+        backend,
+        &config(port, "start_delay = \"30s\"\n"),
+    ));
+    let starting = std::thread::spawn({
+        let daemon = daemon.clone();
+        move || daemon.cmd(&["start"])
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        // The pid file is written before the tree starts; the server listens early too.
+        if let Ok(text) = std::fs::read_to_string(daemon.pidfile())
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not begin to start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let began = Instant::now();
+    Signal::Term.send_to(pid).expect("SIGTERM");
+    let started = starting.join().expect("the start command");
+    assert_ne!(started.status.code(), Some(0), "{}", text(&started));
+    assert!(
+        text(&started).contains("stopped by SIGTERM while starting"),
+        "{}",
+        text(&started)
+    );
+    while alive(pid) {
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "still running {:?} after SIGTERM, in its 30 s start",
+            began.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!daemon.pidfile().exists() && !daemon.socket().exists());
+    assert!(
+        daemon
+            .log()
+            .contains("stopping while starting: the start is cancelled"),
+        "{}",
+        daemon.log()
+    );
+}
+
 ginkgo_tests::on_every_backend!(
     upgrades_under_traffic_refuse_nothing,
+    sigterm_during_a_slow_start_stops_at_once,
     upgrade_with_a_broken_configuration_rolls_back,
     slow_upgrades_time_out_and_a_second_is_refused,
     sigusr2_and_restart_upgrade,

@@ -74,6 +74,9 @@ pub enum Cause {
     },
     /// The `start` hook plus readiness took longer than the start timeout.
     StartTimeout(Duration),
+    /// The service was asked to stop while it was starting: its start hook (or the wait for
+    /// readiness) was cancelled and what had started was stopped.
+    StartCancelled,
     /// The `stop` or `reload` hook took longer than its limit and was cancelled.
     HookTimeout {
         /// Which hook.
@@ -148,6 +151,7 @@ impl fmt::Display for Failure {
                 f,
                 "not ready within its start timeout of {limit:?} (raise Options::start_timeout if it needs longer)"
             ),
+            Cause::StartCancelled => f.write_str("stopped while starting: the start was cancelled"),
             Cause::HookTimeout { hook, limit } => {
                 write!(
                     f,

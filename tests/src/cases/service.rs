@@ -996,3 +996,96 @@ pub async fn start_not_ready_does_not_wait<R: Runtime>() {
     assert!(late.snapshot().ready);
     late.stop().await;
 }
+
+/// A stop asked for while the tree is starting does not wait for the start: a start hook
+/// that would take a minute, and a service that never says it is ready, are cancelled; the
+/// stop is clean and quick, and the start fails saying it was cancelled.
+pub async fn stop_cancels_a_start_under_way<R: Runtime>() {
+    /// A child whose start hook takes a minute, or that never becomes ready.
+    struct Slow {
+        never_ready: bool,
+    }
+
+    #[async_trait]
+    impl Service for Slow {
+        fn name(&self) -> &str {
+            if self.never_ready { "unready" } else { "slow" }
+        }
+
+        fn options(&self) -> Options {
+            Options::default().start_timeout(Duration::from_secs(60))
+        }
+
+        async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+            if self.never_ready {
+                ctx.not_ready();
+            } else {
+                ctx.sleep(Duration::from_secs(60)).await;
+            }
+            Ok(())
+        }
+    }
+
+    struct Parent {
+        never_ready: bool,
+    }
+
+    #[async_trait]
+    impl Service for Parent {
+        fn name(&self) -> &str {
+            "parent"
+        }
+
+        fn options(&self) -> Options {
+            Options::default().start_timeout(Duration::from_secs(60))
+        }
+
+        fn init(&mut self, ctx: &Context) {
+            ctx.add_child(Slow {
+                never_ready: self.never_ready,
+            });
+        }
+    }
+
+    for never_ready in [false, true] {
+        let tree = tree::<R>(Parent { never_ready });
+        let starting = ginkgo_api::spawn::<R, _>({
+            let tree = tree.clone();
+            async move { tree.start().await }
+        });
+        let child = tree.children().pop().expect("the child");
+        reach::<R>(&child, State::Starting).await;
+        let began = Instant::now();
+        let report = timeout::<R, _>(LIMIT, tree.stop())
+            .await
+            .expect("the stop did not wait for the start");
+        assert!(report.is_clean(), "{report}");
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+        let failure = starting
+            .await
+            .expect("the start task")
+            .expect_err("a cancelled start fails");
+        assert!(
+            matches!(failure.root_cause().cause(), Cause::StartCancelled),
+            "{failure}"
+        );
+        assert!(
+            failure.to_string().contains("stopped while starting"),
+            "{failure}"
+        );
+        assert_eq!(tree.state(), State::Stopped);
+        assert_eq!(child.state(), State::Stopped);
+        // It starts again normally afterwards (then is stopped again, not cancelled).
+        let again = ginkgo_api::spawn::<R, _>({
+            let tree = tree.clone();
+            async move { tree.start().await }
+        });
+        reach::<R>(&child, State::Starting).await;
+        assert!(tree.stop().await.is_clean());
+        assert!(again.await.expect("the start task").is_err());
+    }
+}

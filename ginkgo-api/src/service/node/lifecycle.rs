@@ -63,6 +63,8 @@ struct Record {
     /// A task's failure during the start, which fails the start. Boxed: rare, and an idle
     /// service should stay small.
     start_failure: Option<Box<Failure>>,
+    /// A stop was asked for while this service was starting: its start gives up.
+    start_cancelled: bool,
     /// How many times the parent rebuilt this service.
     restarts: u32,
     /// When this service restarted its children, within its restart window.
@@ -78,9 +80,10 @@ impl Record {
             && matches!(self.readiness, Readiness::Immediate | Readiness::Ready)
     }
 
-    /// Whether the start has an outcome: a task failed, or the service is ready.
+    /// Whether the start has an outcome: a task failed, the service is ready, or the start
+    /// was cancelled.
     fn start_settled(&self) -> bool {
-        self.start_failure.is_some() || self.readiness != Readiness::Pending
+        self.start_failure.is_some() || self.start_cancelled || self.readiness != Readiness::Pending
     }
 
     /// Moves to `to`, records when, and publishes the transition (under this lock, so
@@ -95,6 +98,16 @@ impl Record {
         observe.publish(path, from, to, self.since);
         tracing::debug!(service = %path, %from, %to, "state changed");
     }
+}
+
+/// How the wait for readiness after the start hook ended.
+pub(super) enum Settled {
+    /// Ready.
+    Ready,
+    /// An owned task failed during the start.
+    Failed(Failure),
+    /// A stop was asked for.
+    Cancelled,
 }
 
 /// What the lifecycle contributes to a snapshot.
@@ -127,6 +140,7 @@ impl Lifecycle {
                 children: Vec::new(),
                 readiness: Readiness::Immediate,
                 start_failure: None,
+                start_cancelled: false,
                 restarts: 0,
                 restart_log: VecDeque::new(),
                 last_failure: None,
@@ -241,24 +255,50 @@ impl Lifecycle {
         let mut record = self.lock();
         record.readiness = Readiness::Immediate;
         record.start_failure = None;
+        record.start_cancelled = false;
         record.options.clone()
     }
 
+    /// Asks a start under way to give up (a stop was asked for); false when not starting.
+    pub(super) fn cancel_start(&self) -> bool {
+        let mut record = self.lock();
+        if record.state != State::Starting {
+            return false;
+        }
+        record.start_cancelled = true;
+        drop(record);
+        self.notify();
+        true
+    }
+
+    /// Completes once the start under way was asked to give up ([`Lifecycle::cancel_start`]).
+    pub(super) async fn start_cancelled(&self) {
+        loop {
+            if self.lock().start_cancelled {
+                return;
+            }
+            let listener = self.changed.listen();
+            if self.lock().start_cancelled {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// Waits, until `deadline`, for the start hook's outcome to settle: a task's failure
-    /// (taken), or readiness. `None` if the deadline came first.
-    pub(super) async fn settle_start(
-        &self,
-        exec: &dyn Exec,
-        deadline: Instant,
-    ) -> Option<Result<(), Failure>> {
+    /// (taken), readiness, or a cancelled start. `None` if the deadline came first.
+    pub(super) async fn settle_start(&self, exec: &dyn Exec, deadline: Instant) -> Option<Settled> {
         loop {
             {
                 let mut record = self.lock();
                 if let Some(failure) = record.start_failure.take() {
-                    return Some(Err(*failure));
+                    return Some(Settled::Failed(*failure));
+                }
+                if record.start_cancelled {
+                    return Some(Settled::Cancelled);
                 }
                 if record.readiness != Readiness::Pending {
-                    return Some(Ok(()));
+                    return Some(Settled::Ready);
                 }
             }
             let listener = self.changed.listen();

@@ -17,6 +17,7 @@ use super::super::exec::{BoxFuture, within};
 use super::super::failure::{Cause, Failure, Hook, StopReport};
 use super::super::state::State;
 use super::Node;
+use super::lifecycle::Settled;
 
 impl Node {
     /// Called by an owned task that panicked or returned an error.
@@ -49,21 +50,32 @@ impl Node {
                 }
             })
             .catch_unwind();
-            within(&*self.tree.exec, limit, call).await
+            let limited = within(&*self.tree.exec, limit, call);
+            if matches!(hook, Hook::Start) {
+                // A stop asked for meanwhile cancels the start hook, as its timeout would.
+                futures_lite::future::or(async { Some(limited.await) }, async {
+                    self.lifecycle.start_cancelled().await;
+                    None
+                })
+                .await
+            } else {
+                Some(limited.await)
+            }
         };
         self.lifecycle.put_service(service);
         let cause = match outcome {
-            Some(Ok(Ok(()))) => return Ok(()),
-            Some(Ok(Err(error))) => Cause::HookError {
+            Some(Some(Ok(Ok(())))) => return Ok(()),
+            Some(Some(Ok(Err(error)))) => Cause::HookError {
                 hook,
                 error: error.into(),
             },
-            Some(Err(payload)) => Cause::HookPanic {
+            Some(Some(Err(payload))) => Cause::HookPanic {
                 hook,
                 message: panic_text(payload.as_ref()),
             },
-            None if matches!(hook, Hook::Start) => Cause::StartTimeout(limit),
-            None => Cause::HookTimeout { hook, limit },
+            Some(None) if matches!(hook, Hook::Start) => Cause::StartTimeout(limit),
+            Some(None) => Cause::HookTimeout { hook, limit },
+            None => Cause::StartCancelled,
         };
         Err(self.failure(cause))
     }
@@ -125,6 +137,12 @@ impl Node {
         if !report.is_clean() {
             tracing::warn!(service = %self.path, %report, "rolling back a failed start");
         }
+        if matches!(failure.root_cause().cause(), Cause::StartCancelled) {
+            // Not a failure of the service: it was asked to stop, and now it is stopped.
+            tracing::info!(service = %self.path, "start cancelled by a stop");
+            self.set_state(State::Stopped);
+            return Err(failure);
+        }
         tracing::error!(%failure, "start failed");
         self.record_failure(failure.clone());
         Err(failure)
@@ -139,17 +157,30 @@ impl Node {
             .settle_start(&*self.tree.exec, deadline)
             .await
         {
-            Some(settled) => settled,
+            Some(Settled::Ready) => Ok(()),
+            Some(Settled::Failed(failure)) => Err(failure),
+            Some(Settled::Cancelled) => Err(self.failure(Cause::StartCancelled)),
             None => Err(self.failure(Cause::StartTimeout(options.start_timeout))),
         }
     }
 
-    /// Stops this node and its subtree. Idempotent.
+    /// Stops this node and its subtree. Idempotent. A start under way in the subtree is
+    /// cancelled first (its hook or its wait for readiness), so the stop does not wait for it
+    /// to finish.
     pub(crate) fn stop(self: Arc<Self>) -> BoxFuture<StopReport> {
         Box::pin(async move {
+            self.cancel_starts();
             let _op = self.op.lock().await;
             self.stop_locked().await
         })
+    }
+
+    /// Cancels the starts under way in this subtree.
+    fn cancel_starts(&self) {
+        self.lifecycle.cancel_start();
+        for child in self.children() {
+            child.cancel_starts();
+        }
     }
 
     /// [`Node::stop`], with the op lock held.
