@@ -1,7 +1,11 @@
 //! ginkgo-rs: build network daemons out of services, on the runtime of your choice.
 //!
-//! This is the facade applications depend on. The runtime is chosen at build time with one
-//! Cargo feature, and code written against this crate never names it:
+//! This is the facade applications depend on. To learn it, read
+//! [the guide](https://github.com/ginkgo-rs/ginkgo-rs/blob/main/guide/src/introduction.md), in
+//! which every code block is compiled and run by the tests.
+//!
+//! The runtime is chosen at build time with one Cargo feature, and code written against this
+//! crate never names it:
 //!
 //! | feature | runtime | notes |
 //! |---|---|---|
