@@ -51,10 +51,37 @@ pub(super) fn install(settings: &RunnerSettings) -> Result<Logs, String> {
             .try_init()
     };
     installed.map_err(|err| err.to_string())?;
+    log_panics();
     Ok(Logs {
         filter: handle,
         format: settings.logformat,
     })
+}
+
+/// Writes panics as log events (one line, in the log's format) in place of the default
+/// hook's text on standard error, which would break a JSON log. Nothing is lost: a panic in
+/// a hook or a task is contained and fails its service, which is logged with the message; this
+/// line adds where it happened, and the backtrace when `RUST_BACKTRACE` asks for one.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(a panic payload that is not text)");
+        let location = info.location().map_or_else(String::new, |at| {
+            format!("{}:{}:{}", at.file(), at.line(), at.column())
+        });
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = message, location, thread, %backtrace, "panicked");
+        } else {
+            tracing::error!(panic = message, location, thread, "panicked");
+        }
+    }));
 }
 
 impl Logs {

@@ -540,6 +540,43 @@ fn json_log_lines() {
     assert!(line.contains("\"level\":\"INFO\""), "{line}");
 }
 
+/// A panic in a service's task, with JSON logs: written as one JSON log line (message, where,
+/// which thread) instead of the default hook's text, so the log stays JSON throughout; the
+/// service fails and the program exits 1, naming the panic.
+#[test]
+fn panics_are_log_lines() {
+    let rundir = ginkgo_tests::process::dir();
+    let out = Command::new(stubborn())
+        .args(["-s", &format!("rundir={}", rundir.path().display())])
+        .args([
+            "-s",
+            "logformat=json",
+            "-s",
+            "stubborn.panic=true",
+            "-s",
+            "stop_timeout=1s",
+        ])
+        .args(["-s", "stubborn.stop_delay=0s", "run"])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run stubborn");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    for line in log.lines() {
+        assert!(
+            line.starts_with('{') && line.ends_with('}'),
+            "not JSON: {line}\n{log}"
+        );
+    }
+    let panic = log
+        .lines()
+        .find(|line| line.contains("\"message\":\"panicked\""))
+        .unwrap_or_else(|| panic!("no panic line: {log}"));
+    assert!(panic.contains("a test panic, as planned"), "{panic}");
+    assert!(panic.contains("stubborn.rs:"), "{panic}");
+    assert!(log.contains("task \\\"doomed\\\" panicked"), "{log}");
+}
+
 /// Asks `GET /` on `port` until a 200 answer comes (up to 20 s); returns the whole response.
 fn http_get_ok(port: u16) -> String {
     use std::io::{Read, Write};
