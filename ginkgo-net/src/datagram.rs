@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_lock::{Semaphore, SemaphoreGuardArc};
 use ginkgo_api::Runtime;
 use ginkgo_api::net::{UdpSocket, handoff};
-use ginkgo_api::service::{Context, Counter, Error, Service, Shutdown, TaskResult, async_trait};
+use ginkgo_api::service::{
+    Context, Counter, Error, Options, Service, Shutdown, TaskResult, async_trait,
+};
 use ginkgo_api::time::Backoff;
 
 use crate::contain::run_handler;
@@ -402,8 +404,10 @@ where
 ///   truncated ones included), `datagrams_truncated`, `datagrams_in_flight` (a gauge),
 ///   `handler_errors`, `receive_errors`, `replies_sent`.
 /// - **Graceful stop**: stopping stops reading at once; handlers in flight see their
-///   [`Datagram::shutdown`] and have the service's stop timeout to finish (their replies
-///   still go out), then the socket closes and [`DatagramServer::address`] says so.
+///   [`Datagram::shutdown`] and have the service's stop timeout
+///   ([`DatagramServer::stop_timeout`], 5 s by default) to finish (their replies still go
+///   out); those still running then are aborted. Then the socket closes and
+///   [`DatagramServer::address`] says so.
 ///
 /// # Examples
 ///
@@ -438,6 +442,7 @@ pub struct DatagramServer<R: Runtime, H> {
     max_in_flight: usize,
     max_datagram_size: usize,
     options: DatagramOptions,
+    service_options: Options,
     address: BoundAddr,
     _runtime: PhantomData<fn() -> R>,
 }
@@ -464,6 +469,7 @@ impl<R: Runtime, H: DatagramHandler<R>> DatagramServer<R, H> {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             options: DatagramOptions::default(),
+            service_options: Options::default(),
             address: BoundAddr::default(),
             _runtime: PhantomData,
         }
@@ -494,6 +500,34 @@ impl<R: Runtime, H: DatagramHandler<R>> DatagramServer<R, H> {
         self
     }
 
+    /// The service's lifecycle options ([`Options`]); [`Options::stop_timeout`] bounds the
+    /// graceful stop. Default: [`Options::default`].
+    #[must_use]
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.service_options = options;
+        self
+    }
+
+    /// Sets only [`Options::stop_timeout`]: how long handlers in flight get to finish once the
+    /// server stops (default 5 s). Those still running then are aborted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo<R: ginkgo_api::Runtime>() {
+    /// use std::time::Duration;
+    /// use ginkgo_net::{Datagram, DatagramServer};
+    ///
+    /// let server = DatagramServer::<R, _>::new("quick", "127.0.0.1:0", |_: Datagram<R>| async {})
+    ///     .stop_timeout(Duration::from_secs(1));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.service_options = self.service_options.stop_timeout(timeout);
+        self
+    }
+
     /// A handle to the bound address, known once the server has started and cleared once its
     /// socket has closed. [`BoundAddr::local_addr`] gives the UDP address;
     /// [`BoundAddr::get`] gives it as [`LocalAddr::Tcp`], the variant for IP addresses.
@@ -506,6 +540,10 @@ impl<R: Runtime, H: DatagramHandler<R>> DatagramServer<R, H> {
 impl<R: Runtime, H: DatagramHandler<R>> Service for DatagramServer<R, H> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn options(&self) -> Options {
+        self.service_options.clone()
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {

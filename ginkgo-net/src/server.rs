@@ -2,9 +2,10 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use ginkgo_api::Runtime;
-use ginkgo_api::service::{Context, Error, Service, Shutdown, TaskResult, async_trait};
+use ginkgo_api::service::{Context, Error, Options, Service, Shutdown, TaskResult, async_trait};
 
 use crate::accept::{AcceptControl, AcceptLoop, DEFAULT_MAX_CONNECTIONS};
 use crate::contain::run_handler;
@@ -61,8 +62,9 @@ where
 ///   `EMFILE`, and the counters `connections_accepted`, `connections_active`,
 ///   `connections_closed`, `accept_errors` and `accept_paused`.
 /// - Stopping stops accepting at once and closes the listener; open connections see their
-///   [`Connection::shutdown`] and have the service's stop timeout to finish before they are
-///   closed.
+///   [`Connection::shutdown`] and have the service's stop timeout
+///   ([`StreamServer::stop_timeout`], 5 s by default) to finish before their tasks are aborted
+///   and they are closed.
 /// - A handler's error or panic ends its connection only; it is logged and counted in
 ///   `connection_errors`.
 /// - With TLS ([`StreamServer::tls`], feature `tls`): each connection's handshake runs in its
@@ -77,6 +79,7 @@ pub struct StreamServer<R: Runtime, H> {
     options: ListenOptions,
     handler: H,
     max_connections: usize,
+    service_options: Options,
     address: BoundAddr,
     control: AcceptControl,
     #[cfg(feature = "tls")]
@@ -93,6 +96,7 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
             options: ListenOptions::default(),
             handler,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            service_options: Options::default(),
             address: BoundAddr::default(),
             control: AcceptControl::default(),
             #[cfg(feature = "tls")]
@@ -144,6 +148,35 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
         self
     }
 
+    /// The service's lifecycle options ([`Options`]); [`Options::stop_timeout`] bounds the
+    /// graceful stop. Default: [`Options::default`].
+    #[must_use]
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.service_options = options;
+        self
+    }
+
+    /// Sets only [`Options::stop_timeout`]: how long open connections get to finish once the
+    /// server stops (default 5 s). Handlers still running then are aborted, which closes their
+    /// connections.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo<R: ginkgo_api::Runtime>() {
+    /// use std::time::Duration;
+    /// use ginkgo_net::{Connection, StreamServer};
+    ///
+    /// let server = StreamServer::<R, _>::new("quick", "127.0.0.1:0", |_: Connection<R>| async {})
+    ///     .stop_timeout(Duration::from_secs(1));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.service_options = self.service_options.stop_timeout(timeout);
+        self
+    }
+
     /// A handle to the bound address, known once the server has started.
     pub fn address(&self) -> BoundAddr {
         self.address.clone()
@@ -159,6 +192,10 @@ impl<R: Runtime, H: Handler<R>> StreamServer<R, H> {
 impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn options(&self) -> Options {
+        self.service_options.clone()
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {

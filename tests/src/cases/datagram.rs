@@ -6,16 +6,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ginkgo_api::Runtime;
 use ginkgo_api::net::UdpSocket;
-use ginkgo_api::service::{Cause, Hook, State, tree};
+use ginkgo_api::service::{Cause, Hook, Options, State, tree};
 use ginkgo_api::sync::Event;
 use ginkgo_api::time::{sleep, timeout};
 use ginkgo_net::{Datagram, DatagramBind, DatagramOptions, DatagramServer};
 
-use crate::support::{counter, eventually};
+use crate::support::{DropProbe, counter, eventually};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -337,6 +337,47 @@ pub async fn datagram_graceful_stop_and_restart<R: Runtime>() {
         "counters outlive restarts"
     );
     assert!(tree.stop().await.is_clean());
+}
+
+/// A handler that ignores its shutdown is aborted at the server's own stop timeout
+/// ([`DatagramServer::stop_timeout`]), not the 5 s default: the stop waits that long, comes
+/// back clean, and the handler's future is dropped.
+pub async fn datagram_stop_timeout_aborts_a_stuck_handler<R: Runtime>() {
+    let stop_timeout = Duration::from_millis(200);
+    let (probe, dropped) = DropProbe::new();
+    let probe = Arc::new(Mutex::new(Some(probe)));
+    let server = DatagramServer::<R, _>::new("stuck", "127.0.0.1:0", move |d: Datagram<R>| {
+        let probe = probe.lock().expect("probe").take();
+        async move {
+            let _held = (probe, d);
+            std::future::pending::<()>().await;
+        }
+    })
+    .stop_timeout(stop_timeout);
+    let address = server.address();
+    let tree = tree::<R>(server);
+    tree.start().await.expect("start");
+    let socket = client::<R>().await;
+    socket
+        .send_to(b"work", address.local_addr().expect("bound"))
+        .await
+        .expect("send");
+    eventually::<R>("the handler runs", LIMIT, || {
+        counter(&tree, "datagrams_in_flight") == 1
+    })
+    .await;
+    let began = Instant::now();
+    let report = tree.stop().await;
+    let took = began.elapsed();
+    assert!(report.is_clean(), "{report}");
+    assert!(took >= stop_timeout, "waited for the handler: {took:?}");
+    let default = Options::default().stop_timeout;
+    assert!(
+        took < default,
+        "stopped at the server's stop timeout, not the {default:?} default: {took:?}"
+    );
+    assert!(dropped.load(Ordering::SeqCst), "the handler was aborted");
+    assert_eq!(address.local_addr(), None, "the socket is closed");
 }
 
 /// A socket the test bound (socket activation) is served, duplicated at each start: while the

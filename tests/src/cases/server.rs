@@ -1,19 +1,19 @@
 //! StreamServer and StreamClient: echo at scale, the connection limit, graceful stop,
 //! reconnects, errors contained.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ginkgo_api::Runtime;
 use ginkgo_api::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use ginkgo_api::net::TcpStream;
-use ginkgo_api::service::{Cause, Hook, State, tree};
+use ginkgo_api::service::{Cause, Hook, Options, State, tree};
 use ginkgo_api::sync::Semaphore;
 use ginkgo_api::time::{sleep, timeout};
 use ginkgo_net::{ClientConnection, Connection, StreamClient, StreamServer};
 
-use crate::support::{echo, eventually};
+use crate::support::{DropProbe, echo, eventually};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -162,6 +162,52 @@ pub async fn graceful_stop_finishes_in_flight<R: Runtime>() {
     let refused = TcpStream::<R>::connect(addr).await;
     assert!(refused.is_err(), "a stopped server accepts nothing");
     assert_eq!(address.local_addr(), None);
+}
+
+/// A handler that ignores its shutdown is aborted at the server's own stop timeout
+/// ([`StreamServer::stop_timeout`]), not the 5 s default: the stop waits that long, comes back
+/// clean, the handler's future is dropped and its connection closed.
+pub async fn server_stop_timeout_aborts_a_stuck_handler<R: Runtime>() {
+    let stop_timeout = Duration::from_millis(200);
+    let (probe, dropped) = DropProbe::new();
+    let probe = Arc::new(Mutex::new(Some(probe)));
+    let server = StreamServer::<R, _>::new("stuck", "127.0.0.1:0", move |conn: Connection<R>| {
+        let probe = probe.lock().expect("probe").take();
+        async move {
+            let _held = (probe, conn);
+            std::future::pending::<()>().await;
+        }
+    })
+    .stop_timeout(stop_timeout);
+    let address = server.address();
+    let tree = tree::<R>(server);
+    tree.start().await.expect("start");
+    let mut client = TcpStream::<R>::connect(address.local_addr().expect("bound"))
+        .await
+        .expect("connect");
+    eventually::<R>("the handler runs", LIMIT, || {
+        counter(&tree.snapshot(), "connections_active") == 1
+    })
+    .await;
+    let began = Instant::now();
+    let report = tree.stop().await;
+    let took = began.elapsed();
+    assert!(report.is_clean(), "{report}");
+    assert!(took >= stop_timeout, "waited for the handler: {took:?}");
+    let default = Options::default().stop_timeout;
+    assert!(
+        took < default,
+        "stopped at the server's stop timeout, not the {default:?} default: {took:?}"
+    );
+    assert!(dropped.load(Ordering::SeqCst), "the handler was aborted");
+    let mut rest = Vec::new();
+    let closed = timeout::<R, _>(LIMIT, client.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed in time");
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "closed, nothing sent: {closed:?}"
+    );
 }
 
 /// A client reconnects after its server restarts, and is ready only while connected.
