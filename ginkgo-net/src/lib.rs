@@ -30,7 +30,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `tls` | no | `StreamServer::tls` and `StreamClient::tls` (rustls on ring, through ginkgo-tls): certificates checked at start and re-read on reload, mutual TLS with the peer's identity on [`Stream::peer_identity`], handshakes under a timeout and counted in `tls_handshake_errors`; the [`tls`] module for server kinds of one's own |
+//! | `tls` | no | `StreamServer::tls` and `StreamClient::tls` (rustls on ring, through ginkgo-tls): certificates checked at start and re-read on reload, mutual TLS with the peer's identity on [`Stream::peer_identity`], handshakes under a timeout and counted in `tls_handshake_errors`, a close_notify sent for a handler that returns without closing its stream; the [`tls`] module for server kinds of one's own |
 //!
 //! # Examples
 //!
@@ -72,6 +72,8 @@ mod datagram;
 mod listen;
 mod listener;
 mod server;
+#[cfg(feature = "tls")]
+mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
 

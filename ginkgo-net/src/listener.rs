@@ -14,6 +14,8 @@ use ginkgo_api::Runtime;
 use ginkgo_api::net::{PeerCredentials, TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::listen::{ListenOptions, LocalAddr};
+#[cfg(feature = "tls")]
+use crate::session::{ServerSession, TlsFinish};
 
 /// An open listening socket, TCP or Unix-domain, from [`Listen::open`](crate::Listen::open):
 /// what the [`AcceptLoop`](crate::AcceptLoop) accepts from. A Unix socket file the listener
@@ -207,6 +209,11 @@ impl fmt::Display for Peer {
 /// A connection, TCP or Unix-domain, in the clear or (feature `tls`) over TLS: futures-io
 /// `AsyncRead` and `AsyncWrite`. Servers hand one to each handler, as does
 /// [`StreamClient`](crate::StreamClient).
+///
+/// Under TLS, closing it (`AsyncWriteExt::close`) sends TLS' close_notify, by which the peer
+/// tells the end of the data from a cut connection; dropping it does not. A
+/// [`StreamServer`](crate::StreamServer) closes the stream of a handler that returned without
+/// closing it.
 pub struct Stream<R: Runtime> {
     inner: Inner<R>,
 }
@@ -216,7 +223,7 @@ enum Inner<R: Runtime> {
     Unix(UnixStream<R>),
     // Boxed: a TLS session is large, and the plain variants should not pay for its size.
     #[cfg(feature = "tls")]
-    Tls(Box<ginkgo_tls::TlsStream<Plain<R>>>),
+    Tls(Box<ServerSession<R>>),
     #[cfg(feature = "tls")]
     TlsClient(Box<ginkgo_tls::ClientTlsStream<Plain<R>>>),
 }
@@ -259,7 +266,7 @@ impl<R: Runtime> Stream<R> {
             Inner::Tcp(stream) => Some(stream),
             Inner::Unix(_) => None,
             #[cfg(feature = "tls")]
-            Inner::Tls(tls) => tls.get_ref().as_tcp(),
+            Inner::Tls(tls) => tls.get_ref()?.as_tcp(),
             #[cfg(feature = "tls")]
             Inner::TlsClient(tls) => tls.get_ref().as_tcp(),
         }
@@ -271,7 +278,7 @@ impl<R: Runtime> Stream<R> {
             Inner::Unix(stream) => Some(stream),
             Inner::Tcp(_) => None,
             #[cfg(feature = "tls")]
-            Inner::Tls(tls) => tls.get_ref().as_unix(),
+            Inner::Tls(tls) => tls.get_ref()?.as_unix(),
             #[cfg(feature = "tls")]
             Inner::TlsClient(tls) => tls.get_ref().as_unix(),
         }
@@ -309,7 +316,7 @@ impl<R: Runtime> Stream<R> {
             Inner::Tcp(stream) => stream.shutdown(how),
             Inner::Unix(stream) => stream.shutdown(how),
             #[cfg(feature = "tls")]
-            Inner::Tls(tls) => tls.get_ref().shutdown(how),
+            Inner::Tls(tls) => tls.get_ref().map_or(Ok(()), |plain| plain.shutdown(how)),
             #[cfg(feature = "tls")]
             Inner::TlsClient(tls) => tls.get_ref().shutdown(how),
         }
@@ -339,8 +346,18 @@ impl<R: Runtime> Stream<R> {
     pub async fn accept_tls(self, acceptor: &ginkgo_tls::TlsAcceptor) -> io::Result<Self> {
         let handshake = acceptor.accept(self.into_plain()?);
         Ok(Self {
-            inner: Inner::Tls(Box::new(handshake.await?)),
+            inner: Inner::Tls(Box::new(ServerSession::new(handshake.await?))),
         })
+    }
+
+    /// Makes a server-side TLS session that is dropped before it was closed wait for the
+    /// returned [`TlsFinish`], which sends its close_notify; `None` when the connection does
+    /// not run server-side TLS.
+    pub(crate) fn finish_tls_on_drop(&mut self) -> Option<TlsFinish<R>> {
+        match &mut self.inner {
+            Inner::Tls(session) => Some(session.finish_on_drop()),
+            _ => None,
+        }
     }
 
     /// Runs a client-side TLS handshake with `connector`, for `server_name` (a DNS name or an
@@ -383,7 +400,7 @@ impl<R: Runtime> Stream<R> {
     /// The TLS version negotiated, in the clear `None`.
     pub fn tls_version(&self) -> Option<ginkgo_tls::TlsVersion> {
         match &self.inner {
-            Inner::Tls(tls) => Some(tls.protocol_version()),
+            Inner::Tls(tls) => tls.protocol_version(),
             Inner::TlsClient(tls) => Some(tls.protocol_version()),
             Inner::Tcp(_) | Inner::Unix(_) => None,
         }

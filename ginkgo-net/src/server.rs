@@ -67,6 +67,10 @@ where
 ///   and they are closed.
 /// - A handler's error or panic ends its connection only; it is logged and counted in
 ///   `connection_errors`.
+/// - A handler that returns without closing its TLS stream (or panics) has it closed for it:
+///   the server sends the close_notify, so the peer sees a clean end of the data rather than
+///   a cut connection, within the stop timeout ([`StreamServer::stop_timeout`]) for a peer
+///   that takes nothing more. In the clear, dropping the stream closes the socket.
 /// - With TLS ([`StreamServer::tls`], feature `tls`): each connection's handshake runs in its
 ///   own task within [`StreamServer::handshake_timeout`]; one that fails or stalls ends that
 ///   connection only and is counted in `tls_handshake_errors`. The certificate files are
@@ -210,6 +214,12 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
         let handler = self.handler.clone();
         let owner = ctx.clone();
         let shutdown = ctx.shutdown();
+        // A handler that returned without closing its TLS stream is done with it; what is
+        // left is the close_notify, after any records still buffered. A peer that reads
+        // nothing more (or has gone) must not hold the task and its place under the connection
+        // cap for ever: the close gets the time a connection gets to finish at stop.
+        #[cfg(feature = "tls")]
+        let close_limit = self.service_options.stop_timeout;
         ctx.spawn(
             "accept",
             accept.run(ctx.clone(), move |accepted| {
@@ -221,9 +231,12 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
                 let handshake = handshake.clone();
                 owner.spawn(format!("connection {peer}"), async move {
                     #[cfg(feature = "tls")]
-                    let Some(stream) = handshake.run::<R>(stream, &peer, &shutdown).await else {
+                    let Some(mut stream) = handshake.run::<R>(stream, &peer, &shutdown).await
+                    else {
                         return;
                     };
+                    #[cfg(feature = "tls")]
+                    let finish = stream.finish_tls_on_drop();
                     let connection = Connection {
                         stream,
                         peer,
@@ -233,6 +246,12 @@ impl<R: Runtime, H: Handler<R>> Service for StreamServer<R, H> {
                     if let Some(problem) = problem {
                         errors.inc();
                         tracing::debug!(%peer, %problem, "connection ended with an error");
+                    }
+                    #[cfg(feature = "tls")]
+                    if let Some(finish) = finish
+                        && let Err(err) = finish.close(close_limit).await
+                    {
+                        tracing::debug!(%peer, %err, "cannot close the TLS session cleanly");
                     }
                     drop(guard);
                 });

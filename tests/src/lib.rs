@@ -125,6 +125,8 @@ macro_rules! conformance_suite {
             server::server_on_inherited_listener,
             server::live_rate_changes_after_reload,
             tls::tls_echo_round_trip,
+            tls::tls_handler_return_ends_the_session_cleanly,
+            tls::tls_close_to_a_peer_that_reads_nothing_is_bounded,
             tls::tls_mutual_identity_reaches_handler,
             tls::tls_failed_and_stalled_handshakes_are_contained,
             tls::tls_bad_files_fail_start,

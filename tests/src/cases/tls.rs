@@ -1,5 +1,6 @@
-//! TLS on StreamServer and StreamClient: round trips, mutual TLS identity, handshakes that
-//! fail or stall, bad files at start, and validated certificate reload.
+//! TLS on StreamServer and StreamClient: round trips, a clean end when the handler returns,
+//! mutual TLS identity, handshakes that fail or stall, bad files at start, and validated
+//! certificate reload.
 
 use std::io;
 use std::net::SocketAddr;
@@ -112,6 +113,84 @@ pub async fn tls_echo_round_trip<R: Runtime>() {
     w.expect("write");
     r.expect("read");
     assert!(echoed == message, "other bytes came back");
+    assert!(tree.stop().await.is_clean());
+}
+
+/// A handler that writes its reply and returns, closing nothing, still ends the TLS session
+/// cleanly: the client reads the whole reply and then a clean end (the server's
+/// close_notify), not an unexpected EOF.
+pub async fn tls_handler_return_ends_the_session_cleanly<R: Runtime>() {
+    let pki = Pki::new("ends");
+    let cert = pki.server("server");
+    let reply: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let sent = reply.clone();
+    let server = StreamServer::<R, _>::new("replies", "127.0.0.1:0", move |conn: Connection<R>| {
+        let reply = sent.clone();
+        async move {
+            let mut stream = conn.stream;
+            stream.write_all(&reply).await
+        }
+    })
+    .tls(Pki::server_tls(&cert));
+    let (tree, addr) = start(server).await;
+    let connector = TlsConnector::new(pki.client_tls()).expect("client settings");
+    let tcp = TcpStream::<R>::connect(addr).await.expect("connect");
+    let mut stream = timeout::<R, _>(
+        LIMIT,
+        Stream::from(tcp).connect_tls(&connector, "localhost"),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake");
+    let mut received = Vec::new();
+    let end = timeout::<R, _>(LIMIT, stream.read_to_end(&mut received))
+        .await
+        .expect("the end in time");
+    assert!(
+        end.is_ok(),
+        "a clean end after {} bytes, not an error: {end:?}",
+        received.len()
+    );
+    assert!(received == reply, "the whole reply, then the end");
+    assert!(tree.stop().await.is_clean());
+}
+
+/// A peer that reads nothing cannot hold a connection whose handler returned with records
+/// still unsent: the server's close of the TLS session gives up at the stop timeout, and the
+/// connection is closed.
+pub async fn tls_close_to_a_peer_that_reads_nothing_is_bounded<R: Runtime>() {
+    let pki = Pki::new("unread");
+    let cert = pki.server("server");
+    let server = StreamServer::<R, _>::new("floods", "127.0.0.1:0", |conn: Connection<R>| async {
+        let mut stream = conn.stream;
+        let chunk = vec![7u8; 16 * 1024];
+        // Writes until one waits: the socket's buffers and the TLS session's are full, and
+        // records are left for the close to send.
+        while let Ok(written) =
+            timeout::<R, _>(Duration::from_millis(50), stream.write(&chunk)).await
+        {
+            written?;
+        }
+        io::Result::Ok(())
+    })
+    .tls(Pki::server_tls(&cert))
+    .stop_timeout(Duration::from_millis(200));
+    let (tree, addr) = start(server).await;
+    let connector = TlsConnector::new(pki.client_tls()).expect("client settings");
+    let tcp = TcpStream::<R>::connect(addr).await.expect("connect");
+    let unread = timeout::<R, _>(
+        LIMIT,
+        Stream::from(tcp).connect_tls(&connector, "localhost"),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake");
+    eventually::<R>("the connection closed", LIMIT, || {
+        counter(&tree, "connections_closed") == 1
+    })
+    .await;
+    assert_eq!(counter(&tree, "connections_active"), 0);
+    drop(unread);
     assert!(tree.stop().await.is_clean());
 }
 
