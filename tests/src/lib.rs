@@ -151,6 +151,7 @@ macro_rules! conformance_suite {
             bus::bus_slow_consumer_is_counted_not_waited_for,
             bus::bus_dropped_subscription_unsubscribes,
             bus::bus_responder_contains_bad_input,
+            bus::bus_responder_counts_before_replying,
             bus::bus_queue_responders_share_requests,
             // discovery, in-process
             discovery::discovery_registered_instances_are_listed_while_they_run,

@@ -87,6 +87,7 @@ bodies_on_nats!(bus, connected:
     invalid_subjects_are_errors,
     dropped_subscription_unsubscribes,
     responder_contains_bad_input,
+    responder_counts_before_replying,
     queue_responders_share_requests,
 );
 

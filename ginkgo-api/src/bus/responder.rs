@@ -18,8 +18,10 @@ use crate::service::{Context, Error, Service, async_trait};
 /// (`malformed`) and answered with an error ([`STATUS_HEADER`] `400`, naming what serde
 /// said); a handler that returns `Err` is counted (`errors`) and answered `500` with its
 /// message; a handler that panics is counted (`panicked`) and answered `500`, and the service
-/// goes on. `requests` counts them all. Requests are handled one at a time, in order; for more
-/// at once, run several responders in one queue group ([`Responder::queue`]).
+/// goes on. `requests` counts them all. Each request is counted before it is answered, so a
+/// caller reading the counters once it has its answer finds it counted. Requests are handled
+/// one at a time, in order; for more at once, run several responders in one queue group
+/// ([`Responder::queue`]).
 ///
 /// # Examples
 ///
@@ -147,6 +149,11 @@ where
             while let Some(Some(request)) = shutdown.run(requests.next()).await {
                 total.inc();
                 let (payload, status, count) = answer(&*handler, &request).await;
+                // Counted before the answer goes out: a caller that reads the counters once it
+                // has its answer must find it counted.
+                if status.is_some() {
+                    counted.counter(count).inc();
+                }
                 if let Some(reply) = request.reply.clone() {
                     let mut message = Message::new(reply, payload);
                     if let Some(status) = status {
@@ -155,9 +162,6 @@ where
                     if let Err(err) = bus.publish_message(message).await {
                         tracing::warn!(subject = %request.subject, %err, "cannot answer a request");
                     }
-                }
-                if status.is_some() {
-                    counted.counter(count).inc();
                 }
             }
         });

@@ -49,6 +49,13 @@ pub async fn bus_responder_contains_bad_input<R: Runtime>() {
     body::responder_contains_bad_input::<R>(Bus::<R>::isolated()).await;
 }
 
+/// A `Responder` counts each request before it answers: the counters are up to date the
+/// moment an answer arrives, whatever the outcome (a transport over the bus holds the
+/// responder's `publish` open past the delivery meanwhile, as a network does).
+pub async fn bus_responder_counts_before_replying<R: Runtime>() {
+    body::responder_counts_before_replying::<R>(Bus::<R>::isolated()).await;
+}
+
 /// Responders in one queue group share the requests, in turn.
 pub async fn bus_queue_responders_share_requests<R: Runtime>() {
     body::queue_responders_share_requests::<R>(Bus::<R>::isolated()).await;

@@ -1,10 +1,12 @@
 //! The bus contract (`ginkgo_api::bus`), written once over any bus: the conformance cases run
 //! it on the in-process bus (`cases::bus`), the NATS tests on a real `nats-server`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ginkgo_api::bus::{Bus, BusError, Message, Responder};
-use ginkgo_api::service::State;
+use ginkgo_api::bus::{Bus, BusError, Message, Responder, Subscription, Transport};
+use ginkgo_api::service::{ServiceHandle, State, async_trait};
+use ginkgo_api::sync::channel;
 use ginkgo_api::{Runtime, spawn};
 
 /// Long enough never to fire on a healthy machine.
@@ -191,44 +193,18 @@ pub async fn dropped_subscription_unsubscribes<R: Runtime>(bus: Bus<R>) {
     }
 }
 
-/// A `Responder` answers typed requests; a malformed payload is answered `400`, a handler's
-/// error and a handler's panic `500`, each counted, and the service stays ready throughout.
-pub async fn responder_contains_bad_input<R: Runtime>(bus: Bus<R>) {
-    let responder = Responder::new("halver", bus.clone(), "math.half", |x: i64| async move {
-        match x {
-            13 => panic!("unlucky number"),
-            x if x % 2 != 0 => Err(format!("{x} is odd")),
-            x => Ok(x / 2),
-        }
-    });
-    let tree = ginkgo_api::service::tree::<R>(responder);
-    tree.start().await.expect("starts");
-    let half: i64 = bus.request_json("math.half", &10, PATIENCE).await.unwrap();
-    assert_eq!(half, 5);
-    let err = bus.request("math.half", "ten", PATIENCE).await.unwrap_err();
-    assert!(
-        matches!(&err, BusError::Remote { status: 400, message, .. } if message.contains("malformed payload")),
-        "{err}"
-    );
-    let err = bus
-        .request_json::<_, i64>("math.half", &3, PATIENCE)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, BusError::Remote { status: 500, message, .. } if message == "3 is odd"),
-        "{err}"
-    );
-    let err = bus
-        .request_json::<_, i64>("math.half", &13, PATIENCE)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, BusError::Remote { status: 500, message, .. } if message.contains("unlucky number")),
-        "{err}"
-    );
-    let half: i64 = bus.request_json("math.half", &-4, PATIENCE).await.unwrap();
-    assert_eq!(half, -2);
-    assert_eq!(tree.state(), State::Ready);
+/// The handler of the responder cases: halves even numbers, fails on odd ones, panics on 13.
+async fn halve(x: i64) -> Result<i64, String> {
+    match x {
+        13 => panic!("unlucky number"),
+        x if x % 2 != 0 => Err(format!("{x} is odd")),
+        x => Ok(x / 2),
+    }
+}
+
+/// A responder's counters as `(requests, malformed, errors, panicked)`, 0 for one not yet
+/// counted.
+fn responder_counts(tree: &ServiceHandle) -> (u64, u64, u64, u64) {
     let snapshot = tree.snapshot();
     let count = |name: &str| {
         snapshot
@@ -237,15 +213,119 @@ pub async fn responder_contains_bad_input<R: Runtime>(bus: Bus<R>) {
             .find(|(n, _)| n == name)
             .map_or(0, |(_, v)| *v)
     };
-    assert_eq!(
-        (
-            count("requests"),
-            count("malformed"),
-            count("errors"),
-            count("panicked")
-        ),
-        (5, 1, 1, 1)
+    (
+        count("requests"),
+        count("malformed"),
+        count("errors"),
+        count("panicked"),
+    )
+}
+
+/// A `Responder` answers typed requests; a malformed payload is answered `400`, a handler's
+/// error and a handler's panic `500`, each counted by the time its answer arrives, and the
+/// service stays ready throughout.
+pub async fn responder_contains_bad_input<R: Runtime>(bus: Bus<R>) {
+    let responder = Responder::new("halver", bus.clone(), "math.half", halve);
+    let tree = ginkgo_api::service::tree::<R>(responder);
+    tree.start().await.expect("starts");
+    let half: i64 = bus.request_json("math.half", &10, PATIENCE).await.unwrap();
+    assert_eq!(half, 5);
+    assert_eq!(responder_counts(&tree), (1, 0, 0, 0));
+    let err = bus.request("math.half", "ten", PATIENCE).await.unwrap_err();
+    assert!(
+        matches!(&err, BusError::Remote { status: 400, message, .. } if message.contains("malformed payload")),
+        "{err}"
     );
+    assert_eq!(responder_counts(&tree), (2, 1, 0, 0));
+    let err = bus
+        .request_json::<_, i64>("math.half", &3, PATIENCE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BusError::Remote { status: 500, message, .. } if message == "3 is odd"),
+        "{err}"
+    );
+    assert_eq!(responder_counts(&tree), (3, 1, 1, 0));
+    let err = bus
+        .request_json::<_, i64>("math.half", &13, PATIENCE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BusError::Remote { status: 500, message, .. } if message.contains("unlucky number")),
+        "{err}"
+    );
+    assert_eq!(responder_counts(&tree), (4, 1, 1, 1));
+    let half: i64 = bus.request_json("math.half", &-4, PATIENCE).await.unwrap();
+    assert_eq!(half, -2);
+    assert_eq!(tree.state(), State::Ready);
+    assert_eq!(responder_counts(&tree), (5, 1, 1, 1));
+    assert!(tree.stop().await.is_clean());
+}
+
+/// A transport over `bus` whose `publish` delivers, then waits until the case lets it return:
+/// a reply on a network reaches its requester before the responder's `publish` has returned,
+/// and here that moment lasts as long as the case needs to look at the counters.
+struct HeldAfterPublish<R> {
+    bus: Bus<R>,
+    release: channel::Receiver<()>,
+}
+
+#[async_trait]
+impl<R: Runtime> Transport for HeldAfterPublish<R> {
+    fn name(&self) -> &str {
+        self.bus.transport_name()
+    }
+
+    async fn publish(&self, message: Message) -> Result<(), BusError> {
+        self.bus.publish_message(message).await?;
+        // Closed once the case is done: then nothing is held.
+        let _ = self.release.recv().await;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscription, BusError> {
+        match queue {
+            Some(queue) => self.bus.queue_subscribe(subject, queue).await,
+            None => self.bus.subscribe(subject).await,
+        }
+    }
+
+    async fn request(&self, message: Message) -> Result<Message, BusError> {
+        // The caller's own timeout ends it sooner.
+        self.bus.request_message(message, PATIENCE).await
+    }
+}
+
+/// A `Responder` counts each request before it sends the answer: a requester that reads the
+/// counters the moment its answer arrives, while the responder's `publish` of it has not yet
+/// returned, finds that request counted, answered, malformed, failed and panicked alike.
+pub async fn responder_counts_before_replying<R: Runtime>(bus: Bus<R>) {
+    let (release, held) = channel::unbounded();
+    let bus = Bus::<R>::with_transport(Arc::new(HeldAfterPublish { bus, release: held }));
+    let tree =
+        ginkgo_api::service::tree::<R>(Responder::new("halver", bus.clone(), "math.half", halve));
+    tree.start().await.expect("starts");
+    let answered: i64 = bus.request_json("math.half", &10, PATIENCE).await.unwrap();
+    assert_eq!(answered, 5);
+    assert_eq!(responder_counts(&tree), (1, 0, 0, 0), "answered");
+    release.send(()).await.expect("release");
+    bus.request("math.half", "ten", PATIENCE).await.unwrap_err();
+    assert_eq!(responder_counts(&tree), (2, 1, 0, 0), "malformed");
+    release.send(()).await.expect("release");
+    bus.request_json::<_, i64>("math.half", &3, PATIENCE)
+        .await
+        .unwrap_err();
+    assert_eq!(responder_counts(&tree), (3, 1, 1, 0), "the handler's error");
+    release.send(()).await.expect("release");
+    bus.request_json::<_, i64>("math.half", &13, PATIENCE)
+        .await
+        .unwrap_err();
+    assert_eq!(responder_counts(&tree), (4, 1, 1, 1), "the handler's panic");
+    drop(release);
     assert!(tree.stop().await.is_clean());
 }
 
