@@ -1,5 +1,6 @@
 //! Stream servers and clients, and a UDP server ([`DatagramServer`]), as services, on the
-//! backend chosen at build time; see [`ginkgo_net`] for the details.
+//! backend chosen at build time, with the listener and the accept loop they share for a server
+//! kind of one's own; see [`ginkgo_net`] for the details.
 //!
 //! # Examples
 //!
@@ -29,6 +30,54 @@
 //!     tree.stop().await;
 //! });
 //! ```
+//!
+//! A server kind of one's own opens its [`Listen`] and runs the same [`AcceptLoop`] as
+//! [`StreamServer`] (connection cap, pause and resume, backoff on accept errors, counters,
+//! graceful close), serving each [`Accepted`] connection in a task its service owns:
+//!
+//! ```
+//! use ginkgo::io::{AsyncReadExt, AsyncWriteExt};
+//! use ginkgo::server::{AcceptLoop, Accepted, BoundAddr, ConnectionGuard, Listen, ListenOptions};
+//! use ginkgo::service::{Context, Error, Service};
+//!
+//! /// Greets each client, then closes.
+//! struct Greeter {
+//!     listen: Listen,
+//!     address: BoundAddr,
+//! }
+//!
+//! #[ginkgo::async_trait]
+//! impl Service for Greeter {
+//!     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+//!         let listener = self
+//!             .listen
+//!             .open_for::<ginkgo::Backend>(&ListenOptions::default(), ctx.path())
+//!             .await?;
+//!         let accept = AcceptLoop::new(listener, &self.address, ctx).max_connections(100);
+//!         let owner = ctx.clone();
+//!         ctx.spawn("accept", accept.run(ctx.clone(), move |accepted: Accepted| {
+//!             let Accepted { mut stream, peer, guard } = accepted;
+//!             owner.spawn(format!("connection {peer}"), async move {
+//!                 let _open: ConnectionGuard = guard; // open, under the cap, until dropped
+//!                 let _ = stream.write_all(b"hello\n").await;
+//!             });
+//!         }));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let address = BoundAddr::default();
+//! let greeter = Greeter { listen: Listen::from("127.0.0.1:0"), address: address.clone() };
+//! ginkgo::run(async {
+//!     let tree = ginkgo::service::tree(greeter);
+//!     tree.start().await.unwrap();
+//!     let mut client = ginkgo::net::TcpStream::connect(address.local_addr().unwrap()).await.unwrap();
+//!     let mut greeting = String::new();
+//!     client.read_to_string(&mut greeting).await.unwrap();
+//!     assert_eq!(greeting, "hello\n");
+//!     assert!(tree.stop().await.is_clean());
+//! });
+//! ```
 
 pub use ginkgo_net::{
     AcceptControl, Backoff, BoundAddr, DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS, Handler, Listen,
@@ -47,6 +96,14 @@ pub type Connection = ginkgo_net::Connection<crate::Backend>;
 pub type Stream = ginkgo_net::Stream<crate::Backend>;
 /// An open listening socket, TCP or Unix-domain.
 pub type Listener = ginkgo_net::Listener<crate::Backend>;
+/// The one accept loop every server kind runs, [`StreamServer`] and `HttpServer` as well as
+/// one of one's own: see [`ginkgo_net::AcceptLoop`].
+pub type AcceptLoop = ginkgo_net::AcceptLoop<crate::Backend>;
+/// One connection the [`AcceptLoop`] accepted: its stream, its peer, and its
+/// [`ConnectionGuard`].
+pub type Accepted = ginkgo_net::Accepted<crate::Backend>;
+/// Counts an accepted connection as open, under the connection cap, until dropped.
+pub use ginkgo_net::ConnectionGuard;
 /// A TCP client as a service that reconnects.
 pub type StreamClient<H> = ginkgo_net::StreamClient<crate::Backend, H>;
 /// The client's connection.
