@@ -22,7 +22,8 @@ use ginkgo_backend_smol::Smol;
 use ginkgo_backend_tokio::Tokio;
 use ginkgo_nats::{Nats, NatsOptions};
 
-use crate::stats::median_f64;
+use crate::results::{Output, Results};
+use crate::stats::{Summary, median_f64};
 
 /// Command-line options of the `bus` subcommand.
 #[derive(Debug, clap::Args)]
@@ -36,6 +37,8 @@ pub(crate) struct Options {
     /// Round trips per request/reply run.
     #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub(crate) requests: usize,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 /// A `nats-server` on a free loopback port, killed when dropped.
@@ -349,9 +352,9 @@ fn ginkgo_publish<R: Runtime>(url: &str, messages: usize) -> Result<(), String> 
     Ginkgo::<R>::new(url).with_bus(async |bus| publish_all(bus, "ir.count", 64, messages).await)
 }
 
-/// Runs the suite and prints its tables.
+/// Runs the suite and prints its tables; then writes what `--save` and `--plot` ask for.
 pub(crate) fn run(options: &Options) -> ExitCode {
-    match measure(options) {
+    match measure(options).and_then(|results| options.output.write(&results)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ginkgo-bench bus: {err}");
@@ -385,25 +388,32 @@ fn request_rate(side: &dyn Side, requests: usize) -> Result<f64, String> {
     Ok(requests as f64 / took.as_secs_f64())
 }
 
-fn measure(options: &Options) -> Result<(), String> {
+fn measure(options: &Options) -> Result<Results, String> {
     let server = Server::start()?;
     let helpers = Helpers::start(&server.url)?;
     let plain = plain_side(&server.url)?;
     let on_tokio = Ginkgo::<Tokio>::new(&server.url);
     let on_smol = Ginkgo::<Smol>::new(&server.url);
-    let sides: [(&str, &dyn Side); 3] = [
-        ("async-nats on tokio", &plain),
-        ("ginkgo Bus on tokio", &on_tokio),
-        ("ginkgo Bus on smol", &on_smol),
+    // (table name, backend in saved results, side); the first is the anchor.
+    let sides: [(&str, &str, &dyn Side); 3] = [
+        ("async-nats on tokio", "async-nats", &plain),
+        ("ginkgo Bus on tokio", "tokio", &on_tokio),
+        ("ginkgo Bus on smol", "smol", &on_smol),
     ];
+    let mut results = Results::new(
+        "bus",
+        "ginkgo's Bus over NATS vs. plain async-nats on tokio, messages per second",
+        "ginkgo per second / async-nats per second: above 1, ginkgo is faster",
+    );
     println!(
         "nats-server {} on loopback; {} runs of each, sides alternated; publish: {} messages, \
          timed until a subscriber on its own connection has them all; request/reply: {} \
-         sequential round trips to a responder on its own connection.\n",
+         sequential round trips to a responder on its own connection. vs. async-nats: the \
+         median of the per-run ratios to the anchor (min–max beside it).\n",
         server.url, options.runs, options.messages, options.requests
     );
-    println!("| measurement | side | per second (runs) | median | vs. async-nats |");
-    println!("| --- | --- | --- | ---: | ---: |");
+    println!("| measurement | side | per second (runs) | median | vs. async-nats | min–max |");
+    println!("| --- | --- | --- | ---: | ---: | ---: |");
     for (what, size) in [
         ("publish 64 B", Some(64)),
         ("publish 4 KiB", Some(4096)),
@@ -411,7 +421,7 @@ fn measure(options: &Options) -> Result<(), String> {
     ] {
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
         for run in 0..options.runs {
-            for (i, (name, side)) in sides.iter().enumerate() {
+            for (i, (name, _, side)) in sides.iter().enumerate() {
                 eprint!("{what}, {name}, run {}/{}      \r", run + 1, options.runs);
                 let rate = match size {
                     Some(size) => {
@@ -428,14 +438,19 @@ fn measure(options: &Options) -> Result<(), String> {
                 rates[i].push(rate);
             }
         }
-        let anchor = median_f64(&rates[0]);
-        for ((name, _), rates) in sides.iter().zip(&rates) {
-            let median = median_f64(rates);
-            let shown: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+        for (i, ((name, backend, _), side_rates)) in sides.iter().zip(&rates).enumerate() {
+            let shown: Vec<String> = side_rates.iter().map(|r| format!("{r:.0}")).collect();
+            let (versus, range) = if i == 0 {
+                ("1.00".to_owned(), "–".to_owned())
+            } else {
+                let ratios = Summary::of_pairs(side_rates, &rates[0]);
+                results.add(what, backend, ratios);
+                (format!("{:.2}", ratios.median), ratios.range())
+            };
             println!(
-                "| {what} | {name} | {} | {median:.0} | {:.2} |",
+                "| {what} | {name} | {} | {:.0} | {versus} | {range} |",
                 shown.join(", "),
-                median / anchor
+                median_f64(side_rates),
             );
         }
     }
@@ -476,5 +491,5 @@ fn measure(options: &Options) -> Result<(), String> {
         options.runs
     );
     println!("median: {:.0}", median_f64(&local_rates));
-    Ok(())
+    Ok(results)
 }

@@ -23,7 +23,8 @@ use tokio_graceful_shutdown::{IntoSubsystem, SubsystemBuilder, SubsystemHandle, 
 
 type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-use crate::stats::{human, median};
+use crate::results::{Output, Results, SPEED_OF_TIMES};
+use crate::stats::{Summary, human, median};
 
 const FANOUT: usize = 10;
 const BACKENDS: [&str; 4] = ["tokio", "async-std", "smol", "threads"];
@@ -212,6 +213,8 @@ pub(crate) struct Options {
     /// Internal: measure one memory figure in this (fresh) process and print it.
     #[arg(long, hide = true)]
     pub(crate) memory: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 fn time_ginkgo(backend: &str, n: usize) -> Duration {
@@ -233,8 +236,8 @@ fn memory_of(what: &str, n: usize) -> f64 {
     }
 }
 
-/// Runs the suite: one child process per backend for the times (rows printed as measured),
-/// and one fresh child process per memory figure.
+/// Runs the suite: the times of each backend in this process (rows printed as measured), one
+/// fresh child process per memory figure; then writes what `--save` and `--plot` ask for.
 pub(crate) fn run(options: &Options) -> ExitCode {
     if let Some(what) = &options.memory {
         let n = if what == "threads" { 1_000 } else { 100_000 };
@@ -247,11 +250,17 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     };
     println!(
         "Start to ready, then stop, a tree with fan-out 10; baseline: tokio-graceful-shutdown \
-         on tokio. Median of {} runs per side, alternating, after a warm-up.\n",
+         on tokio. Median of {} runs per side, alternating, after a warm-up. ratio = baseline \
+         time / ginkgo time, the median of the per-round ratios (min–max beside it).\n",
         options.runs
     );
-    println!("| benchmark | backend | ginkgo | baseline | ratio |");
-    println!("| --- | --- | ---: | ---: | ---: |");
+    println!("| benchmark | backend | ginkgo | baseline | ratio | min–max |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    let mut results = Results::new(
+        "lifecycle",
+        "start+stop of a service tree vs. tokio-graceful-shutdown on tokio",
+        SPEED_OF_TIMES,
+    );
     for backend in &backends {
         for &n in sizes(backend) {
             eprint!("{backend} / {n} services: warm-up");
@@ -269,14 +278,20 @@ pub(crate) fn run(options: &Options) -> ExitCode {
                 eprint!(", {}/{}", human(ours[round]), human(theirs[round]));
             }
             eprintln!();
-            let (ours, theirs) = (median(&ours), median(&theirs));
+            let secs = |times: &[Duration]| -> Vec<f64> {
+                times.iter().map(Duration::as_secs_f64).collect()
+            };
+            let ratios = Summary::of_pairs(&secs(&theirs), &secs(&ours));
+            let measure = format!("start+stop {n} services");
             println!(
-                "| start+stop {n} services | {backend} | {} | {} | {:.2} |",
-                human(ours),
-                human(theirs),
-                theirs.as_secs_f64() / ours.as_secs_f64()
+                "| {measure} | {backend} | {} | {} | {:.2} | {} |",
+                human(median(&ours)),
+                human(median(&theirs)),
+                ratios.median,
+                ratios.range(),
             );
             let _ = std::io::stdout().flush();
+            results.add(&measure, backend, ratios);
         }
     }
     println!(
@@ -299,6 +314,10 @@ pub(crate) fn run(options: &Options) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if let Err(err) = options.output.write(&results) {
+        eprintln!("ginkgo-bench lifecycle: {err}");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -9,16 +9,25 @@
 //! cargo run --release -p ginkgo-bench -- https [same options as http]
 //! cargo run --release -p ginkgo-bench -- tls [--backend NAME] [--runs N]
 //! cargo run --release -p ginkgo-bench -- upgrade [--handovers N] [--idle N] [--runs N]
+//! cargo run --release -p ginkgo-bench -- bus [--runs N] [--messages N] [--requests N]
+//! cargo run --release -p ginkgo-bench -- workers [--runs N] [--duration SECS]
+//! cargo run --release -p ginkgo-bench -- plot [--results DIR] [--out FILE]
 //! ```
 //!
-//! Each subcommand prints a Markdown table on standard output and its progress on standard
-//! error. See `BENCHMARKS.md` at the repository root for recorded results.
+//! Each suite prints a Markdown table on standard output and its progress on standard error.
+//! Every ratio compares two sides measured in the same round, and a table gives the median of
+//! a run's per-round ratios with their min–max. With `--save [DIR]` a suite also writes those
+//! figures to `DIR/SUITE.json` (default `bench/results/`), and with `--plot FILE` it draws them
+//! as an SVG bar chart; `plot` draws every saved suite into one chart (default
+//! `bench/ratios.svg`). See `BENCHMARKS.md` at the repository root for the current figures.
 
 mod bus;
 mod echo;
 mod http;
 mod lifecycle;
 mod messages;
+mod plot;
+mod results;
 mod runtime;
 mod stats;
 mod suite;
@@ -34,8 +43,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "ginkgo-bench",
-    after_help = "Each subcommand prints a Markdown table on standard output and its progress \
-                  on standard error. Build with --release. Recorded results: BENCHMARKS.md."
+    after_help = "Each suite prints a Markdown table on standard output and its progress on \
+                  standard error; --save writes its ratios to bench/results/SUITE.json, --plot \
+                  FILE draws them. Build with --release. Current figures: BENCHMARKS.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,6 +73,8 @@ enum Bench {
     Bus(bus::Options),
     /// prefork workers: req/s with workers = 2 vs 1; a worker killed with SIGKILL under load
     Workers(workers::Options),
+    /// draw the saved results of every suite (--save) as one SVG bar chart
+    Plot(plot::Options),
     /// Internal: publishes COUNT messages of 64 B (or makes COUNT requests, with --requests)
     /// to the NATS server at URL through one side and exits, for counting instructions per
     /// operation (bench/tools/bus-instructions.sh).
@@ -106,6 +118,7 @@ fn main() -> ExitCode {
         Bench::Upgrade(options) => upgrade::run(&options),
         Bench::Workers(options) => workers::run(&options),
         Bench::Bus(options) => bus::run(&options),
+        Bench::Plot(options) => plot::run(&options),
         Bench::BusPublish {
             side,
             url,
@@ -144,6 +157,7 @@ mod tests {
             };
             assert_eq!((options.backend, options.runs), (None, runs));
             assert!(!options.rows_only);
+            assert_eq!(options.output, results::Output::default());
         }
         let Bench::Lifecycle(options) = parse(&["lifecycle"]).unwrap() else {
             panic!("lifecycle");
@@ -160,6 +174,65 @@ mod tests {
             (5, 64, 5)
         );
         assert_eq!(options.backend, None);
+    }
+
+    #[test]
+    fn every_suite_saves_and_plots() {
+        use std::path::Path;
+        let suites: [&[&str]; 9] = [
+            &["runtime"],
+            &["lifecycle"],
+            &["echo"],
+            &["http"],
+            &["https"],
+            &["tls"],
+            &["upgrade"],
+            &["bus"],
+            &["workers"],
+        ];
+        for suite in suites {
+            let args = [suite, &["--save", "out", "--plot", "chart.svg"]].concat();
+            let output = match parse(&args).unwrap_or_else(|err| panic!("{args:?}: {err}")) {
+                Bench::Runtime(o) | Bench::Echo(o) | Bench::Tls(o) => o.output,
+                Bench::Lifecycle(o) => o.output,
+                Bench::Http(o) | Bench::Https(o) => o.output,
+                Bench::Upgrade(o) => o.output,
+                Bench::Bus(o) => o.output,
+                Bench::Workers(o) => o.output,
+                other => panic!("{args:?} parsed as {other:?}"),
+            };
+            assert_eq!(output.save.as_deref(), Some(Path::new("out")), "{args:?}");
+            assert_eq!(output.plot.as_deref(), Some(Path::new("chart.svg")));
+        }
+        // `--save` alone: the repository's results directory.
+        let Bench::Echo(options) = parse(&["echo", "--save", "--runs", "3"]).unwrap() else {
+            panic!("echo");
+        };
+        assert_eq!(
+            options.output.save.as_deref(),
+            Some(Path::new("bench/results"))
+        );
+        assert_eq!(options.runs, 3);
+        let Bench::Plot(options) = parse(&["plot"]).unwrap() else {
+            panic!("plot");
+        };
+        assert_eq!(
+            (options.results.to_str(), options.out.to_str()),
+            (Some("bench/results"), Some("bench/ratios.svg"))
+        );
+        let Bench::Plot(options) =
+            parse(&["plot", "--results", "r", "--out", "ratios.svg"]).unwrap()
+        else {
+            panic!("plot");
+        };
+        assert_eq!(
+            (options.results.to_str(), options.out.to_str()),
+            (Some("r"), Some("ratios.svg"))
+        );
+        assert_eq!(
+            rejected(&["plot", "--runs", "3"]),
+            clap::error::ErrorKind::UnknownArgument
+        );
     }
 
     #[test]
@@ -308,7 +381,7 @@ mod tests {
     #[test]
     fn help_names_the_suites_and_their_options_but_not_the_internals() {
         let help = Cli::command().render_long_help().to_string();
-        for suite in ["runtime", "lifecycle", "echo", "http"] {
+        for suite in ["runtime", "lifecycle", "echo", "http", "plot"] {
             assert!(help.contains(&format!("  {suite} ")), "{help}");
         }
         assert!(!help.contains("http-serve"), "{help}");
@@ -322,6 +395,10 @@ mod tests {
             assert!(runtime.contains(text), "{runtime}");
         }
         assert!(!runtime.contains("rows-only"), "{runtime}");
+        assert!(!runtime.contains("results-to"), "{runtime}");
+        for text in ["--save [<DIR>]", "--plot <FILE>"] {
+            assert!(runtime.contains(text), "{runtime}");
+        }
         let lifecycle = command
             .find_subcommand_mut("lifecycle")
             .unwrap()

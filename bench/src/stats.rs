@@ -1,4 +1,4 @@
-//! Medians and human-readable durations.
+//! Medians, the summary of a run's per-round ratios, and human-readable durations.
 
 use std::time::Duration;
 
@@ -33,6 +33,52 @@ pub(crate) fn median_f64(samples: &[f64]) -> f64 {
         sorted[mid]
     } else {
         (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// The ratios of one measure's rounds, summarised: each round measures both sides back to back,
+/// so each ratio compares two figures taken moments apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Summary {
+    /// The median of the per-round ratios.
+    pub(crate) median: f64,
+    /// The smallest per-round ratio.
+    pub(crate) min: f64,
+    /// The largest per-round ratio.
+    pub(crate) max: f64,
+    /// How many rounds there were.
+    pub(crate) runs: usize,
+}
+
+impl Summary {
+    /// The summary of `ratios`, one per round.
+    ///
+    /// # Panics
+    ///
+    /// If `ratios` is empty.
+    pub(crate) fn of(ratios: &[f64]) -> Self {
+        Self {
+            median: median_f64(ratios),
+            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            runs: ratios.len(),
+        }
+    }
+
+    /// The per-round ratios of two sides measured in the same rounds: `ours[i] / theirs[i]`.
+    ///
+    /// # Panics
+    ///
+    /// If the two have different lengths or are empty.
+    pub(crate) fn of_pairs(ours: &[f64], theirs: &[f64]) -> Self {
+        assert_eq!(ours.len(), theirs.len(), "rounds of two sides");
+        let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+        Self::of(&ratios)
+    }
+
+    /// The range as a table shows it, such as `0.95–1.04`.
+    pub(crate) fn range(&self) -> String {
+        format!("{:.2}–{:.2}", self.min, self.max)
     }
 }
 
@@ -76,6 +122,17 @@ mod tests {
     fn median_f64_odd_and_even() {
         assert_eq!(median_f64(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median_f64(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_summary_of_ratios() {
+        let summary = Summary::of(&[1.1, 0.9, 1.0, 1.3]);
+        assert_eq!(summary.median, 1.05);
+        assert_eq!((summary.min, summary.max, summary.runs), (0.9, 1.3, 4));
+        assert_eq!(summary.range(), "0.90–1.30");
+        // Speeds: ours over theirs, round by round (not the ratio of the two medians).
+        let pairs = Summary::of_pairs(&[2.0, 3.0, 8.0], &[2.0, 2.0, 4.0]);
+        assert_eq!((pairs.median, pairs.min, pairs.max), (1.5, 1.0, 2.0));
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! What the `runtime` and `echo` suites share: the backends, the options, one child process
-//! per backend, and alternating measurement by median time.
+//! What the `runtime`, `echo` and `tls` suites share: the backends, the options, one child
+//! process per backend, and alternating measurement: median times, and the median and range of
+//! the per-round ratios.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use crate::stats::{human, median};
+use crate::results::{Output, Results, SPEED_OF_TIMES};
+use crate::stats::{Summary, human, median};
 
 /// Untimed runs of each side before measuring.
 const WARM_UP: usize = 1;
@@ -36,15 +39,23 @@ impl Backend {
 
 /// One benchmark: each function runs the work once and returns the time it took.
 pub(crate) struct Case {
+    measure: &'static str,
     name: String,
     ginkgo: fn() -> Duration,
     baseline: fn() -> Duration,
 }
 
 impl Case {
-    /// A benchmark called `name` comparing `ginkgo` with `baseline`.
-    pub(crate) fn new(name: String, ginkgo: fn() -> Duration, baseline: fn() -> Duration) -> Self {
+    /// A benchmark called `name` in tables and `measure` (the same on every backend) in saved
+    /// results, comparing `ginkgo` with `baseline`.
+    pub(crate) fn new(
+        measure: &'static str,
+        name: String,
+        ginkgo: fn() -> Duration,
+        baseline: fn() -> Duration,
+    ) -> Self {
         Self {
+            measure,
             name,
             ginkgo,
             baseline,
@@ -56,6 +67,8 @@ impl Case {
 pub(crate) struct Suite {
     /// The subcommand, which child processes are started with.
     pub(crate) command: &'static str,
+    /// What the suite compares, one line, for saved results and charts.
+    pub(crate) title: &'static str,
     /// What the table compares, printed above it (may be empty).
     pub(crate) intro: &'static str,
     /// The cases of one backend.
@@ -76,6 +89,11 @@ pub(crate) struct Options {
     /// Internal, for those child processes: print only the table rows.
     #[arg(long, hide = true)]
     pub(crate) rows_only: bool,
+    /// Internal, for those child processes: write the results to this file.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub(crate) results_to: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 /// Parses a count that must be at least 1 (clap's own range check would print `1..2^64-1`).
@@ -86,7 +104,8 @@ pub(crate) fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Runs `suite` and prints the table, one row as soon as it is measured.
+/// Runs `suite` and prints the table, one row as soon as it is measured; then writes what
+/// `--save` and `--plot` ask for.
 ///
 /// Without `--backend`, each backend runs in a fresh child process, so that no runtime's
 /// leftover threads (async-std's and smol's executors live as long as the process, and their
@@ -99,54 +118,84 @@ pub(crate) fn run(suite: &Suite, options: &Options) -> ExitCode {
         let workers = ginkgo_backend_kit::worker_count();
         println!(
             "Median of {} timed runs per side (ginkgo and baseline alternating, after \
-             {WARM_UP} warm-up), {workers} worker threads, one process per backend.\n",
+             {WARM_UP} warm-up), {workers} worker threads, one process per backend. \
+             ratio = baseline time / ginkgo time, the median of the per-round ratios \
+             (min–max beside it).\n",
             options.runs
         );
-        println!("| benchmark | backend | ginkgo | baseline | ratio |");
-        println!("| --- | --- | ---: | ---: | ---: |");
+        println!("| benchmark | backend | ginkgo | baseline | ratio | min–max |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: |");
         let _ = std::io::stdout().flush();
     }
-    let Some(backend) = options.backend else {
-        for backend in Backend::ALL {
-            if let Err(err) = run_child(suite, backend, options.runs) {
-                eprintln!("ginkgo-bench: {} benchmarks failed: {err}", backend.name());
-                return ExitCode::FAILURE;
+    let mut results = Results::new(suite.command, suite.title, SPEED_OF_TIMES);
+    match options.backend {
+        Some(backend) => measure_backend(suite, backend, options.runs, &mut results),
+        None => {
+            for backend in Backend::ALL {
+                match run_child(suite, backend, options.runs) {
+                    Ok(child) => results.merge(child),
+                    Err(err) => {
+                        eprintln!("ginkgo-bench: {} benchmarks failed: {err}", backend.name());
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
         }
-        return ExitCode::SUCCESS;
+    }
+    let written = match &options.results_to {
+        Some(path) => results.write(path),
+        None => options.output.write(&results),
     };
-    for case in (suite.cases)(backend) {
-        let (ginkgo, baseline) = measure(backend, &case, options.runs);
-        // Speed is 1/time, so ginkgo's speed over the baseline's is baseline / ginkgo.
-        let ratio = baseline.as_secs_f64() / ginkgo.as_secs_f64();
-        println!(
-            "| {} | {} | {} | {} | {ratio:.2} |",
-            case.name,
-            backend.name(),
-            human(ginkgo),
-            human(baseline)
-        );
-        let _ = std::io::stdout().flush();
+    if let Err(err) = written {
+        eprintln!("ginkgo-bench {}: {err}", suite.command);
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
 
-/// Measures `backend` in a child process of this same program, which prints its rows.
-fn run_child(suite: &Suite, backend: Backend, runs: usize) -> std::io::Result<()> {
-    let status = Command::new(std::env::current_exe()?)
-        .args([suite.command, "--rows-only", "--backend", backend.name()])
-        .args(["--runs", &runs.to_string()])
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!("child process {status}")))
+/// Measures every case of `backend` in this process, printing a row for each and adding it
+/// to `results`.
+fn measure_backend(suite: &Suite, backend: Backend, runs: usize, results: &mut Results) {
+    for case in (suite.cases)(backend) {
+        let (ginkgo, baseline) = measure(backend, &case, runs);
+        // Speed is 1/time, so ginkgo's speed over the baseline's is baseline / ginkgo.
+        let secs =
+            |times: &[Duration]| -> Vec<f64> { times.iter().map(Duration::as_secs_f64).collect() };
+        let ratios = Summary::of_pairs(&secs(&baseline), &secs(&ginkgo));
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {} |",
+            case.name,
+            backend.name(),
+            human(median(&ginkgo)),
+            human(median(&baseline)),
+            ratios.median,
+            ratios.range(),
+        );
+        let _ = std::io::stdout().flush();
+        results.add(case.measure, backend.name(), ratios);
     }
 }
 
+/// Measures `backend` in a child process of this same program, which prints its rows, and
+/// returns the results it wrote.
+fn run_child(suite: &Suite, backend: Backend, runs: usize) -> Result<Results, String> {
+    let file = tempfile::NamedTempFile::new().map_err(|err| format!("a temporary file: {err}"))?;
+    let status = Command::new(std::env::current_exe().map_err(|err| err.to_string())?)
+        .args([suite.command, "--rows-only", "--backend", backend.name()])
+        .args(["--runs", &runs.to_string()])
+        .arg("--results-to")
+        .arg(file.path())
+        .status()
+        .map_err(|err| format!("cannot start the child process: {err}"))?;
+    if !status.success() {
+        return Err(format!("child process {status}"));
+    }
+    Results::read(Path::new(file.path()))
+}
+
 /// Runs both sides of `case` alternately, swapping which goes first each round, and returns
-/// the medians (ginkgo, baseline).
-fn measure(backend: Backend, case: &Case, runs: usize) -> (Duration, Duration) {
+/// the times of each round (ginkgo, baseline).
+fn measure(backend: Backend, case: &Case, runs: usize) -> (Vec<Duration>, Vec<Duration>) {
     eprint!("{} / {}: warm-up", backend.name(), case.name);
     for _ in 0..WARM_UP {
         (case.ginkgo)();
@@ -164,5 +213,5 @@ fn measure(backend: Backend, case: &Case, runs: usize) -> (Duration, Duration) {
         eprint!(", {}/{}", human(ginkgo[round]), human(baseline[round]));
     }
     eprintln!();
-    (median(&ginkgo), median(&baseline))
+    (ginkgo, baseline)
 }

@@ -40,6 +40,7 @@ const PARALLEL: usize = 32;
 /// The suite, for [`crate::suite::run`].
 pub(crate) const SUITE: Suite = Suite {
     command: "tls",
+    title: "a StreamServer with TLS vs. a tokio-rustls server on tokio",
     intro: "ginkgo: a StreamServer with TLS (ginkgo-tls, rustls on ring) in a service tree; \
             baseline: a tokio-rustls echo server on tokio with the same rustls and provider. \
             Both driven by the same tokio + tokio-rustls load generator.",
@@ -58,11 +59,13 @@ fn cases(backend: Backend) -> Vec<Case> {
     };
     vec![
         Case::new(
+            "tls echo",
             format!("tls echo {CONNS} conns x {ROUND_TRIPS} x {LEN} B"),
             echo,
             native_echo,
         ),
         Case::new(
+            "tls handshakes",
             format!("tls handshakes {HANDSHAKES}, {PARALLEL} at a time"),
             handshakes,
             native_handshakes,

@@ -11,12 +11,13 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Output};
+use std::process::{self, Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::stats::{human, median};
+use crate::results::{Output, Results};
+use crate::stats::{Summary, human, median};
 
 /// The environment variable that makes `ginkgo-bench` the daemon of this suite.
 pub(crate) const DAEMON: &str = "GINKGO_BENCH_UPGRADE_DAEMON";
@@ -40,6 +41,8 @@ pub(crate) struct Options {
     /// prefork workers.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=64))]
     pub(crate) workers: u32,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 /// The daemon: the runner serving an `HttpServer` on tokio (`bench.bind`), with `GET /`.
@@ -99,7 +102,7 @@ impl Daemon {
         Ok(daemon)
     }
 
-    fn cmd(&self, args: &[&str]) -> Result<Output, String> {
+    fn cmd(&self, args: &[&str]) -> Result<process::Output, String> {
         let exe = std::env::current_exe().map_err(|err| err.to_string())?;
         Command::new(exe)
             .arg("-s")
@@ -245,9 +248,9 @@ pub(crate) fn client(
     })
 }
 
-/// Runs the suite and prints its tables.
+/// Runs the suite and prints its tables; then writes what `--save` and `--plot` ask for.
 pub(crate) fn run(options: &Options) -> ExitCode {
-    match measure(options) {
+    match measure(options).and_then(|results| options.output.write(&results)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ginkgo-bench upgrade: {err}");
@@ -256,7 +259,7 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     }
 }
 
-fn measure(options: &Options) -> Result<(), String> {
+fn measure(options: &Options) -> Result<Results, String> {
     raise_file_limit(options.idle + 1_000);
     println!(
         "ginkgo-bench in daemon mode (the runner and an HttpServer on tokio, GET / answered \
@@ -336,11 +339,30 @@ fn measure(options: &Options) -> Result<(), String> {
             human(*times.iter().max().ok_or("no runs")?),
         );
     }
+    let secs =
+        |times: &[Duration]| -> Vec<f64> { times.iter().map(Duration::as_secs_f64).collect() };
+    let ratios = Summary::of_pairs(&secs(&anchor), &secs(&times));
     println!(
-        "\nginkgo / anchor (median times; lower is faster): {:.2}",
-        median(&times).as_secs_f64() / median(&anchor).as_secs_f64()
+        "\nanchor time / ginkgo time, per run (above 1, ginkgo exits sooner): median {:.2}, \
+         min–max {}",
+        ratios.median,
+        ratios.range()
     );
-    Ok(())
+    let mut results = Results::new(
+        "upgrade",
+        "exit on SIGTERM with idle keep-alive connections vs. axum::serve with graceful shutdown",
+        "axum::serve's time to exit / ginkgo's: above 1, ginkgo exits sooner",
+    );
+    let backend = match options.workers {
+        1 => "tokio".to_owned(),
+        workers => format!("tokio, workers = {workers}"),
+    };
+    results.add(
+        &format!("SIGTERM, {} idle connections", options.idle),
+        &backend,
+        ratios,
+    );
+    Ok(results)
 }
 
 /// The anchor: `ginkgo-bench http-serve axum-graceful` with `idle` keep-alive connections (each

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::http::wrk;
-use crate::stats::{human, median};
+use crate::results::{Output, Results};
+use crate::stats::{Summary, human, median, median_f64};
 use crate::upgrade::{Daemon, KEEP_ALIVE, Seen, client};
 
 /// Command-line options of the `workers` subcommand.
@@ -30,11 +31,13 @@ pub(crate) struct Options {
     /// wrk's keep-alive connections.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub(crate) connections: usize,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
-/// Runs the suite and prints its tables.
+/// Runs the suite and prints its tables; then writes what `--save` and `--plot` ask for.
 pub(crate) fn run(options: &Options) -> ExitCode {
-    match measure(options) {
+    match measure(options).and_then(|results| options.output.write(&results)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ginkgo-bench workers: {err}");
@@ -43,7 +46,7 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     }
 }
 
-fn measure(options: &Options) -> Result<(), String> {
+fn measure(options: &Options) -> Result<Results, String> {
     let wrk_path = wrk::find()?;
     let load = wrk::Load {
         threads: 2,
@@ -53,7 +56,7 @@ fn measure(options: &Options) -> Result<(), String> {
     println!(
         "ginkgo-bench in daemon mode (the runner and an HttpServer on tokio, GET / answered \
          `hello`), wrk -t{} -c{} -d{}s over loopback, the layouts alternated, {} runs each, \
-         on {} CPUs.\n",
+         on {} CPUs. vs. workers = 1: the median of the per-run ratios (min–max beside it).\n",
         load.threads,
         load.connections,
         options.duration,
@@ -96,15 +99,26 @@ fn measure(options: &Options) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let one = median_f64(&rates[0]);
-    println!("| layout | req/s (runs) | median req/s | vs. workers = 1 |");
-    println!("| --- | --- | ---: | ---: |");
-    for (layout, rates) in LAYOUTS.iter().zip(&rates) {
-        let median = median_f64(rates);
+    let mut results = Results::new(
+        "workers",
+        "prefork workers of the runner (HttpServer on tokio): req/s vs. workers = 1",
+        "req/s / req/s of workers = 1 (one process): above 1, more throughput",
+    );
+    println!("| layout | req/s (runs) | median req/s | vs. workers = 1 | min–max |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    for (slot, (layout, layout_rates)) in LAYOUTS.iter().zip(&rates).enumerate() {
+        let ratios = Summary::of_pairs(layout_rates, &rates[0]);
+        let range = if slot == 0 {
+            "–".to_owned()
+        } else {
+            results.add(layout, "tokio", ratios);
+            ratios.range()
+        };
         println!(
-            "| {layout} | {} | {median:.0} | {:.2} |",
-            shown(rates),
-            median / one
+            "| {layout} | {} | {:.0} | {:.2} | {range} |",
+            shown(layout_rates),
+            median_f64(layout_rates),
+            ratios.median,
         );
     }
     println!();
@@ -133,7 +147,7 @@ fn measure(options: &Options) -> Result<(), String> {
         "\nmedian time to replacement: {}",
         human(median(&replacements))
     );
-    Ok(())
+    Ok(results)
 }
 
 fn free_port() -> Result<u16, String> {
@@ -141,12 +155,6 @@ fn free_port() -> Result<u16, String> {
         .and_then(|probe| probe.local_addr())
         .map(|addr| addr.port())
         .map_err(|err| format!("a free port: {err}"))
-}
-
-fn median_f64(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 /// The (number, pid) of each worker `status` lists as ready.

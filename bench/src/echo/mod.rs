@@ -35,6 +35,7 @@ const LEN: usize = 64;
 /// The suite, for [`crate::suite::run`].
 pub(crate) const SUITE: Suite = Suite {
     command: "echo",
+    title: "a StreamServer in a service tree vs. a native echo server on the same runtime",
     intro: "ginkgo: a StreamServer in a service tree; baseline: an echo server on the same \
             runtime's native API. Both driven by the same load generator: tokio client tasks on \
             a tokio runtime of their own; connections opened before the clock starts.",
@@ -44,7 +45,7 @@ pub(crate) const SUITE: Suite = Suite {
 /// The one case of `backend`: the ginkgo server and the native one.
 fn cases(backend: Backend) -> Vec<Case> {
     let name = format!("stream echo {CONNS} conns x {ROUND_TRIPS} x {LEN} B");
-    let case = |ginkgo, baseline| vec![Case::new(name, ginkgo, baseline)];
+    let case = |ginkgo, baseline| vec![Case::new("stream echo", name, ginkgo, baseline)];
     match backend {
         Backend::Tokio => case(ginkgo::<Tokio>, native::tokio),
         Backend::AsyncStd => case(ginkgo::<AsyncStd>, native::async_std),

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use crate::stats::{human, median, median_f64};
+use crate::results::{Output, Results};
+use crate::stats::{Summary, human, median, median_f64};
 
 pub(crate) use serve::{AXUM_GRACEFUL, SERVERS, main as serve_main};
 
@@ -46,7 +47,15 @@ pub(crate) struct Options {
     /// Only this backend's row (default: each).
     #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(BACKENDS))]
     pub(crate) backend: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
+
+/// What the `http` and `https` ratios mean.
+const SPEED_OF_RATES: &str = "ginkgo req/s / baseline req/s: above 1, ginkgo serves more";
+
+/// The name of the hyper-on-smol reference in saved results and charts.
+const REFERENCE: &str = "hyper-smol (reference)";
 
 /// What drives the load: wrk over plain HTTP, or h2load over TLS with one protocol.
 enum Driver {
@@ -114,7 +123,8 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         "ginkgo's HttpServer on each backend vs. axum::serve on tokio, each in its own process, \
          driven by wrk ({} threads, {} connections, {} s per run). Median of {} runs per side \
          (alternating, after a {} s warm-up each), {} worker threads per server. \
-         ratio = ginkgo req/s / baseline req/s.\n",
+         ratio = ginkgo req/s / baseline req/s, the median of the per-round ratios \
+         (min–max beside it).\n",
         load.threads,
         load.connections,
         load.duration.as_secs(),
@@ -123,6 +133,11 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         ginkgo_backend_kit::worker_count(),
     );
     print_header();
+    let mut results = Results::new(
+        "http",
+        "HttpServer on each backend vs. axum::serve on tokio, GET / under wrk",
+        SPEED_OF_RATES,
+    );
     let mut references = Vec::new();
     for backend in backends(options) {
         let sides = Sides {
@@ -133,7 +148,11 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         match row(&wrk, load, sides, options.rounds, None) {
             Ok(row) => {
                 println!("{}", row.ginkgo);
-                references.extend(row.reference);
+                results.add("GET /", backend, row.ratios);
+                if let Some((line, ratios)) = row.reference {
+                    references.push(line);
+                    results.add("GET /", REFERENCE, ratios);
+                }
             }
             Err(err) => {
                 eprintln!("\nginkgo-bench http: {backend}: {err}");
@@ -149,14 +168,26 @@ pub(crate) fn run(options: &Options) -> ExitCode {
              baseline, measured in the same rounds.\n"
         );
         println!(
-            "| benchmark | server | reference | baseline | ratio | reference p99 | baseline p99 |"
+            "| benchmark | server | reference | baseline | ratio | min–max | reference p99 | \
+             baseline p99 |"
         );
-        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for reference in references {
             println!("{reference}");
         }
     }
-    ExitCode::SUCCESS
+    finish("http", &options.output, &results)
+}
+
+/// Writes what `--save` and `--plot` ask for.
+fn finish(suite: &str, output: &Output, results: &Results) -> ExitCode {
+    match output.write(results) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ginkgo-bench {suite}: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs the `https` suite: per backend a row for `h2` and one for `http/1.1`, each server with
@@ -179,7 +210,8 @@ pub(crate) fn run_tls(options: &Options) -> ExitCode {
          TLS ({} threads, {} connections, {} s per run; h2 with one stream at a time per \
          connection, or HTTP/1.1 keep-alive). Median of {} runs per side (alternating, after a \
          {} s warm-up each), {} worker threads per server. \
-         ratio = ginkgo req/s / baseline req/s.\n",
+         ratio = ginkgo req/s / baseline req/s, the median of the per-round ratios \
+         (min–max beside it).\n",
         load.threads,
         load.connections,
         load.duration.as_secs(),
@@ -188,6 +220,11 @@ pub(crate) fn run_tls(options: &Options) -> ExitCode {
         ginkgo_backend_kit::worker_count(),
     );
     print_header();
+    let mut results = Results::new(
+        "https",
+        "HttpServer with TLS on each backend vs. hyper-util + tokio-rustls on tokio, h2load",
+        SPEED_OF_RATES,
+    );
     for backend in backends(options) {
         for protocol in [h2load::Protocol::H2, h2load::Protocol::Http1] {
             let driver = Driver::H2load(h2load.clone(), protocol);
@@ -203,7 +240,10 @@ pub(crate) fn run_tls(options: &Options) -> ExitCode {
                 options.rounds,
                 Some((&files.cert, &files.key)),
             ) {
-                Ok(row) => println!("{}", row.ginkgo),
+                Ok(row) => {
+                    println!("{}", row.ginkgo);
+                    results.add(protocol.name(), backend, row.ratios);
+                }
                 Err(err) => {
                     eprintln!("\nginkgo-bench https: {backend}: {err}");
                     return ExitCode::FAILURE;
@@ -212,12 +252,14 @@ pub(crate) fn run_tls(options: &Options) -> ExitCode {
             let _ = std::io::stdout().flush();
         }
     }
-    ExitCode::SUCCESS
+    finish("https", &options.output, &results)
 }
 
 fn print_header() {
-    println!("| benchmark | backend | ginkgo | baseline | ratio | ginkgo p99 | baseline p99 |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| benchmark | backend | ginkgo | baseline | ratio | min–max | ginkgo p99 | baseline p99 |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let _ = std::io::stdout().flush();
 }
 
@@ -233,9 +275,12 @@ struct Sides {
 struct Row {
     /// The row of the main table: ginkgo on the backend against the baseline.
     ginkgo: String,
+    /// The per-round ratios of ginkgo's requests/s to the baseline's.
+    ratios: Summary,
     /// For smol: hyper served directly on smol (no ginkgo) against the same baseline, measured
-    /// in the same rounds, to tell the runtime's share of a gap from ginkgo's.
-    reference: Option<String>,
+    /// in the same rounds, to tell the runtime's share of a gap from ginkgo's; its row and
+    /// ratios.
+    reference: Option<(String, Summary)>,
 }
 
 /// Measures the ginkgo server against the baseline (and the reference server, if there is
@@ -295,17 +340,26 @@ fn row(
     }
     eprintln!();
     let label = driver.label(load);
+    let rates = |reports: &[wrk::Report]| -> Vec<f64> {
+        reports.iter().map(|r| r.requests_per_sec).collect()
+    };
     let format_row = |name: &str, ours: &[wrk::Report]| {
-        let (our_rate, their_rate) = (rate(ours), rate(&theirs));
-        format!(
-            "| {label} | {name} | {our_rate:.0} req/s | {their_rate:.0} req/s | {:.2} | {} | {} |",
-            our_rate / their_rate,
+        let ratios = Summary::of_pairs(&rates(ours), &rates(&theirs));
+        let line = format!(
+            "| {label} | {name} | {:.0} req/s | {:.0} req/s | {:.2} | {} | {} | {} |",
+            rate(ours),
+            rate(&theirs),
+            ratios.median,
+            ratios.range(),
             human(p99(ours)),
             human(p99(&theirs)),
-        )
+        );
+        (line, ratios)
     };
+    let (ginkgo, ratios) = format_row(sides.ginkgo, &ours);
     Ok(Row {
-        ginkgo: format_row(sides.ginkgo, &ours),
+        ginkgo,
+        ratios,
         reference: sides.reference.map(|name| format_row(name, &plain)),
     })
 }

@@ -25,6 +25,7 @@ const ECHO_LEN: usize = 64;
 /// The suite, for [`crate::suite::run`].
 pub(crate) const SUITE: Suite = Suite {
     command: "runtime",
+    title: "spawn/join and TCP echo through ginkgo_api vs. each backend's native API",
     intro: "",
     cases,
 };
@@ -33,10 +34,11 @@ pub(crate) const SUITE: Suite = Suite {
 fn cases(backend: Backend) -> Vec<Case> {
     let spawn = |tasks| format!("spawn+join {tasks} tasks");
     let echo = format!("tcp echo {ECHO_CONNS} conns x {ECHO_ROUND_TRIPS} x {ECHO_LEN} B");
-    let echo = |ginkgo, baseline| Case::new(echo.clone(), ginkgo, baseline);
+    let echo = |ginkgo, baseline| Case::new("tcp echo", echo.clone(), ginkgo, baseline);
     match backend {
         Backend::Tokio => vec![
             Case::new(
+                "spawn+join",
                 spawn(SPAWN_TASKS),
                 || ginkgo::spawn_join::<Tokio>(SPAWN_TASKS),
                 || native::tokio::spawn_join(SPAWN_TASKS),
@@ -45,6 +47,7 @@ fn cases(backend: Backend) -> Vec<Case> {
         ],
         Backend::AsyncStd => vec![
             Case::new(
+                "spawn+join",
                 spawn(SPAWN_TASKS),
                 || ginkgo::spawn_join::<AsyncStd>(SPAWN_TASKS),
                 || native::async_std::spawn_join(SPAWN_TASKS),
@@ -53,6 +56,7 @@ fn cases(backend: Backend) -> Vec<Case> {
         ],
         Backend::Smol => vec![
             Case::new(
+                "spawn+join",
                 spawn(SPAWN_TASKS),
                 || ginkgo::spawn_join::<Smol>(SPAWN_TASKS),
                 || native::smol::spawn_join(SPAWN_TASKS),
@@ -61,6 +65,7 @@ fn cases(backend: Backend) -> Vec<Case> {
         ],
         Backend::Threads => vec![
             Case::new(
+                "spawn+join",
                 spawn(SPAWN_THREADS),
                 || ginkgo::spawn_join::<Threads>(SPAWN_THREADS),
                 || native::threads::spawn_join(SPAWN_THREADS),
