@@ -208,13 +208,7 @@ impl<R: Runtime> Serving<'_, R> {
             Ok(notifier) => Arc::new(notifier),
             Err(err) => return fail(format!("NOTIFY_SOCKET is unusable: {err}")),
         };
-        let mut signals = match Signals::new(&[
-            Signal::Term,
-            Signal::Int,
-            Signal::Hup,
-            Signal::Usr1,
-            Signal::Usr2,
-        ]) {
+        let mut signals = match Signals::new(&ANSWERED) {
             Ok(signals) => signals,
             Err(err) => return fail(format!("cannot listen for signals: {err}")),
         };
@@ -694,6 +688,16 @@ async fn reload_services(tree: &ServiceHandle) -> Result<(), String> {
     tracing::info!("services reloaded");
     Ok(())
 }
+
+/// The signals a serving process answers: stop, reload, reopen the log, upgrade (a worker
+/// listens for SIGUSR2 too, to ignore it: its default action would end the worker).
+pub(super) const ANSWERED: [Signal; 5] = [
+    Signal::Term,
+    Signal::Int,
+    Signal::Hup,
+    Signal::Usr1,
+    Signal::Usr2,
+];
 
 /// How a start that SIGTERM or SIGINT could interrupt ended.
 pub(super) enum Started {

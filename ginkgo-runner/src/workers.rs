@@ -47,7 +47,8 @@ use super::notify::Notifier;
 use super::pidfile::Pidfile;
 use super::privileges;
 use super::serve::{
-    HANDOVER_GRACE, Held, Serving, Started, detach_stdin, report, start_answering_stop, tree_ended,
+    ANSWERED, HANDOVER_GRACE, Held, Serving, Started, detach_stdin, report, start_answering_stop,
+    tree_ended,
 };
 use super::upgrade::{self, Handover, Successor};
 use crate::{EXIT_FAILURE, one_line};
@@ -191,15 +192,9 @@ impl<R: Runtime> Serving<'_, R> {
             Ok(notifier) => notifier,
             Err(err) => return fail(format!("NOTIFY_SOCKET is unusable: {err}")),
         };
-        // SIGUSR2 too, to ignore it: an upgrade is the master's (`systemctl kill`, say, sends
-        // to every process of the unit), and its default action would end the worker.
-        let mut signals = match Signals::new(&[
-            Signal::Term,
-            Signal::Int,
-            Signal::Hup,
-            Signal::Usr1,
-            Signal::Usr2,
-        ]) {
+        // SIGUSR2 included, to ignore it: an upgrade is the master's (`systemctl kill`, say,
+        // sends to every process of the unit).
+        let mut signals = match Signals::new(&ANSWERED) {
             Ok(signals) => signals,
             Err(err) => return fail(format!("cannot listen for signals: {err}")),
         };
