@@ -56,7 +56,10 @@
 //!   workers and their trees in `status`, stops them all on SIGTERM, and hands everything to a
 //!   new master in `upgrade`. Workers drop privileges; the master keeps them.
 //! - Under systemd: `READY=1`, `RELOADING=1` with `MONOTONIC_USEC`, `STOPPING=1`, `STATUS=`,
-//!   `WATCHDOG=1` keep-alives; listening sockets from socket activation via [`ListenFds`].
+//!   `WATCHDOG=1` keep-alives; listening sockets from socket activation, to the server whose
+//!   service path is the socket's name, or via [`ListenFds`] by position; with `fd_store`, the
+//!   listeners kept in systemd's file descriptor store across a crash-restart
+//!   ([`Notifier::with_fd_store`]).
 //!
 //! # Examples
 //!

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::control::{self, Request};
 use super::logging::{self, Logs};
-use super::notify::Notifier;
+use super::notify::{self, Notifier};
 use super::pidfile::{Pidfile, PidfileError};
 use super::privileges;
 use super::settings::{Paths, RunnerSettings};
@@ -205,7 +205,7 @@ impl<R: Runtime> Serving<'_, R> {
             EXIT_FAILURE
         };
         let notifier = match Notifier::from_env() {
-            Ok(notifier) => Arc::new(notifier),
+            Ok(notifier) => Arc::new(notifier.with_fd_store(self.settings.get().fd_store)),
             Err(err) => return fail(format!("NOTIFY_SOCKET is unusable: {err}")),
         };
         let mut signals = match Signals::new(&ANSWERED) {
@@ -234,12 +234,17 @@ impl<R: Runtime> Serving<'_, R> {
             Ok(fd) => fd,
             Err(err) => return fail(format!("cannot duplicate the control socket: {err}")),
         };
-        if let Some(handover) = handover {
-            // Until the old process commits, the socket files are its own, and it alone
-            // accepts on the sockets.
-            handoff::set_keep_socket_files(true);
-            handoff::hold_serving();
-            handoff::inherit(handover.listeners);
+        match handover {
+            Some(handover) => {
+                // Until the old process commits, the socket files are its own, and it alone
+                // accepts on the sockets.
+                handoff::set_keep_socket_files(true);
+                handoff::hold_serving();
+                handoff::inherit(handover.listeners);
+            }
+            // The sockets systemd passed by name (a socket unit's, or its file descriptor
+            // store's after a crash): each goes to the server whose path is its name.
+            None => handoff::inherit(notify::take_named()),
         }
         let held = match pidfile.duplicate() {
             Ok(file) => Held {
@@ -287,14 +292,9 @@ impl<R: Runtime> Serving<'_, R> {
         if upgraded {
             handoff::release_serving();
             handoff::set_keep_socket_files(false);
-            for (path, socket) in handoff::take_untaken() {
-                drop(socket);
-                tracing::info!(
-                    service = path,
-                    "closed a socket handed over that no service here serves"
-                );
-            }
         }
+        settle_untaken(upgraded);
+        notifier.store_listeners(&registered_listeners());
 
         let running = self.announce(
             listener,
@@ -650,6 +650,8 @@ impl<R: Runtime> Serving<'_, R> {
             })
         }
         .await;
+        // A server the reload restarted on another address serves another socket now.
+        notifier.store_listeners(&registered_listeners());
         notifier.ready(&format!("{} ready", tree.path()));
         outcome
     }
@@ -662,6 +664,7 @@ impl<R: Runtime> Serving<'_, R> {
         if let Err(err) = reload_services(tree).await {
             tracing::error!("reload failed: {err}");
         }
+        notifier.store_listeners(&registered_listeners());
         notifier.ready(&format!("{} ready", tree.path()));
     }
 
@@ -687,6 +690,32 @@ async fn reload_services(tree: &ServiceHandle) -> Result<(), String> {
     })?;
     tracing::info!("services reloaded");
     Ok(())
+}
+
+/// Once the tree started: the sockets handed to this process that no service took. Those of an
+/// upgrade are closed; those systemd passed by name are left for [`ListenFds`](crate::ListenFds).
+pub(super) fn settle_untaken(upgraded: bool) {
+    let untaken = handoff::take_untaken();
+    if !upgraded {
+        notify::give_back(untaken);
+        return;
+    }
+    for (path, socket) in untaken {
+        drop(socket);
+        tracing::info!(
+            service = path,
+            "closed a socket handed over that no service here serves"
+        );
+    }
+}
+
+/// The listening sockets the tree's servers serve now, by service path (none if they cannot be
+/// duplicated, which is logged).
+pub(super) fn registered_listeners() -> Vec<(String, OwnedFd)> {
+    handoff::registered().unwrap_or_else(|err| {
+        tracing::warn!(%err, "cannot duplicate the listening sockets for systemd's file descriptor store");
+        Vec::new()
+    })
 }
 
 /// The signals a serving process answers: stop, reload, reopen the log, upgrade (a worker

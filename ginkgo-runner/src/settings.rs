@@ -50,6 +50,11 @@ pub struct RunnerSettings {
     /// The sliding window for `worker_max_restarts`.
     #[setting(default = Duration::from_secs(60))]
     pub worker_restart_window: Duration,
+    /// Keep the listening sockets in systemd's file descriptor store (`FDSTORE=1`, each named
+    /// by its service's path), so that when the program crashes and systemd starts it again,
+    /// it gets them back and no connection attempt is refused in between. The unit needs
+    /// `FileDescriptorStoreMax=` (at least the number of listeners).
+    pub fd_store: bool,
 }
 
 /// The `workers` setting: how many worker processes serve the tree.

@@ -47,8 +47,8 @@ use super::notify::Notifier;
 use super::pidfile::Pidfile;
 use super::privileges;
 use super::serve::{
-    ANSWERED, HANDOVER_GRACE, Held, Serving, Started, detach_stdin, report, start_answering_stop,
-    tree_ended,
+    ANSWERED, HANDOVER_GRACE, Held, Serving, Started, detach_stdin, report, settle_untaken,
+    start_answering_stop, tree_ended,
 };
 use super::upgrade::{self, Handover, Successor};
 use crate::{EXIT_FAILURE, one_line};
@@ -410,6 +410,7 @@ impl<R: Runtime> Serving<'_, R> {
                 .await;
             return status;
         }
+        notifier.store_listeners(&master.sockets);
         let pool = master.pool.clone();
         let running = self.announce(
             listener,
@@ -451,13 +452,7 @@ impl<R: Runtime> Serving<'_, R> {
             eprintln!("{}: {failure}", self.program);
             return Err(format!("start failed: {failure}"));
         }
-        for (path, socket) in handoff::take_untaken() {
-            drop(socket);
-            tracing::info!(
-                service = path,
-                "closed a socket handed over that no service here serves"
-            );
-        }
+        settle_untaken(self.upgrade_from.is_some());
         let sockets = handoff::registered()
             .map_err(|err| format!("cannot duplicate the listening sockets: {err}"));
         let limit = self.settings.get().stop_timeout.0;

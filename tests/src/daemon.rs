@@ -292,6 +292,36 @@ impl Notify {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
+    /// The next notification and the descriptor that came with it (`SCM_RIGHTS`), if any;
+    /// waits up to 20 s.
+    pub fn receive_with_fd(&self) -> (String, Option<std::os::fd::OwnedFd>) {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        let mut buf = [0u8; 4096];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let received = rustix::net::recvmsg(
+            &self.socket,
+            &mut [io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .expect("a notification");
+        let mut fds = Vec::new();
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = message {
+                fds.extend(rights);
+            }
+        }
+        assert!(fds.len() <= 1, "one descriptor per message at most");
+        let text = String::from_utf8_lossy(&buf[..received.bytes]).into_owned();
+        (text, fds.pop())
+    }
+
+    /// Its path, for `NOTIFY_SOCKET`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Whether nothing more arrives within `wait`.
     pub fn quiet(&self, wait: Duration) -> bool {
         self.socket.set_read_timeout(Some(wait)).expect("timeout");
@@ -316,4 +346,82 @@ impl Notify {
             ],
         )
     }
+}
+
+/// systemd's file descriptor store, played by the test, for `daemon` (set up with
+/// `fd_store = true` and its echo server on `port`): once ready, it stores its listener under
+/// its service path; killed with SIGKILL, the listener lives on in the store, so a client that
+/// connects while nothing runs is queued, not refused; started again with the stored socket
+/// passed back by name (`LISTEN_FDS`, `LISTEN_FDNAMES`) through `activate` (the test helper
+/// that sets `LISTEN_PID`), as systemd does, the new process adopts it (binding the port anew
+/// would fail: the socket is open) and answers that client. `when_ready` runs once the first
+/// process is ready, and its result goes to `when_killed` once that process is gone (a
+/// prefork master's workers must be gone too before the client connects).
+pub fn fd_store_survives_a_crash<T>(
+    daemon: &Daemon,
+    port: u16,
+    activate: &Path,
+    when_ready: impl FnOnce() -> T,
+    when_killed: impl FnOnce(T),
+) {
+    use command_fds::{CommandFdExt, FdMapping};
+    let notify = Notify::new(daemon);
+    let stored_by = |pid: u32| {
+        let (removed, none) = notify.receive_with_fd();
+        assert_eq!(removed, "FDSTOREREMOVE=1\nFDNAME=app/echo");
+        assert!(none.is_none(), "a removal carries no descriptor");
+        let (stored, fd) = notify.receive_with_fd();
+        assert_eq!(stored, "FDSTORE=1\nFDNAME=app/echo");
+        let listener = std::net::TcpListener::from(fd.expect("the listener, with the message"));
+        assert_eq!(listener.local_addr().expect("bound").port(), port);
+        let ready = notify.receive();
+        assert!(
+            ready.starts_with("READY=1") && ready.contains(&format!("MAINPID={pid}")),
+            "{ready}"
+        );
+        listener
+    };
+    let mut running = notify.run(daemon);
+    let stored = stored_by(running.child.id());
+    let ready = when_ready();
+    running.child.kill().expect("SIGKILL");
+    assert!(!running.wait().success(), "killed");
+    when_killed(ready);
+
+    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("queued, not refused");
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    waiting
+        .write_all(b"sent while nothing ran\n")
+        .expect("send");
+
+    let mut command = Command::new(activate);
+    command
+        .arg(&daemon.program)
+        .arg("-c")
+        .arg(&daemon.config)
+        .arg("-s")
+        .arg(format!("rundir={}", daemon.rundir.path().display()))
+        .arg("run")
+        .env("GINKGO_TEST_BACKEND", daemon.backend)
+        .env("NOTIFY_SOCKET", notify.path())
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_FDNAMES", "app/echo")
+        .env_remove("LISTEN_FDS_FIRST_FD")
+        .fd_mappings(vec![FdMapping {
+            parent_fd: stored.into(),
+            child_fd: 3,
+        }])
+        .expect("one mapping");
+    let restarted = crate::process::Running::spawn(command);
+    restarted.expect_line("listening on the socket handed over");
+    drop(stored_by(restarted.child.id()));
+    let mut echoed = [0u8; 23];
+    waiting
+        .read_exact(&mut echoed)
+        .expect("the echo, from the restarted process");
+    assert_eq!(&echoed, b"sent while nothing ran\n");
+    restarted.signal(Signal::Term);
+    assert_eq!(restarted.wait().code(), Some(0));
 }

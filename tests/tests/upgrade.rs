@@ -422,7 +422,22 @@ fn sigterm_during_a_slow_start_stops_at_once(backend: &'static str) {
     );
 }
 
+/// systemd's file descriptor store, played by the test (`fd_store = true`): the listener
+/// outlives a crash of the process, and the process started again adopts it by name.
+fn fd_store_keeps_the_listener_across_a_crash(backend: &'static str) {
+    let port = free_port();
+    let daemon = new_daemon(backend, &format!("fd_store = true\n{}", config(port, "")));
+    daemon::fd_store_survives_a_crash(
+        &daemon,
+        port,
+        Path::new(env!("CARGO_BIN_EXE_activate")),
+        || (),
+        |()| (),
+    );
+}
+
 ginkgo_tests::on_every_backend!(
+    fd_store_keeps_the_listener_across_a_crash,
     upgrades_under_traffic_refuse_nothing,
     sigterm_during_a_slow_start_stops_at_once,
     upgrade_with_a_broken_configuration_rolls_back,

@@ -517,7 +517,38 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// systemd's file descriptor store with a prefork master: the master stores the listener it
+/// bound; after it is killed (and its workers, seeing it gone, have stopped) the listener lives
+/// on in the store, and the master started again hands the socket it got back by name to new
+/// workers, which answer the client that connected in between.
+fn fd_store_keeps_the_masters_listener_across_a_crash(backend: &'static str) {
+    let port = free_port();
+    let daemon = with_workers(backend, port, "");
+    std::fs::write(
+        &daemon.config,
+        format!("fd_store = true\nworkers = 2\n{}", config(port, "")),
+    )
+    .expect("config");
+    ginkgo_tests::daemon::fd_store_survives_a_crash(
+        &daemon,
+        port,
+        Path::new(env!("CARGO_BIN_EXE_activate")),
+        || ready_workers(&daemon, &[]),
+        |pids| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while pids.iter().any(|pid| alive(*pid)) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the workers outlived their master"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        },
+    );
+}
+
 ginkgo_tests::on_every_backend!(
+    fd_store_keeps_the_masters_listener_across_a_crash,
     two_workers_share_the_listeners,
     killed_worker_is_replaced,
     sigusr2_to_a_worker_is_ignored,
