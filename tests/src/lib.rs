@@ -169,6 +169,7 @@ macro_rules! conformance_suite {
             // leadership, in-process
             leader::leader_one_leader_until_it_resigns,
             leader::leader_expired_leader_is_replaced_after_its_term,
+            leader::leader_waiting_candidate_takes_over_a_lease_after_the_last_renewal,
             leader::leader_watch_follows_the_leader,
             leader::leader_singleton_runs_its_child_on_one_instance,
             leader::leader_singleton_refuses_a_lease_shorter_than_its_stop,

@@ -310,8 +310,10 @@ fn cluster_example_forms_a_cluster_and_replaces_its_leader() {
     });
     let took = killed.elapsed();
     eprintln!("leader {leader} killed; {next} leads {took:?} later (lease 3 s)");
+    // A candidate takes over a lease after the dead leader's last renewal reached it; the
+    // tenth more is for the round trips and this test's own polling of `status`.
     assert!(
-        took < Duration::from_millis(4_500),
+        took < Duration::from_millis(3_300),
         "a new leader took {took:?} with a lease of 3 s"
     );
     for mut instance in instances {

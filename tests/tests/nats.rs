@@ -114,6 +114,7 @@ bodies_on_nats!(kv_settings, connected_kv:
 bodies_on_nats!(leader, connected_kv:
     one_leader_until_it_resigns,
     expired_leader_is_replaced_after_its_term,
+    waiting_candidate_takes_over_a_lease_after_the_last_renewal,
     watch_follows_the_leader,
     singleton_runs_its_child_on_one_instance,
     singleton_refuses_a_lease_shorter_than_its_stop,

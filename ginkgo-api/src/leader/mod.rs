@@ -7,14 +7,21 @@
 //! A role is one key (`leader`) in the bucket `ginkgo_leader_<role>`, whose keys expire when
 //! not written for the lease. A candidate leads once it [creates](crate::kv::Bucket::create)
 //! the key (with its id); it renews its term by [updating](crate::kv::Bucket::update) the key
-//! at the revision it last wrote, every quarter lease. Others poll every quarter lease (and
-//! watch the key, so a resignation is seen at once) and create it once it is gone.
+//! at the revision it last wrote, every quarter lease. Others watch the key (a renewal or a
+//! resignation is seen at once) and note when they first saw it at its current revision; once
+//! a lease has passed since without a new revision, a candidate deletes the key at that
+//! revision ([`delete_if`](crate::kv::Bucket::delete_if): a renewal in between keeps it) and
+//! creates it. The store would expire it too, but later: NATS removes an expired key about
+//! 250 ms after its age passes. So a dead leader is replaced a lease after its last renewal
+//! reached the others, plus their round trips: within the lease of its death, unless it died
+//! within those milliseconds after renewing.
 //!
 //! A leader counts its term as valid until **the time it sent its last successful write, plus
 //! the lease, minus a tenth of the lease** ([`Term::valid_until`]). The store keeps the key at
-//! least a lease after it *received* that write, so the term ends, by the leader's clock,
-//! before any rival can create the key, as long as the clocks' rates differ by less than a
-//! tenth. That holds under a partition too: a leader cut off from the store cannot renew, and
+//! least a lease after it *received* that write, and a rival deletes it no sooner than a lease
+//! after it *saw* that write, both later than the sending; so the term ends, by the leader's
+//! clock, before any rival can create the key, as long as the clocks' rates differ by less
+//! than a tenth. That holds under a partition too: a leader cut off from the store cannot renew, and
 //! its term ends on its own clock, whoever else it can or cannot reach. [`Singleton`] stops its
 //! child a stop timeout before the term ends, so the child has stopped before a rival's child
 //! can start.
@@ -207,8 +214,8 @@ impl<R: Runtime> Leadership<R> {
         self.lease / 4
     }
 
-    /// How often a candidate (or a watch) looks whether the key expired: often, so that a
-    /// dead leader is replaced within a tenth of a lease of its term's end.
+    /// How often a watch (and, should its watch miss a change, a candidate) looks whether the
+    /// key is gone.
     fn poll(&self) -> Duration {
         (self.lease / 10).max(Duration::from_millis(10))
     }
@@ -234,6 +241,8 @@ impl<R: Runtime> Leadership<R> {
     /// The store's error (a candidate that wants to keep trying calls again).
     pub async fn campaign(&self) -> Result<Term<R>, LeaderError> {
         let mut watch = self.bucket.watch(KEY).await?;
+        // The holder's revision, and when this candidate first saw the key at it.
+        let mut seen: Option<(u64, Instant)> = None;
         loop {
             let sent = Instant::now();
             match self.bucket.create(KEY, self.candidate.clone()).await {
@@ -241,9 +250,31 @@ impl<R: Runtime> Leadership<R> {
                 Err(KvError::Exists { .. }) => {}
                 Err(err) => return Err(err.into()),
             }
-            // Expiry is silent: poll; the watch wakes us at once on a resignation.
+            let Some(held) = self.bucket.get(KEY).await? else {
+                // Gone in between: try again at once.
+                continue;
+            };
+            let (revision, since) = match seen {
+                Some((revision, since)) if revision == held.revision => (revision, since),
+                _ => (held.revision, Instant::now()),
+            };
+            seen = Some((revision, since));
+            let expiry = since + self.lease;
+            if Instant::now() >= expiry {
+                // Not renewed for a lease since this candidate saw it: the holder sent that
+                // write before, so its term is over by its own clock. Expire the key now, at
+                // that revision only (a renewal in between keeps it), rather than wait for
+                // the store, which may take longer (NATS expires about 250 ms late).
+                match self.bucket.delete_if(KEY, revision).await {
+                    Ok(()) | Err(KvError::WrongRevision { .. }) => continue,
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            // A renewal or a resignation wakes the watch; the expiry, the timer. The poll
+            // bounds the wait should the watch miss a change.
+            let wake = expiry.min(Instant::now() + self.poll());
             let closed = future::or(async { watch.next().await.is_none() }, async {
-                crate::time::sleep::<R>(self.poll()).await;
+                crate::time::sleep_until::<R>(wake).await;
                 false
             })
             .await;
@@ -277,8 +308,9 @@ pub struct LeaderWatch<R> {
 }
 
 impl<R: Runtime> LeaderWatch<R> {
-    /// The leader (`None`: nobody) the first time, then each time it changes. Expiry is seen
-    /// within a tenth of the lease; a new leader and a resignation at once.
+    /// The leader (`None`: nobody) the first time, then each time it changes. A new leader
+    /// and a resignation are seen at once, an expiry without a successor within a tenth of the
+    /// lease of the store's.
     ///
     /// # Errors
     ///

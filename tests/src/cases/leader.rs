@@ -16,6 +16,11 @@ pub async fn leader_expired_leader_is_replaced_after_its_term<R: Runtime>() {
     body::expired_leader_is_replaced_after_its_term::<R>(Kv::isolated()).await;
 }
 
+/// See [`body::waiting_candidate_takes_over_a_lease_after_the_last_renewal`].
+pub async fn leader_waiting_candidate_takes_over_a_lease_after_the_last_renewal<R: Runtime>() {
+    body::waiting_candidate_takes_over_a_lease_after_the_last_renewal::<R>(Kv::isolated()).await;
+}
+
 /// A watch follows who leads.
 pub async fn leader_watch_follows_the_leader<R: Runtime>() {
     body::watch_follows_the_leader::<R>(Kv::isolated()).await;

@@ -86,6 +86,39 @@ pub async fn expired_leader_is_replaced_after_its_term<R: Runtime>(kv: Kv) {
     drop(second_term);
 }
 
+/// A candidate already campaigning takes over a lease after the dead leader's last renewal
+/// reached it, not only once the store gets round to expiring the key (NATS does so about
+/// 250 ms late): never before the old term's end, and within a tenth of a lease after the
+/// lease.
+pub async fn waiting_candidate_takes_over_a_lease_after_the_last_renewal<R: Runtime>(kv: Kv) {
+    let (first, second) = two_candidates::<R>(&kv, "takeover").await;
+    let term = first.campaign().await.unwrap();
+    let waiting = spawn::<R, _>(async move {
+        let term = second.campaign().await.unwrap();
+        (Instant::now(), term)
+    });
+    // Dies just after a renewal, so that no renewal is on its way when it does.
+    ginkgo_api::time::sleep::<R>(LEASE / 2).await;
+    let before = term.valid_until();
+    eventually::<R>("a renewal", LEASE, || term.valid_until() != before).await;
+    let valid_until = term.valid_until();
+    drop(term);
+    // The term's end is its last renewal's sending plus the lease, less a tenth.
+    let renewed = valid_until - (LEASE - LEASE / 10);
+    let (elected, next) = waiting.await.unwrap();
+    assert!(
+        elected >= valid_until,
+        "elected {:?} before the old term ended",
+        valid_until - elected
+    );
+    assert!(
+        elected <= renewed + LEASE + LEASE / 10,
+        "took {:?} after the last renewal, with a lease of {LEASE:?}",
+        elected - renewed
+    );
+    drop(next);
+}
+
 /// A watch gives who leads, and each change: nobody, the first, nobody once it resigns, the
 /// second.
 pub async fn watch_follows_the_leader<R: Runtime>(kv: Kv) {
