@@ -315,6 +315,74 @@ fn discovery_interoperates_with_the_nats_service_api() {
     });
 }
 
+/// NATS tooling lists ginkgo services: the NATS team's JavaScript client asks what `nats micro
+/// ls`, `info` and `stats` ask (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS` to all services, then
+/// INFO by name; `tests/js/micro.cjs`) and reads a `Registration`'s answers through its own
+/// types. natscli itself is not installable here (it comes only from Go's module proxy and
+/// GitHub); this is the same protocol from a second client of the NATS team's own.
+#[test]
+fn nats_tooling_lists_ginkgo_services() {
+    use ginkgo_api::discovery::Registration;
+    type R = ginkgo_backend_tokio::Tokio;
+    let node = ginkgo_tests::process::on_path("node")
+        .unwrap_or_else(|| panic!("node is not on PATH: apt-get install nodejs (.ci/run checks)"));
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        js.join("node_modules/nats").is_dir(),
+        "the NATS JavaScript client is not installed: npm ci --prefix tests/js (.ci/run does)"
+    );
+    let server = NatsServer::start();
+    ginkgo_tests::support::run::<R, _>("micro ls", async {
+        let (tree, bus) = connected::<R>(&server).await;
+        let registration = Registration::new(bus.clone(), "orders", "1.2.0")
+            .description("takes orders")
+            .endpoint("http", "http://127.0.0.1:8080");
+        let id = registration.instance().id.clone();
+        let registered = ginkgo_api::service::tree::<R>(registration);
+        registered.start().await.unwrap();
+
+        let url = server.url();
+        let asked = ginkgo_api::spawn_blocking::<R, _, _>(move || {
+            std::process::Command::new(node)
+                .arg(js.join("micro.cjs"))
+                .arg(url)
+                .arg("orders")
+                .output()
+                .expect("run node")
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&asked.stdout);
+        assert!(
+            asked.status.success(),
+            "micro.cjs failed: {}{text}",
+            String::from_utf8_lossy(&asked.stderr)
+        );
+        let seen: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
+        for verb in ["ping", "info", "stats", "named"] {
+            let answers = seen[verb].as_array().expect("a list of answers");
+            assert_eq!(answers.len(), 1, "{verb}: {text}");
+            let answer = &answers[0];
+            assert_eq!(answer["name"], "orders", "{verb}: {text}");
+            assert_eq!(answer["id"], id.as_str(), "{verb}: {text}");
+            assert_eq!(answer["version"], "1.2.0", "{verb}: {text}");
+        }
+        let info = &seen["named"][0];
+        assert_eq!(info["type"], "io.nats.micro.v1.info_response", "{text}");
+        assert_eq!(info["description"], "takes orders", "{text}");
+        assert_eq!(
+            info["metadata"]["endpoint.http"], "http://127.0.0.1:8080",
+            "{text}"
+        );
+        assert_eq!(
+            seen["stats"][0]["type"], "io.nats.micro.v1.stats_response",
+            "{text}"
+        );
+        assert!(registered.stop().await.is_clean());
+        assert!(tree.stop().await.is_clean());
+    });
+}
+
 /// With `connect_in_background`, a server that is not there yet does not fail the start: the
 /// service starts not ready, and is ready (and the bus works) once the server comes.
 #[test]
