@@ -100,6 +100,7 @@ macro_rules! conformance_suite {
             service::intensity_escalates,
             service::backoff_grows,
             service::normal_exits_spend_intensity,
+            service::exit_during_the_start_ends_the_service_after_it,
             service::dynamic_children,
             service::subscriber_sees_transitions,
             service::stop_idempotent_and_restartable,

@@ -37,6 +37,10 @@ pub(crate) async fn fail(node: Arc<Node>, failure: Failure) {
 
 /// Ends a service normally (`Context::exit`) and tells its parent.
 pub(crate) async fn exit(node: Arc<Node>) {
+    // An exit asked for during the start (by the start hook itself, say) takes effect once the
+    // start is over, which holds the op lock throughout: the service did start, and is then
+    // done. Stopping at once would cancel the start, and the start would report that.
+    drop(node.op.lock().await);
     if !node.state().is_running() {
         return;
     }

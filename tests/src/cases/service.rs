@@ -924,6 +924,35 @@ impl Service for Quitter {
     }
 }
 
+/// A service that asks to exit in its start hook, then goes on starting for a while.
+struct LateQuitter<R>(std::marker::PhantomData<fn() -> R>);
+
+#[async_trait]
+impl<R: Runtime> Service for LateQuitter<R> {
+    fn name(&self) -> &str {
+        "late-quitter"
+    }
+
+    async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        ctx.exit();
+        sleep::<R>(Duration::from_millis(50)).await;
+        Ok(())
+    }
+}
+
+/// An exit asked for during the start takes effect once the start is over: the start succeeds
+/// (it is not cancelled as a stop would cancel it), then the service ends, stopped, not failed.
+pub async fn exit_during_the_start_ends_the_service_after_it<R: Runtime>() {
+    let tree = ginkgo_api::service::tree::<R>(LateQuitter::<R>(std::marker::PhantomData));
+    tree.start()
+        .await
+        .expect("the start is not cancelled by the exit it asked for");
+    let waited = timeout::<R, _>(LIMIT, tree.wait_for(ginkgo_api::service::State::Stopped)).await;
+    assert!(waited.is_ok(), "the service did not end after its start");
+    assert_eq!(tree.state(), ginkgo_api::service::State::Stopped);
+    assert!(tree.last_failure().is_none(), "{:?}", tree.last_failure());
+}
+
 /// A permanent child that keeps exiting normally is restarted until the intensity is spent;
 /// the escalation says it exited normally, and names no error it never had.
 pub async fn normal_exits_spend_intensity<R: Runtime>() {
