@@ -256,23 +256,30 @@ fn readiness_follows_the_connection() {
     });
 }
 
+/// A started `Registration` of the instance the discovery tests look for: `orders` 1.2.0, with
+/// a description and an endpoint; its tree and its instance id.
+async fn register_orders<R: Runtime>(bus: &Bus<R>) -> (ServiceHandle, String) {
+    let registration = ginkgo_api::discovery::Registration::new(bus.clone(), "orders", "1.2.0")
+        .description("takes orders")
+        .endpoint("http", "http://127.0.0.1:8080");
+    let id = registration.instance().id.clone();
+    let registered = ginkgo_api::service::tree::<R>(registration);
+    registered.start().await.unwrap();
+    (registered, id)
+}
+
 /// Discovery speaks the NATS services protocol both ways: async-nats's own service types
 /// read what a ginkgo `Registration` answers (as `nats micro info` would), and a service
 /// written with async-nats's service API is found by ginkgo's `Discovery`.
 #[test]
 fn discovery_interoperates_with_the_nats_service_api() {
     use async_nats::service::ServiceExt as _;
-    use ginkgo_api::discovery::{Discovery, Registration};
+    use ginkgo_api::discovery::Discovery;
     type R = ginkgo_backend_tokio::Tokio;
     let server = NatsServer::start();
     ginkgo_tests::support::run::<R, _>("micro", async {
         let (tree, bus) = connected::<R>(&server).await;
-        let registration = Registration::new(bus.clone(), "orders", "1.2.0")
-            .description("takes orders")
-            .endpoint("http", "http://127.0.0.1:8080");
-        let id = registration.instance().id.clone();
-        let registered = ginkgo_api::service::tree::<R>(registration);
-        registered.start().await.unwrap();
+        let (registered, id) = register_orders::<R>(&bus).await;
 
         let client = async_nats::connect(server.url()).await.unwrap();
         let ask = |subject: &'static str| {
@@ -322,7 +329,6 @@ fn discovery_interoperates_with_the_nats_service_api() {
 /// GitHub); this is the same protocol from a second client of the NATS team's own.
 #[test]
 fn nats_tooling_lists_ginkgo_services() {
-    use ginkgo_api::discovery::Registration;
     type R = ginkgo_backend_tokio::Tokio;
     let node = ginkgo_tests::process::on_path("node")
         .unwrap_or_else(|| panic!("node is not on PATH: apt-get install nodejs (.ci/run checks)"));
@@ -334,12 +340,7 @@ fn nats_tooling_lists_ginkgo_services() {
     let server = NatsServer::start();
     ginkgo_tests::support::run::<R, _>("micro ls", async {
         let (tree, bus) = connected::<R>(&server).await;
-        let registration = Registration::new(bus.clone(), "orders", "1.2.0")
-            .description("takes orders")
-            .endpoint("http", "http://127.0.0.1:8080");
-        let id = registration.instance().id.clone();
-        let registered = ginkgo_api::service::tree::<R>(registration);
-        registered.start().await.unwrap();
+        let (registered, id) = register_orders::<R>(&bus).await;
 
         let url = server.url();
         let asked = ginkgo_api::spawn_blocking::<R, _, _>(move || {
