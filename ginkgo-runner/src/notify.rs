@@ -70,6 +70,12 @@ impl Notifier {
         self
     }
 
+    /// Whether [`store_listeners`](Self::store_listeners) stores: the file descriptor store
+    /// is asked for and systemd listens.
+    pub fn keeps_fd_store(&self) -> bool {
+        self.fd_store && self.socket.is_some()
+    }
+
     /// Whether systemd listens.
     pub fn is_enabled(&self) -> bool {
         self.socket.is_some()
@@ -121,12 +127,9 @@ impl Notifier {
     /// another address replaces the old one instead of joining it; names no longer among
     /// `listeners` are removed. Problems are logged: the sockets serve on regardless.
     pub fn store_listeners(&self, listeners: &[(String, OwnedFd)]) {
-        let Some((socket, addr)) = &self.socket else {
+        let Some((socket, addr)) = &self.socket.as_ref().filter(|_| self.fd_store) else {
             return;
         };
-        if !self.fd_store {
-            return;
-        }
         let mut stored = self.stored();
         for (name, _) in listeners {
             stored.insert(name.clone());

@@ -294,7 +294,7 @@ impl<R: Runtime> Serving<'_, R> {
             handoff::set_keep_socket_files(false);
         }
         settle_untaken(upgraded);
-        notifier.store_listeners(&registered_listeners());
+        store_registered(&notifier);
 
         let running = self.announce(
             listener,
@@ -651,7 +651,7 @@ impl<R: Runtime> Serving<'_, R> {
         }
         .await;
         // A server the reload restarted on another address serves another socket now.
-        notifier.store_listeners(&registered_listeners());
+        store_registered(notifier);
         notifier.ready(&format!("{} ready", tree.path()));
         outcome
     }
@@ -664,7 +664,7 @@ impl<R: Runtime> Serving<'_, R> {
         if let Err(err) = reload_services(tree).await {
             tracing::error!("reload failed: {err}");
         }
-        notifier.store_listeners(&registered_listeners());
+        store_registered(notifier);
         notifier.ready(&format!("{} ready", tree.path()));
     }
 
@@ -709,13 +709,19 @@ pub(super) fn settle_untaken(upgraded: bool) {
     }
 }
 
-/// The listening sockets the tree's servers serve now, by service path (none if they cannot be
-/// duplicated, which is logged).
-pub(super) fn registered_listeners() -> Vec<(String, OwnedFd)> {
-    handoff::registered().unwrap_or_else(|err| {
-        tracing::warn!(%err, "cannot duplicate the listening sockets for systemd's file descriptor store");
-        Vec::new()
-    })
+/// Keeps the listening sockets the tree's servers serve now in systemd's file descriptor
+/// store, if the notifier does (they are duplicated only then).
+fn store_registered(notifier: &Notifier) {
+    if !notifier.keeps_fd_store() {
+        return;
+    }
+    match handoff::registered() {
+        Ok(listeners) => notifier.store_listeners(&listeners),
+        Err(err) => tracing::warn!(
+            %err,
+            "cannot duplicate the listening sockets for systemd's file descriptor store"
+        ),
+    }
 }
 
 /// The signals a serving process answers: stop, reload, reopen the log, upgrade (a worker
