@@ -263,11 +263,13 @@ fn activation() -> MutexGuard<'static, Activation> {
                 }
             })
             .collect();
-        let mut names: Vec<String> = names_text.split(':').map(str::to_owned).collect();
+        // A socket without a name is "unknown", as systemd calls it.
+        let mut names: Vec<String> = names_text
+            .split(':')
+            .filter(|_| !names_text.is_empty())
+            .map(str::to_owned)
+            .collect();
         names.resize(sockets.len(), "unknown".to_owned());
-        if names_text.is_empty() {
-            names.iter_mut().for_each(|name| "unknown".clone_into(name));
-        }
         Mutex::new(Activation { sockets, names })
     });
     // Every change is one `take` or one put back: consistent after any panic.
