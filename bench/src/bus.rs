@@ -47,7 +47,7 @@ pub(crate) struct Options {
 struct Server {
     child: Child,
     url: String,
-    _store: tempfile::TempDir,
+    store: tempfile::TempDir,
 }
 
 impl Server {
@@ -68,6 +68,8 @@ impl Server {
         let child = Command::new(binary)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
+            .arg("-l")
+            .arg(store.path().join("server.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -83,8 +85,21 @@ impl Server {
         Ok(Self {
             child,
             url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
+            store,
         })
+    }
+}
+
+impl Server {
+    /// The server's log lines about slow consumers and closed connections: what explains
+    /// messages that never arrived.
+    fn trouble(&self) -> String {
+        std::fs::read_to_string(self.store.path().join("server.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("Slow Consumer") || line.contains("Closed"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -112,11 +127,9 @@ impl Helpers {
         let client = runtime
             .block_on(
                 async_nats::ConnectOptions::new()
-                    // Messages dropped here would stall a publish run: say so.
+                    // Messages dropped or a reconnection here would stall a publish run: say so.
                     .event_callback(|event| async move {
-                        if let async_nats::Event::SlowConsumer(_) = event {
-                            eprintln!("the helpers' connection: {event}");
-                        }
+                        eprintln!("the helpers' connection: {event}");
                     })
                     .connect(url),
             )
@@ -443,6 +456,13 @@ fn request_rate(side: &dyn Side, requests: usize) -> Result<f64, String> {
 
 fn measure(options: &Options) -> Result<Results, String> {
     let server = Server::start()?;
+    measure_on(&server, options).map_err(|err| match server.trouble() {
+        trouble if trouble.is_empty() => err,
+        trouble => format!("{err}\nnats-server says:\n{trouble}"),
+    })
+}
+
+fn measure_on(server: &Server, options: &Options) -> Result<Results, String> {
     let helpers = Helpers::start(&server.url)?;
     let plain = PlainSide {
         url: server.url.clone(),
