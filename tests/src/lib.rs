@@ -94,6 +94,7 @@ macro_rules! conformance_suite {
             service::stuck_blocking_task_is_reported,
             service::hook_panics_are_contained,
             service::task_failure_fails_service,
+            service::failed_only_once_torn_down,
             service::restart_permanent,
             service::restart_transient_and_temporary,
             service::restart_strategies,

@@ -24,8 +24,7 @@ pub(crate) async fn fail(node: Arc<Node>, failure: Failure) {
         if node.state() != State::Ready {
             return; // stopped or failed meanwhile: nothing left to supervise
         }
-        node.record_failure(failure.clone());
-        let report = node.teardown().await;
+        let report = node.tear_down_failed(failure.clone()).await;
         if !report.is_clean() {
             tracing::warn!(service = %node.path, %report, "tearing down a failed service");
         }

@@ -335,6 +335,63 @@ pub async fn task_failure_fails_service<R: Runtime>() {
     );
 }
 
+/// A service is `Failed` only once it is torn down: whoever sees the state finds its other
+/// tasks reaped (one of them slow to finish) and its child stopped, and it went through
+/// `Stopping` on the way.
+pub async fn failed_only_once_torn_down<R: Runtime>() {
+    let log = Log::default();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = finished.clone();
+    let root = tree::<R>(
+        Probe::new("root", &log)
+            .options(Options::default().stop_timeout(Duration::from_secs(20)))
+            .children({
+                let log = log.clone();
+                move |ctx| {
+                    ctx.add_child(Probe::new("child", &log));
+                }
+            })
+            .after_start(move |ctx| {
+                let (owner, shutdown, done) = (ctx.clone(), ctx.shutdown(), done.clone());
+                ctx.spawn("slow-to-finish", async move {
+                    shutdown.wait().await;
+                    owner.sleep(Duration::from_millis(200)).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+                let me = ctx.handle();
+                ctx.spawn("crasher", async move {
+                    me.wait_for(State::Ready).await;
+                    panic!("crashed on purpose");
+                });
+            }),
+    );
+    let transitions = root.subscribe();
+    root.start().await.expect("start");
+    reach::<R>(&root, State::Failed).await;
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "a task still ran");
+    let snapshot = root.snapshot();
+    assert_eq!(snapshot.tasks, 0, "tasks left: {snapshot:?}");
+    assert!(
+        snapshot
+            .children
+            .iter()
+            .all(|child| child.state == State::Stopped),
+        "{snapshot:?}"
+    );
+    let mut seen = Vec::new();
+    while let Ok(t) = transitions.try_recv() {
+        seen.push((t.from, t.to));
+    }
+    assert!(
+        seen.ends_with(&[
+            (State::Ready, State::Stopping),
+            (State::Stopping, State::Failed)
+        ]),
+        "{seen:?}"
+    );
+    root.stop().await;
+}
+
 /// A shared counter of instances built by a factory, so each instance can behave differently.
 #[derive(Clone, Default)]
 struct Generation(Arc<AtomicUsize>);
@@ -757,11 +814,12 @@ pub async fn subscriber_sees_transitions<R: Runtime>() {
     let pairs: Vec<(State, State)> = seen.iter().map(|t| (t.from, t.to)).collect();
     use State::*;
     assert_eq!(
-        &pairs[..5],
+        &pairs[..6],
         [
             (Init, Starting),
             (Starting, Ready),
-            (Ready, Failed),
+            (Ready, Stopping),
+            (Stopping, Failed),
             (Failed, Stopped),
             (Stopped, Starting)
         ]

@@ -263,8 +263,18 @@ impl Node {
         })
     }
 
-    /// Marks the node failed (it must already be torn down, or be torn down next).
-    pub(crate) fn record_failure(&self, failure: Failure) {
+    /// Tears down a failed service, with the op lock held: `Stopping` while its children,
+    /// stop hook and tasks are stopped, then `Failed` with `failure`. So whoever sees
+    /// `Failed` finds its tasks reaped and its children stopped, as [`State::Failed`] says.
+    pub(crate) async fn tear_down_failed(self: &Arc<Self>, failure: Failure) -> StopReport {
+        self.set_state(State::Stopping);
+        let report = self.teardown().await;
+        self.record_failure(failure);
+        report
+    }
+
+    /// Marks the node failed (it must already be torn down).
+    fn record_failure(&self, failure: Failure) {
         self.lifecycle
             .record_failure(&self.path, &self.observe, failure);
     }
