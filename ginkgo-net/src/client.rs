@@ -52,10 +52,15 @@ where
     Fut::Output: TaskResult,
 {
     /// A client named `name` for `address`, running `handler` on each connection.
-    pub fn new(name: &str, address: &str, handler: H) -> Self {
+    ///
+    /// `address` is anything that reads `host:port`: a [`SocketAddr`](std::net::SocketAddr),
+    /// or text such as `"127.0.0.1:7000"`, `"[::1]:7000"` or `"db.internal:5432"` (a name is
+    /// resolved again at each connect, so a move of the server is followed). One that does not
+    /// read `host:port` fails the start, naming it.
+    pub fn new(name: &str, address: impl std::fmt::Display, handler: H) -> Self {
         Self {
             name: name.to_owned(),
-            address: address.to_owned(),
+            address: address.to_string(),
             handler,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5), 0.1),
             connect_timeout: Duration::from_secs(5),
@@ -102,6 +107,7 @@ where
     }
 
     async fn start(&mut self, ctx: &Context) -> Result<(), Error> {
+        check_address(&self.address)?;
         ctx.not_ready();
         let connections = ctx.counter("connections");
         let failures = ctx.counter("connect_failures");
@@ -137,6 +143,7 @@ where
                     Ok(Ok(stream)) => {
                         backoff.reset();
                         connections.inc();
+                        me.clear_note();
                         me.set_ready();
                         tracing::info!(service = me.path(), %address, "connected");
                         let connection = ClientConnection {
@@ -162,10 +169,13 @@ where
                     Ok(Err(err)) => {
                         failures.inc();
                         tracing::debug!(service = me.path(), %err, "connect failed");
+                        // Shown by `status` while it lasts: why the client is not ready.
+                        me.set_note(format!("connecting: {err}"));
                     }
                     Err(_) => {
                         failures.inc();
                         tracing::debug!(service = me.path(), %address, ?timeout, "connect timed out");
+                        me.set_note(format!("connecting to {address}: timed out after {timeout:?}"));
                     }
                 }
                 let delay = backoff.next_delay();
@@ -175,6 +185,22 @@ where
             }
         });
         Ok(())
+    }
+}
+
+/// Fails unless `address` reads `host:port` with a port number.
+fn check_address(address: &str) -> Result<(), Error> {
+    let well_formed = address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if well_formed {
+        Ok(())
+    } else {
+        Err(format!(
+            "the address {address:?} is not host:port (such as 127.0.0.1:7000, [::1]:7000 or \
+             db.internal:5432)"
+        )
+        .into())
     }
 }
 

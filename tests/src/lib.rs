@@ -123,6 +123,7 @@ macro_rules! conformance_suite {
             server::graceful_stop_finishes_in_flight,
             server::server_stop_timeout_aborts_a_stuck_handler,
             server::client_reconnects_after_server_restart,
+            server::client_with_a_bad_address_fails_its_start,
             server::server_errors_are_contained,
             server::server_on_inherited_listener,
             server::live_rate_changes_after_reload,

@@ -225,8 +225,9 @@ pub async fn client_reconnects_after_server_restart<R: Runtime>() {
     server.start().await.expect("server start");
     let sessions = Arc::new(AtomicUsize::new(0));
     let s = sessions.clone();
+    let socket: std::net::SocketAddr = address.parse().expect("a socket address");
     let client = tree::<R>(
-        StreamClient::<R, _>::new("client", &address, move |mut conn: ClientConnection<R>| {
+        StreamClient::<R, _>::new("client", socket, move |mut conn: ClientConnection<R>| {
             let sessions = s.clone();
             async move {
                 sessions.fetch_add(1, Ordering::SeqCst);
@@ -256,8 +257,16 @@ pub async fn client_reconnects_after_server_restart<R: Runtime>() {
         "still running, just not ready"
     );
     sleep::<R>(Duration::from_millis(150)).await; // a few failed attempts
+    eventually::<R>("the note says why", LIMIT, || {
+        client
+            .snapshot()
+            .note
+            .is_some_and(|note| note.starts_with("connecting: ") && note.contains(&address))
+    })
+    .await;
     server.start().await.expect("server restart");
     eventually::<R>("client ready again", LIMIT, || client.is_ready()).await;
+    assert_eq!(client.snapshot().note, None, "connected: no note left");
     eventually::<R>("second session", LIMIT, || {
         sessions.load(Ordering::SeqCst) == 2
     })
@@ -267,6 +276,40 @@ pub async fn client_reconnects_after_server_restart<R: Runtime>() {
     assert!(counter(&snapshot, "connect_failures") >= 1);
     client.stop().await;
     server.stop().await;
+}
+
+/// A client whose address does not read `host:port` fails its start at once, naming it,
+/// instead of retrying until the start timeout.
+pub async fn client_with_a_bad_address_fails_its_start<R: Runtime>() {
+    for bad in [
+        "localhost",
+        "127.0.0.1:",
+        ":80",
+        "db.internal:http",
+        "127.0.0.1:70000",
+    ] {
+        let client = tree::<R>(StreamClient::<R, _>::new(
+            "client",
+            bad,
+            |_: ClientConnection<R>| async { std::io::Result::Ok(()) },
+        ));
+        let began = Instant::now();
+        let err = client
+            .start()
+            .await
+            .expect_err("a bad address fails the start");
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{bad:?} took {:?}",
+            began.elapsed()
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("{bad:?}")) && message.contains("not host:port"),
+            "{bad:?}: {message}"
+        );
+        client.stop().await;
+    }
 }
 
 /// A bind error fails the start and names the address; handler errors and panics end only
