@@ -70,8 +70,9 @@ pub async fn store_layer_is_read_watched_and_checked<R: Runtime>(kv: Kv) {
         .put("kvtest.name", "\"from the store\"")
         .await
         .unwrap();
-    eventually::<R>("a change is in force", || {
-        settings.get().name == "from the store"
+    // The layer counts a change once it is in force, so a reader may see the value first.
+    eventually::<R>("a change is in force and counted", || {
+        settings.get().name == "from the store" && counter(&tree, "applied") >= 1
     })
     .await;
     assert_eq!(counter(&tree, "applied"), 1);
