@@ -374,6 +374,19 @@ impl<R: Runtime> Runner<R> {
                 return Next::Exit(ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2)));
             }
         };
+        // Started by the old process of an upgrade: start the one that takes over and leave
+        // it to be adopted (the upgrade module's docs say why).
+        if let Some(from) = cli.upgrade_from
+            && upgrade::started_by(from)
+        {
+            return Next::Exit(match upgrade::detach(from) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("{}: cannot take over: {err}", self.program);
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            });
+        }
         let command = cli.command.clone().unwrap_or(Command::Run);
         if command == (Command::Config { template: true }) {
             print!("{}", ginkgo_config::template());

@@ -562,12 +562,13 @@ impl<R: Runtime> Serving<'_, R> {
         let limit = self.settings.get().upgrade_timeout.0;
         tracing::info!(program = %exe.display(), sockets = handover.listeners.len(), "upgrading: starting the new process");
         ginkgo_api::spawn_blocking::<R, _, _>(move || {
-            let successor =
-                Successor::start(&exe, &args, &[], &handover).map_err(|err| err.to_string())?;
-            let pid = successor.pid();
+            // systemd's watchdog names this process; the new one, once the main process,
+            // keeps it fed (it takes a watchdog without a pid as its own).
+            let successor = Successor::start(&exe, &args, &["WATCHDOG_PID"], &handover)
+                .map_err(|err| err.to_string())?;
             successor
                 .wait_ready(limit)
-                .map_err(|err| format!("the new process (pid {pid}) did not take over: {err}"))
+                .map_err(|err| format!("the new process did not take over: {err}"))
         })
         .await
         .map_err(|err| format!("the upgrade task failed: {err}"))?

@@ -5,8 +5,8 @@
 //! **How the sockets travel:** over `SCM_RIGHTS` on a Unix socket pair that is the new
 //! process's standard input, in one message with their names, and the new process writes its
 //! start-up report ("ready PID" or "error: ...") back on the same pair, as a daemon reports to
-//! `start`. Chosen over inheritance by descriptor number (`LISTEN_FDS`-style) because the new
-//! process is our own child: the pair needs no rendezvous, the names arrive with the sockets
+//! `start`. Chosen over inheritance by descriptor number (`LISTEN_FDS`-style) because we start
+//! the new process ourselves: the pair needs no rendezvous, the names arrive with the sockets
 //! in one message (nothing to keep in step between environment variables and descriptor
 //! numbers), and neither side needs `unsafe` code to move descriptors to fixed numbers or to
 //! adopt a raw descriptor number. Chosen over the control socket because the new process
@@ -15,6 +15,15 @@
 //!
 //! The pid file's lock is an `flock(2)` lock, which belongs to the open file: the new process
 //! holds it through the descriptor it received, so the lock never lapses between the two.
+//!
+//! **Whose child the new process is:** not the old one's. The process the old one starts
+//! starts the program once more, says "started PID" on the pair and exits, so the process
+//! that takes over is adopted by init, or by systemd, before it tells systemd `MAINPID=`. A
+//! main process that is not its own child is one systemd "will most likely not notice when
+//! it exits" (its words): on `systemctl stop` it sends SIGTERM and, with nothing it can wait
+//! for, SIGKILL at once (seen with systemd 252 on Debian 12), so the new process was killed
+//! in the middle of its graceful stop. The old process commits only once it has reaped the
+//! one in between, so by then the adoption has happened.
 
 use std::ffi::OsString;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -23,7 +32,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
@@ -40,6 +49,9 @@ const HEADER: &str = "ginkgo-upgrade 1";
 
 /// What the old process answers to "ready": the new one may take over.
 const COMMIT: &[u8] = b"commit\n";
+
+/// How the process in between reports the pid of the one it started (which takes over).
+const STARTED: &str = "started ";
 
 /// The most descriptors one message carries (Linux's `SCM_MAX_FD` is 253).
 const MAX_SOCKETS: usize = 253;
@@ -238,15 +250,61 @@ fn invalid(message: &str) -> io::Error {
 ///
 /// # Errors
 ///
-/// Fails when `from` is not our parent, or the message is broken.
+/// Fails when `from` is not the process that made the socket pair on standard input, or the
+/// message is broken.
 pub(super) fn receive(from: u32) -> io::Result<Handover> {
-    let parent = rustix::process::getppid().map_or(0, |pid| pid.as_raw_nonzero().get());
-    if i64::from(from) != i64::from(parent) {
+    check_handed_by(from)?;
+    receive_stdin()
+}
+
+/// Whether this process was started by `from` itself (its parent), and so is the one in
+/// between that [`detach`] runs, not the one that takes over.
+pub(super) fn started_by(from: u32) -> bool {
+    rustix::process::getppid()
+        .is_some_and(|pid| i64::from(pid.as_raw_nonzero().get()) == i64::from(from))
+}
+
+/// Checks that standard input is the socket pair made by process `from`: the credentials a
+/// pair carries are those of the process that made it, whoever holds its ends since.
+fn check_handed_by(from: u32) -> io::Result<()> {
+    let stdin = std::io::stdin();
+    let peer = rustix::net::sockopt::socket_peercred(stdin.as_fd()).map_err(|err| {
+        io::Error::new(
+            io::Error::from(err).kind(),
+            format!("--{UPGRADE_FROM} {from}: standard input is not the socket pair of an upgrade: {err}"),
+        )
+    })?;
+    let maker = peer.pid.as_raw_nonzero().get();
+    if i64::from(maker) != i64::from(from) {
         return Err(io::Error::other(format!(
-            "--{UPGRADE_FROM} {from} names a process that is not this one's parent ({parent})"
+            "--{UPGRADE_FROM} {from} names a process other than the one that started the upgrade ({maker})"
         )));
     }
-    receive_stdin()
+    Ok(())
+}
+
+/// In the process the old one started (see the module docs): starts this program again
+/// with the same arguments and standard streams, says "started PID" on the pair, and
+/// returns, for this process to exit; or says why it could not.
+///
+/// # Errors
+///
+/// Fails when standard input is not `from`'s pair, or the program cannot be started (the
+/// error is reported on the pair too).
+pub(super) fn detach(from: u32) -> io::Result<()> {
+    check_handed_by(from)?;
+    let pair = pair_on_stdin()?;
+    let started = std::env::current_exe()
+        .and_then(|exe| Command::new(&exe).args(std::env::args_os().skip(1)).spawn());
+    match started {
+        // Not waited for: once this process exits, init or systemd adopts it.
+        Ok(child) => (&pair).write_all(format!("{STARTED}{}\n", child.id()).as_bytes()),
+        Err(err) => {
+            let err = io::Error::new(err.kind(), format!("cannot start the new process: {err}"));
+            let _ = (&pair).write_all(format!("error: {err}\n").as_bytes());
+            Err(err)
+        }
+    }
 }
 
 /// The handover, read from standard input (a worker's, from its master).
@@ -263,6 +321,9 @@ pub(super) fn receive_stdin() -> io::Result<Handover> {
 pub(super) struct Successor {
     child: Child,
     pair: UnixStream,
+    /// Set when `child` said it started the process that takes over in its place: a pidfd of
+    /// that process (none if it could not be opened, as when it is gone already).
+    taking_over: Option<Option<OwnedFd>>,
 }
 
 impl Successor {
@@ -297,82 +358,144 @@ impl Successor {
                 format!("cannot hand the sockets over: {err}"),
             ));
         }
-        Ok(Self { child, pair: ours })
+        Ok(Self {
+            child,
+            pair: ours,
+            taking_over: None,
+        })
     }
 
-    /// The new process's pid.
-    pub(super) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits up to `limit` for the report: the pid once it is ready, or why it failed (then it
-    /// has exited, or is stopped and reaped here).
-    pub(super) fn wait_ready(self, limit: Duration) -> Result<u32, String> {
-        // Committed: the new process is reaped by init once this process exits; not ours to
-        // wait for.
-        self.wait_ready_kept(limit).map(|(child, _)| child.id())
+    /// Waits up to `limit` for the report, and commits: the pid of the process that took
+    /// over, or why it failed (then each process it started is stopped, and reaped if ours).
+    pub(super) fn wait_ready(mut self, limit: Duration) -> Result<u32, String> {
+        // Committed: the process in between is reaped; the one that took over is init's (or
+        // systemd's), not ours to wait for.
+        self.await_ready(limit).inspect_err(|_| self.stop_all())
     }
 
     /// Like [`Successor::wait_ready`], keeping the child (to supervise and reap) and the pair
-    /// (to talk to it) once it is ready.
+    /// (to talk to it) once it is ready: for a worker, which stays its master's child.
     pub(super) fn wait_ready_kept(
         mut self,
         limit: Duration,
     ) -> Result<(Child, UnixStream), String> {
-        let outcome = (|| -> io::Result<String> {
-            self.pair.set_read_timeout(Some(limit))?;
-            let mut line = String::new();
-            // One byte at a time, so that nothing after the line is read ahead and lost.
-            let mut byte = [0u8; 1];
-            while !line.ends_with('\n') {
-                match (&self.pair).read(&mut byte)? {
-                    0 => break,
-                    _ => line.push(char::from(byte[0])),
-                }
+        match self.await_ready(limit) {
+            Ok(_) => Ok((self.child, self.pair)),
+            Err(why) => {
+                self.stop_all();
+                Err(why)
             }
-            Ok(line)
-        })();
-        let failed = |this: &mut Self, why: String| {
-            stop(&mut this.child);
-            Err(why)
-        };
-        match outcome {
-            Ok(line) => {
-                let line = line.trim();
-                if let Some(pid) = line.strip_prefix("ready ") {
-                    if pid.trim().parse::<u32>().is_err() {
-                        return failed(&mut self, format!("bad report {line:?}"));
-                    }
-                    // Commit: from here on the new process serves and owns the shared files.
-                    return match (&self.pair).write_all(COMMIT) {
-                        Ok(()) => {
-                            let _ = self.pair.set_read_timeout(None);
-                            Ok((self.child, self.pair))
-                        }
-                        Err(err) => failed(&mut self, format!("cannot commit the handover: {err}")),
-                    };
-                }
-                match line.strip_prefix("error: ") {
-                    Some(error) => failed(&mut self, error.to_owned()),
-                    None => failed(
-                        &mut self,
-                        "the new process exited during start-up (see its log)".to_owned(),
-                    ),
-                }
-            }
-            Err(err)
+        }
+    }
+
+    /// Reads the report lines until "ready PID" (then commits and gives the pid) or a
+    /// failure, all within `limit`.
+    fn await_ready(&mut self, limit: Duration) -> Result<u32, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let line = self.read_line(deadline).map_err(|err| {
                 if matches!(
                     err.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                failed(
-                    &mut self,
-                    format!("the new process was not ready within {limit:?}"),
-                )
+                ) {
+                    format!("the new process was not ready within {limit:?}")
+                } else {
+                    format!("no report from the new process: {err}")
+                }
+            })?;
+            let line = line.trim();
+            if let Some(pid) = line.strip_prefix(STARTED) {
+                let pid: u32 = pid.parse().map_err(|_| format!("bad report {line:?}"))?;
+                let pidfd = i32::try_from(pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                    .and_then(|pid| {
+                        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+                    });
+                self.taking_over = Some(pidfd);
+                continue;
             }
-            Err(err) => failed(&mut self, format!("no report from the new process: {err}")),
+            if let Some(pid) = line.strip_prefix("ready ") {
+                let pid: u32 = pid.parse().map_err(|_| format!("bad report {line:?}"))?;
+                if self.taking_over.is_some() && !exited_by(&mut self.child, deadline) {
+                    return Err(format!(
+                        "the process in between (pid {}) did not exit",
+                        self.child.id()
+                    ));
+                }
+                // Commit: from here on the new process serves and owns the shared files.
+                (&self.pair)
+                    .write_all(COMMIT)
+                    .map_err(|err| format!("cannot commit the handover: {err}"))?;
+                let _ = self.pair.set_read_timeout(None);
+                return Ok(pid);
+            }
+            return Err(match line.strip_prefix("error: ") {
+                Some(error) => error.to_owned(),
+                None => "the new process exited during start-up (see its log)".to_owned(),
+            });
         }
+    }
+
+    /// One line of the report (without waiting past `deadline`); what arrived before the end
+    /// if the pair closed.
+    fn read_line(&self, deadline: Instant) -> io::Result<String> {
+        let mut line = String::new();
+        // One byte at a time, so that nothing after the line is read ahead and lost.
+        let mut byte = [0u8; 1];
+        while !line.ends_with('\n') {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.pair.set_read_timeout(Some(left))?;
+            match (&self.pair).read(&mut byte)? {
+                0 => break,
+                _ => line.push(char::from(byte[0])),
+            }
+        }
+        Ok(line)
+    }
+
+    /// Stops what was started for a failed or late upgrade: the process started, and the one
+    /// it started in its place, if it said so.
+    fn stop_all(&mut self) {
+        stop(&mut self.child);
+        if let Some(Some(pidfd)) = self.taking_over.take() {
+            stop_adopted(&pidfd);
+        }
+    }
+}
+
+/// Whether `child` exits (and is reaped) by `deadline`.
+fn exited_by(child: &mut Child, deadline: Instant) -> bool {
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Stops a process that is not ours to reap, through its pidfd (so a reused pid is never
+/// signalled): SIGTERM, then SIGKILL after 5 s.
+fn stop_adopted(pidfd: &OwnedFd) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    use rustix::process::{Signal, pidfd_send_signal};
+    if pidfd_send_signal(pidfd, Signal::TERM).is_err() {
+        return;
+    }
+    // A pidfd becomes readable when its process exits.
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    let limit = Timespec {
+        tv_sec: 5,
+        tv_nsec: 0,
+    };
+    if !matches!(rustix::event::poll(&mut fds, Some(&limit)), Ok(1..)) {
+        let _ = pidfd_send_signal(pidfd, Signal::KILL);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod nats;
 pub mod process;
 pub mod support;
+pub mod systemd;
 
 /// For the process cases, each `fn case(backend: &'static str)`: one `#[test]` per backend,
 /// in modules named after them (`tokio::case`, `smol::case`, ...), passing the backend's name

@@ -6,10 +6,11 @@
 //!
 //! The tree: `app`, whose start takes `echo.start_delay` (a service slow to be ready), with
 //! the server `app/echo` as its child. Settings: `echo.bind` (host:port or unix:PATH; default
-//! 127.0.0.1:7007), `echo.start_delay` (default 0s), `echo.http` (unset; an address: an
-//! `HttpServer` `app/http` there too, answering `GET /` with `hello`, and the admin endpoints
-//! `/status` and `/metrics`), `echo.udp` (unset; an
-//! address: a `DatagramServer` `app/udp` there too, replying with each datagram and the pid).
+//! 127.0.0.1:7007), `echo.start_delay` (default 0s), `echo.stop_delay` (how long the root's
+//! stop takes; default 0s), `echo.http` (unset; an address: an `HttpServer` `app/http` there
+//! too, answering `GET /` with `hello`, and the admin endpoints `/status` and `/metrics`),
+//! `echo.udp` (unset; an address: a `DatagramServer` `app/udp` there too, replying with each
+//! datagram and the pid).
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ struct EchoSettings {
     /// How long the root service's start takes (after the server has started).
     #[setting(default = Duration::from_secs(0))]
     start_delay: Duration,
+    /// How long the root service's stop takes (a graceful stop with work to finish).
+    #[setting(default = Duration::from_secs(0))]
+    stop_delay: Duration,
     /// Serve HTTP here too (`GET /` answers `hello`).
     http: Option<String>,
     /// Echo UDP datagrams here too (each reply is the datagram, a space and this pid).
@@ -42,6 +46,7 @@ struct App<R: Runtime> {
     http: Option<String>,
     udp: Option<String>,
     delay: std::time::Duration,
+    stop_delay: std::time::Duration,
     _runtime: std::marker::PhantomData<fn() -> R>,
 }
 
@@ -83,6 +88,11 @@ impl<R: Runtime> Service for App<R> {
         ginkgo_api::time::sleep::<R>(self.delay).await;
         Ok(())
     }
+
+    async fn stop(&mut self, _ctx: &Context) -> Result<(), Error> {
+        ginkgo_api::time::sleep::<R>(self.stop_delay).await;
+        Ok(())
+    }
 }
 
 fn run<R: Runtime>() -> ExitCode {
@@ -93,6 +103,7 @@ fn run<R: Runtime>() -> ExitCode {
             http: settings.http.clone(),
             udp: settings.udp.clone(),
             delay: settings.start_delay.0,
+            stop_delay: settings.stop_delay.0,
             _runtime: std::marker::PhantomData,
         })
     })

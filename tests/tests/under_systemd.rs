@@ -1,0 +1,253 @@
+//! The shipped units under a real systemd (the machine's, booted in a namespace of the test's:
+//! `ginkgo_tests::systemd`): `hello` started, watched, reloaded (a bad file refused by
+//! `systemctl reload`) and stopped; and the `echo_on` daemon under the same unit's `[Service]`
+//! lines, upgraded (systemd follows the new main process, which keeps the watchdog fed and
+//! stops gracefully) and crashed (the listener waits in systemd's file descriptor store, and
+//! the restarted process serves a connection made while nothing ran). The echo cases run on
+//! all four backends.
+//!
+//! Built with the `systemd` feature, which `.ci/run` turns on: it needs root and systemd.
+#![cfg(feature = "systemd")]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use ginkgo_tests::process::{dir, free_port, hello};
+use ginkgo_tests::systemd::Systemd;
+
+/// For systemd 253 and later, and for older systemd such as Debian 12's 252.
+const NOTIFY_RELOAD: &str = "hello.service";
+const NOTIFY_EXEC_RELOAD: &str = "hello-systemd252.service";
+
+/// Where the units install the program and its configuration, as they say in their headers.
+const INSTALLED: &str = "/usr/local/bin/hello";
+const CONFIG: &str = "/etc/hello.toml";
+
+/// The shipped unit meant for `systemd`'s version, with `program` and `config` in place of the
+/// installed ones.
+fn shipped_unit(systemd: &Systemd, program: &Path, config: &Path) -> String {
+    let name = if systemd.version >= 253 {
+        NOTIFY_RELOAD
+    } else {
+        NOTIFY_EXEC_RELOAD
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ginkgo/examples")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .replace(INSTALLED, &program.display().to_string())
+        .replace(CONFIG, &config.display().to_string())
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Waits (up to 20 s) until the file at `path` contains `needle`.
+fn wait_for_text(path: &Path, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !read(path).contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{}",
+            read(path)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const HELLO: &str = "[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n";
+
+/// `systemctl start` returns once the program said `READY=1`; with a 2 s watchdog it stays up
+/// (the keep-alives arrive); `systemctl reload` applies a good file and fails on a bad one,
+/// which leaves the program serving on the old one; `systemctl stop` is a clean exit.
+#[test]
+fn hello_unit_starts_reloads_and_stops_under_systemd() {
+    let systemd = Systemd::boot();
+    let site = dir();
+    let (config, log) = (site.path().join("hello.toml"), site.path().join("log"));
+    std::fs::write(&config, HELLO).expect("config");
+    let unit = shipped_unit(&systemd, &hello(), &config);
+    systemd.install(
+        "hello.service",
+        &unit,
+        &format!(
+            "StandardOutput=append:{}\nStandardError=inherit\nWatchdogSec=2",
+            log.display()
+        ),
+    );
+    systemd.must(&["start", "hello.service"]);
+    assert_eq!(systemd.show("hello", "ActiveState"), "active");
+    assert_eq!(systemd.show("hello", "StatusText"), "Hello ready");
+    let main = systemd.show("hello", "MainPID");
+    wait_for_text(&log, "first");
+
+    // Past the watchdog's 2 s: still the same process, never restarted.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(systemd.show("hello", "MainPID"), main, "{}", read(&log));
+    assert_eq!(systemd.show("hello", "NRestarts"), "0");
+    assert_ne!(systemd.show("hello", "WatchdogTimestampMonotonic"), "0");
+
+    std::fs::write(&config, HELLO.replace("first", "second")).expect("edit");
+    systemd.must(&["reload", "hello.service"]);
+    wait_for_text(&log, "second");
+
+    std::fs::write(&config, HELLO.replace("1200", "\"fast\"")).expect("break");
+    let refused = systemd.systemctl(&["reload", "hello.service"]);
+    assert!(!refused.status.success(), "a bad file must fail the reload");
+    wait_for_text(&log, "the old one stays in force");
+    assert_eq!(systemd.show("hello", "ActiveState"), "active");
+    assert_eq!(systemd.show("hello", "MainPID"), main);
+
+    systemd.must(&["stop", "hello.service"]);
+    assert_eq!(systemd.show("hello", "ActiveState"), "inactive");
+    assert_eq!(systemd.show("hello", "Result"), "success");
+    assert_eq!(systemd.show("hello", "ExecMainStatus"), "0");
+}
+
+/// The `echo_on` daemon on `backend` under the shipped unit's `[Service]` lines (its own
+/// program, configuration and log), with `service` added; started. The log's path.
+fn echo_unit(
+    systemd: &Systemd,
+    site: &Path,
+    backend: &str,
+    config: &str,
+    service: &str,
+) -> std::path::PathBuf {
+    let (path, log) = (site.join("echo.toml"), site.join("log"));
+    std::fs::write(&path, config).expect("config");
+    let unit = shipped_unit(systemd, Path::new(env!("CARGO_BIN_EXE_echo_on")), &path);
+    systemd.install(
+        "echo.service",
+        &unit,
+        &format!(
+            "StandardOutput=append:{}\nStandardError=inherit\nEnvironment=GINKGO_TEST_BACKEND={backend}\n{service}",
+            log.display()
+        ),
+    );
+    systemd.must(&["start", "echo.service"]);
+    log
+}
+
+fn echo(port: u16, message: &[u8]) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream.write_all(message).expect("send");
+    let mut back = vec![0; message.len()];
+    stream.read_exact(&mut back).expect("the echo");
+    assert_eq!(back, message);
+}
+
+/// An upgrade under systemd: systemd follows the new process as the main one (no restart),
+/// the new process keeps the 2 s watchdog fed, and `systemctl stop` gives it its whole
+/// graceful stop (300 ms here) and sees it exit cleanly. A main process systemd did not start
+/// itself and that is not its child is one it cannot wait for: it sent SIGKILL right after
+/// SIGTERM (Result=signal) until the new process was left to be adopted.
+fn upgrade_under_systemd(backend: &'static str) {
+    let systemd = Systemd::boot();
+    let site = dir();
+    let port = free_port();
+    let config = format!("[echo]\nbind = \"127.0.0.1:{port}\"\nstop_delay = \"300ms\"\n");
+    let log = echo_unit(&systemd, site.path(), backend, &config, "WatchdogSec=2");
+    let old = systemd.show("echo", "MainPID");
+    echo(port, b"before\n");
+
+    let upgraded = systemd
+        .command(env!("CARGO_BIN_EXE_echo_on"))
+        .env("GINKGO_TEST_BACKEND", backend)
+        .arg("-c")
+        .arg(site.path().join("echo.toml"))
+        .args(["-s", "rundir=/run/hello", "upgrade"])
+        .output()
+        .expect("run upgrade");
+    let printed = String::from_utf8_lossy(&upgraded.stdout).into_owned();
+    assert!(upgraded.status.success(), "{printed}{}", read(&log));
+    let new = printed
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|word| word.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no new pid in {printed:?}"))
+        .to_owned();
+    assert_ne!(new, old);
+    systemd.wait_for("echo", "MainPID", |pid| pid == new);
+    echo(port, b"after\n");
+
+    // Past the watchdog's 2 s: the new process keeps it fed.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(systemd.show("echo", "MainPID"), new, "{}", read(&log));
+    assert_eq!(systemd.show("echo", "ActiveState"), "active");
+    assert_eq!(systemd.show("echo", "NRestarts"), "0");
+
+    systemd.must(&["stop", "echo.service"]);
+    assert_eq!(
+        systemd.show("echo", "Result"),
+        "success",
+        "{}\n{}",
+        systemd.status("echo"),
+        read(&log)
+    );
+    assert_eq!(systemd.show("echo", "ExecMainStatus"), "0");
+    assert!(read(&log).trim_end().ends_with("stopped"), "{}", read(&log));
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port` (`/proc/net/tcp`).
+fn listener_inode(port: u16) -> String {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+        .and_then(|fields| fields.get(9).map(|inode| (*inode).to_owned()))
+        .unwrap_or_else(|| panic!("nothing listens on {local}"))
+}
+
+/// `fd_store = true` under systemd: the listener outlives a SIGKILL of the program; a
+/// connection made while nothing runs (systemd waits 1 s to restart it) is queued, not
+/// refused, and the restarted program, given the stored socket, echoes it.
+fn fd_store_under_systemd(backend: &'static str) {
+    let systemd = Systemd::boot();
+    let site = dir();
+    let port = free_port();
+    let config = format!("fd_store = true\n[echo]\nbind = \"127.0.0.1:{port}\"\n");
+    let log = echo_unit(&systemd, site.path(), backend, &config, "RestartSec=1");
+    assert_eq!(systemd.show("echo", "NFileDescriptorStore"), "1");
+    let inode = listener_inode(port);
+    let first = systemd.show("echo", "MainPID");
+    assert!(systemd.sockets_of(&first).contains(&inode));
+
+    systemd.must(&["kill", "--signal=KILL", "echo.service"]);
+    systemd.wait_for("echo", "MainPID", |pid| pid == "0");
+    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("queued, not refused");
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    waiting
+        .write_all(b"sent while nothing ran\n")
+        .expect("send");
+
+    let second = systemd.wait_for("echo", "MainPID", |pid| pid != "0");
+    let mut echoed = [0u8; 23];
+    waiting
+        .read_exact(&mut echoed)
+        .expect("the echo, from the restarted program");
+    assert_eq!(&echoed, b"sent while nothing ran\n");
+    assert_eq!(systemd.show("echo", "NRestarts"), "1");
+    assert_eq!(listener_inode(port), inode, "the same socket");
+    assert!(systemd.sockets_of(&second).contains(&inode));
+    assert!(
+        read(&log).contains("listening on the socket handed over"),
+        "{}",
+        read(&log)
+    );
+    systemd.must(&["stop", "echo.service"]);
+    assert_eq!(systemd.show("echo", "Result"), "success");
+}
+
+ginkgo_tests::on_every_backend!(upgrade_under_systemd, fd_store_under_systemd);
