@@ -2,7 +2,7 @@
 //! `ginkgo_tests::systemd`): `hello` started, watched, reloaded (a bad file refused by
 //! `systemctl reload`) and stopped; and the `echo_on` daemon under the same unit's `[Service]`
 //! lines, upgraded (systemd follows the new main process, which keeps the watchdog fed and
-//! stops gracefully) and crashed (the listener waits in systemd's file descriptor store, and
+//! stops gracefully; also as a prefork master with two workers) and crashed (the listener waits in systemd's file descriptor store, and
 //! the restarted process serves a connection made while nothing ran). The echo cases run on
 //! all four backends.
 //!
@@ -149,10 +149,21 @@ fn echo(port: u16, message: &[u8]) {
 /// itself and that is not its child is one it cannot wait for: it sent SIGKILL right after
 /// SIGTERM (Result=signal) until the new process was left to be adopted.
 fn upgrade_under_systemd(backend: &'static str) {
+    upgraded_under_systemd(backend, "");
+}
+
+/// The same with two prefork workers: the master is the main process, and stays the only one
+/// that talks to systemd.
+fn prefork_upgrade_under_systemd(backend: &'static str) {
+    upgraded_under_systemd(backend, "workers = 2\n");
+}
+
+/// The upgrade cases, with `runner` settings added to the configuration.
+fn upgraded_under_systemd(backend: &'static str, runner: &str) {
     let systemd = Systemd::boot();
     let site = dir();
     let port = free_port();
-    let config = format!("[echo]\nbind = \"127.0.0.1:{port}\"\nstop_delay = \"300ms\"\n");
+    let config = format!("{runner}[echo]\nbind = \"127.0.0.1:{port}\"\nstop_delay = \"300ms\"\n");
     let log = echo_unit(&systemd, site.path(), backend, &config, "WatchdogSec=2");
     let old = systemd.show("echo", "MainPID");
     echo(port, b"before\n");
@@ -193,7 +204,18 @@ fn upgrade_under_systemd(backend: &'static str) {
         read(&log)
     );
     assert_eq!(systemd.show("echo", "ExecMainStatus"), "0");
-    assert!(read(&log).trim_end().ends_with("stopped"), "{}", read(&log));
+    // The main process's last word: "stopped" (with workers: "stopped; every worker exited").
+    let last = read(&log)
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last.contains("INFO ginkgo_runner") && last.contains(" stopped"),
+        "{}",
+        read(&log)
+    );
 }
 
 /// The inode of the socket listening on 127.0.0.1:`port` (`/proc/net/tcp`).
@@ -250,4 +272,8 @@ fn fd_store_under_systemd(backend: &'static str) {
     assert_eq!(systemd.show("echo", "Result"), "success");
 }
 
-ginkgo_tests::on_every_backend!(upgrade_under_systemd, fd_store_under_systemd);
+ginkgo_tests::on_every_backend!(
+    upgrade_under_systemd,
+    prefork_upgrade_under_systemd,
+    fd_store_under_systemd
+);
