@@ -632,7 +632,7 @@ impl<R: Runtime> Serving<'_, R> {
         notifier: &Notifier,
     ) -> Result<String, String> {
         notifier.reloading();
-        let outcome = async {
+        let outcome: Result<String, String> = async {
             let changed = self.config.reload().map_err(|err| {
                 tracing::error!(error = %err, "configuration rejected; the old one stays in force");
                 format!("configuration rejected; the old one stays in force:\n{err}")
@@ -653,7 +653,18 @@ impl<R: Runtime> Serving<'_, R> {
         .await;
         // A server the reload restarted on another address serves another socket now.
         store_registered(notifier);
-        notifier.ready(&format!("{} ready", tree.path()));
+        // With Type=notify-reload, READY=1 ends `systemctl reload` in success whatever
+        // happened: the status line (`systemctl status`) is where a rejection shows.
+        notifier.ready(&match &outcome {
+            Ok(_) => format!("{} ready", tree.path()),
+            Err(err) => format!(
+                "{} ready; the last reload failed: {}",
+                tree.path(),
+                one_line(
+                    err.trim_start_matches("configuration rejected; the old one stays in force:")
+                )
+            ),
+        });
         outcome
     }
 
@@ -848,5 +859,14 @@ impl<R: Runtime> Running<R> {
         if let Some(watchdog) = self.watchdog {
             watchdog.abort();
         }
+    }
+}
+
+/// `text` on one line of at most 200 characters, as a notify message's `STATUS=` needs.
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((end, _)) => format!("{}...", &line[..end]),
+        None => line,
     }
 }

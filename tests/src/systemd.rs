@@ -68,8 +68,19 @@ mount --make-rprivate /
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/system
 mount --bind "$units" /etc/systemd/system
+if [ -n "$4" ]; then
+    # Another systemd, unpacked in $4: it and its libraries over the machine's, here only.
+    mount --bind "$4/lib/systemd" /usr/lib/systemd
+    for lib in "$4"/usr/lib/*/systemd; do mount --bind "$lib" "${lib#"$4"}"; done
+    mount --bind "$4/bin/systemctl" /usr/bin/systemctl
+    systemd=/usr/lib/systemd/systemd
+fi
 exec env container=ginkgo-test "$systemd" --system --unit=ginkgo-test.target --log-target=null
 "#;
+
+/// Names the directory where `tests/tools/systemd-newer.sh` unpacked a systemd of version 253
+/// or later, for [`Systemd::boot_newer`].
+pub const NEWER: &str = "GINKGO_TEST_SYSTEMD_NEWER";
 
 /// A systemd booted as PID 1 of a namespace of its own (see the module docs).
 pub struct Systemd {
@@ -84,8 +95,31 @@ pub struct Systemd {
 }
 
 impl Systemd {
-    /// Boots one, and waits until it runs.
+    /// Boots the machine's systemd, and waits until it runs.
     pub fn boot() -> Self {
+        Self::boot_from(None)
+    }
+
+    /// Boots the systemd unpacked where `$GINKGO_TEST_SYSTEMD_NEWER` says (253 or later, for
+    /// the units the machine's 252 cannot run), and waits until it runs.
+    pub fn boot_newer() -> Self {
+        let root = std::env::var_os(NEWER)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{NEWER} is not set: tests/tools/systemd-newer.sh DIR unpacks a systemd of 253 \
+                 or later there, then set {NEWER}=DIR (.ci/run does)"
+                )
+            });
+        assert!(
+            root.join("lib/systemd/systemd").exists(),
+            "{NEWER}={}: no lib/systemd/systemd there (tests/tools/systemd-newer.sh unpacks one)",
+            root.display()
+        );
+        Self::boot_from(Some(&root))
+    }
+
+    fn boot_from(root: Option<&Path>) -> Self {
         let systemd = SYSTEMD
             .iter()
             .map(Path::new)
@@ -103,7 +137,6 @@ impl Systemd {
             rustix::process::geteuid().is_root(),
             "booting systemd in a namespace needs root (.ci/run runs as root)"
         );
-        let version = version(systemd);
         let units = crate::process::dir();
         std::fs::write(
             units.path().join(TARGET),
@@ -133,6 +166,7 @@ impl Systemd {
             .arg(&cgroup)
             .arg(units.path())
             .arg(systemd)
+            .arg(root.unwrap_or(Path::new("")))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -143,11 +177,21 @@ impl Systemd {
             unshare,
             cgroup,
             units,
-            version,
+            version: 0,
         };
         booting.init = booting.find_init();
         booting.wait_running();
+        booting.version = booting.running_version();
         booting
+    }
+
+    /// The version the booted systemd reports ("252.39-1~deb12u2" gives 252).
+    fn running_version(&self) -> u32 {
+        let text = self.must(&["show", "--value", "-p", "Version"]);
+        text.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no version in {text:?}"))
     }
 
     /// The namespace's PID 1: the child `unshare` forked.
@@ -329,17 +373,4 @@ fn remove_tree(dir: &Path) -> bool {
         }
     }
     std::fs::remove_dir(dir).is_ok()
-}
-
-/// The version `systemd --version` reports ("systemd 252 (252.39-1~deb12u2)" gives 252).
-fn version(systemd: &Path) -> u32 {
-    let out = Command::new(systemd)
-        .arg("--version")
-        .output()
-        .expect("systemd --version");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no version in {text:?}"))
 }

@@ -62,15 +62,15 @@ fn wait_for_text(path: &Path, needle: &str) {
 const HELLO: &str = "[hello]\nmessage = \"first\"\nrate_per_minute = 1200\n";
 
 /// `systemctl start` returns once the program said `READY=1`; with a 2 s watchdog it stays up
-/// (the keep-alives arrive); `systemctl reload` applies a good file and fails on a bad one,
-/// which leaves the program serving on the old one; `systemctl stop` is a clean exit.
-#[test]
-fn hello_unit_starts_reloads_and_stops_under_systemd() {
-    let systemd = Systemd::boot();
+/// (the keep-alives arrive); `systemctl reload` applies a good file; a bad one leaves the
+/// program serving on the old one and says so in the status line (`systemctl reload` fails
+/// too where the unit's `ExecReload=` can tell it, on systemd 252; with `Type=notify-reload`
+/// systemd has no way to be told); `systemctl stop` is a clean exit.
+fn hello_unit(systemd: &Systemd) {
     let site = dir();
     let (config, log) = (site.path().join("hello.toml"), site.path().join("log"));
     std::fs::write(&config, HELLO).expect("config");
-    let unit = shipped_unit(&systemd, &hello(), &config);
+    let unit = shipped_unit(systemd, &hello(), &config);
     systemd.install(
         "hello.service",
         &unit,
@@ -95,17 +95,44 @@ fn hello_unit_starts_reloads_and_stops_under_systemd() {
     systemd.must(&["reload", "hello.service"]);
     wait_for_text(&log, "second");
 
+    assert_eq!(systemd.show("hello", "StatusText"), "Hello ready");
+
     std::fs::write(&config, HELLO.replace("1200", "\"fast\"")).expect("break");
     let refused = systemd.systemctl(&["reload", "hello.service"]);
-    assert!(!refused.status.success(), "a bad file must fail the reload");
+    assert_eq!(
+        refused.status.success(),
+        systemd.version >= 253,
+        "only ExecReload= can fail the reload"
+    );
     wait_for_text(&log, "the old one stays in force");
     assert_eq!(systemd.show("hello", "ActiveState"), "active");
     assert_eq!(systemd.show("hello", "MainPID"), main);
+    let status = systemd.show("hello", "StatusText");
+    assert!(
+        status.starts_with("Hello ready; the last reload failed: ")
+            && status.contains("hello.rate_per_minute"),
+        "{status}"
+    );
 
     systemd.must(&["stop", "hello.service"]);
     assert_eq!(systemd.show("hello", "ActiveState"), "inactive");
     assert_eq!(systemd.show("hello", "Result"), "success");
     assert_eq!(systemd.show("hello", "ExecMainStatus"), "0");
+}
+
+/// The unit for older systemd, under the machine's (Debian 12's 252).
+#[test]
+fn hello_unit_under_the_machines_systemd() {
+    hello_unit(&Systemd::boot());
+}
+
+/// The `Type=notify-reload` unit, under a systemd of 253 or later (Debian 12's backport, as
+/// `tests/tools/systemd-newer.sh` unpacks it).
+#[test]
+fn hello_unit_under_systemd_253_or_later() {
+    let systemd = Systemd::boot_newer();
+    assert!(systemd.version >= 253, "systemd {}", systemd.version);
+    hello_unit(&systemd);
 }
 
 /// The `echo_on` daemon on `backend` under the shipped unit's `[Service]` lines (its own
@@ -149,22 +176,26 @@ fn echo(port: u16, message: &[u8]) {
 /// itself and that is not its child is one it cannot wait for: it sent SIGKILL right after
 /// SIGTERM (Result=signal) until the new process was left to be adopted.
 fn upgrade_under_systemd(backend: &'static str) {
-    upgraded_under_systemd(backend, "");
+    upgraded_under(&Systemd::boot(), backend, "");
+}
+
+/// The same under a systemd of 253 or later, with the `Type=notify-reload` unit.
+fn upgrade_under_systemd_253_or_later(backend: &'static str) {
+    upgraded_under(&Systemd::boot_newer(), backend, "");
 }
 
 /// The same with two prefork workers: the master is the main process, and stays the only one
 /// that talks to systemd.
 fn prefork_upgrade_under_systemd(backend: &'static str) {
-    upgraded_under_systemd(backend, "workers = 2\n");
+    upgraded_under(&Systemd::boot(), backend, "workers = 2\n");
 }
 
-/// The upgrade cases, with `runner` settings added to the configuration.
-fn upgraded_under_systemd(backend: &'static str, runner: &str) {
-    let systemd = Systemd::boot();
+/// The upgrade cases under `systemd`, with `runner` settings added to the configuration.
+fn upgraded_under(systemd: &Systemd, backend: &'static str, runner: &str) {
     let site = dir();
     let port = free_port();
     let config = format!("{runner}[echo]\nbind = \"127.0.0.1:{port}\"\nstop_delay = \"300ms\"\n");
-    let log = echo_unit(&systemd, site.path(), backend, &config, "WatchdogSec=2");
+    let log = echo_unit(systemd, site.path(), backend, &config, "WatchdogSec=2");
     let old = systemd.show("echo", "MainPID");
     echo(port, b"before\n");
 
@@ -274,6 +305,7 @@ fn fd_store_under_systemd(backend: &'static str) {
 
 ginkgo_tests::on_every_backend!(
     upgrade_under_systemd,
+    upgrade_under_systemd_253_or_later,
     prefork_upgrade_under_systemd,
     fd_store_under_systemd
 );
