@@ -1,10 +1,12 @@
-//! The shipped units under a real systemd (the machine's, booted in a namespace of the test's:
-//! `ginkgo_tests::systemd`): `hello` started, watched, reloaded (a bad file refused by
-//! `systemctl reload`) and stopped; and the `echo_on` daemon under the same unit's `[Service]`
-//! lines, upgraded (systemd follows the new main process, which keeps the watchdog fed and
-//! stops gracefully; also as a prefork master with two workers) and crashed (the listener waits in systemd's file descriptor store, and
-//! the restarted process serves a connection made while nothing ran). The echo cases run on
-//! all four backends.
+//! The shipped units under a real systemd, booted in a namespace of the test's
+//! (`ginkgo_tests::systemd`): the machine's (Debian 12's 252) with `hello-systemd252.service`,
+//! and Debian 12's backport (254, `$GINKGO_TEST_SYSTEMD_NEWER`) with `hello.service`
+//! (`Type=notify-reload`). `hello` is started, watched, reloaded (a bad file kept out) and
+//! stopped. The `echo_on` daemon runs under the same unit's `[Service]` lines: upgraded
+//! (systemd follows the new main process, which keeps the watchdog fed and stops gracefully;
+//! also as a prefork master with two workers) and crashed (the listener waits in systemd's
+//! file descriptor store, and the restarted process serves a connection made while nothing
+//! ran; with prefork workers too). The echo cases run on all four backends.
 //!
 //! Built with the `systemd` feature, which `.ci/run` turns on: it needs root and systemd.
 #![cfg(feature = "systemd")]
@@ -265,10 +267,20 @@ fn listener_inode(port: u16) -> String {
 /// connection made while nothing runs (systemd waits 1 s to restart it) is queued, not
 /// refused, and the restarted program, given the stored socket, echoes it.
 fn fd_store_under_systemd(backend: &'static str) {
+    fd_store_across_a_crash(backend, "");
+}
+
+/// The same with a prefork master and two workers, all killed at once.
+fn prefork_fd_store_under_systemd(backend: &'static str) {
+    fd_store_across_a_crash(backend, "workers = 2\n");
+}
+
+/// The file descriptor store cases, with `runner` settings added to the configuration.
+fn fd_store_across_a_crash(backend: &'static str, runner: &str) {
     let systemd = Systemd::boot();
     let site = dir();
     let port = free_port();
-    let config = format!("fd_store = true\n[echo]\nbind = \"127.0.0.1:{port}\"\n");
+    let config = format!("fd_store = true\n{runner}[echo]\nbind = \"127.0.0.1:{port}\"\n");
     let log = echo_unit(&systemd, site.path(), backend, &config, "RestartSec=1");
     assert_eq!(systemd.show("echo", "NFileDescriptorStore"), "1");
     let inode = listener_inode(port);
@@ -307,5 +319,6 @@ ginkgo_tests::on_every_backend!(
     upgrade_under_systemd,
     upgrade_under_systemd_253_or_later,
     prefork_upgrade_under_systemd,
-    fd_store_under_systemd
+    fd_store_under_systemd,
+    prefork_fd_store_under_systemd
 );
