@@ -164,6 +164,11 @@ impl Running {
         panic!("no line with {needle:?}; saw:\n{}", seen.join("\n"));
     }
 
+    /// The lines of standard error read so far and not yet looked at, for failure messages.
+    pub fn lines_so_far(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     /// Sends `signal` to the child.
     pub fn signal(&self, signal: Signal) {
         signal.send_to(self.child.id()).expect("send signal");

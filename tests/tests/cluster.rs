@@ -432,7 +432,22 @@ fn singleton_never_runs_twice_under_random_kills() {
                     actions.push(format!("SIGKILLed and restarted p{target}"));
                 } else {
                     old.signal(Signal::Term);
-                    assert!(old.wait().success(), "p{target} did not stop cleanly");
+                    let started = Instant::now();
+                    let deadline = started + Duration::from_secs(20);
+                    let status = loop {
+                        if let Some(status) = old.child.try_wait().expect("wait") {
+                            break status;
+                        }
+                        assert!(Instant::now() < deadline, "p{target} did not exit");
+                        std::thread::sleep(Duration::from_millis(10));
+                    };
+                    assert!(
+                        status.success(),
+                        "p{target} did not stop cleanly ({status}, after {:?}); after {actions:?}, \
+                         it said:\n{}",
+                        started.elapsed(),
+                        old.lines_so_far().join("\n")
+                    );
                     actions.push(format!("stopped and restarted p{target}"));
                 }
                 let rundir = rundirs[target].path();

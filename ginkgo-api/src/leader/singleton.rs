@@ -18,7 +18,8 @@ type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
 /// runs the child at a time (see the [module docs](super) for exactly when).
 ///
 /// The Singleton itself is ready while it campaigns, leading or not. When it stops, it stops
-/// the child first, then resigns so another instance takes over at once. The child is
+/// the child first, then resigns so another instance takes over at once (waiting at most one
+/// lease for the store's answer: the lease ends the term by then anyway). The child is
 /// supervised by the Singleton (restarted if it fails, within the Singleton's restart
 /// intensity); its counters `elected`, `lost` and `campaign_errors` count terms won, terms
 /// lost and store failures while campaigning.
@@ -161,7 +162,17 @@ impl<R: Runtime, S: Service> Service for Singleton<R, S> {
         let leading = lock(&self.leading).take();
         if let Some(leading) = leading {
             ctx.remove_child(&leading.child).await;
-            leading.term.resign().await?;
+            // Resigning hands the role over before the lease ends it, which it does anyway:
+            // waiting longer than the lease gains nothing, and a store slow to answer (a
+            // cluster electing after a node came back) must not hold up the rest of the stop.
+            match crate::time::timeout::<R, _>(self.lease, leading.term.resign()).await {
+                Ok(resigned) => resigned?,
+                Err(_) => tracing::warn!(
+                    role = %self.role,
+                    lease = ?self.lease,
+                    "no answer to the resignation within the lease; the lease ends the term"
+                ),
+            }
         }
         Ok(())
     }
