@@ -320,6 +320,17 @@ impl Systemd {
         self.must(&["daemon-reload"]);
     }
 
+    /// Installs unit `name` with `text` as it is (which must keep it off the boot's
+    /// dependencies itself, with `DefaultDependencies=no`); reloads systemd.
+    pub fn install_as_is(&self, name: &str, text: &str) {
+        assert!(
+            text.contains("DefaultDependencies=no"),
+            "{name} would pull in the boot"
+        );
+        std::fs::write(self.units.path().join(name), text).expect("write the unit");
+        self.must(&["daemon-reload"]);
+    }
+
     /// The socket inodes (`socket:[N]`) process `pid` of the namespace has open.
     pub fn sockets_of(&self, pid: &str) -> Vec<String> {
         let out = self

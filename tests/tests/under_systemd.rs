@@ -6,7 +6,9 @@
 //! (systemd follows the new main process, which keeps the watchdog fed and stops gracefully;
 //! also as a prefork master with two workers) and crashed (the listener waits in systemd's
 //! file descriptor store, and the restarted process serves a connection made while nothing
-//! ran; with prefork workers too). The echo cases run on all four backends.
+//! ran; with prefork workers too), and socket-activated by a socket unit (started by the first
+//! connection, upgraded, and started again after a stop). The echo cases run on all four
+//! backends.
 //!
 //! Built with the `systemd` feature, which `.ci/run` turns on: it needs root and systemd.
 #![cfg(feature = "systemd")]
@@ -161,15 +163,21 @@ fn echo_unit(
     log
 }
 
-fn echo(port: u16, message: &[u8]) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    stream.write_all(message).expect("send");
-    let mut back = vec![0; message.len()];
-    stream.read_exact(&mut back).expect("the echo");
-    assert_eq!(back, message);
+/// One message echoed on a new connection to `port`, checked byte for byte; `log` is the
+/// daemon's, for the failure message.
+fn echo(port: u16, message: &[u8], log: &Path) {
+    let round_trip = || -> std::io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.write_all(message)?;
+        let mut back = vec![0; message.len()];
+        stream.read_exact(&mut back)?;
+        Ok(back)
+    };
+    match round_trip() {
+        Ok(back) => assert_eq!(back, message),
+        Err(err) => panic!("echo on port {port}: {err}\n{}", read(log)),
+    }
 }
 
 /// An upgrade under systemd: systemd follows the new process as the main one (no restart),
@@ -199,7 +207,7 @@ fn upgraded_under(systemd: &Systemd, backend: &'static str, runner: &str) {
     let config = format!("{runner}[echo]\nbind = \"127.0.0.1:{port}\"\nstop_delay = \"300ms\"\n");
     let log = echo_unit(systemd, site.path(), backend, &config, "WatchdogSec=2");
     let old = systemd.show("echo", "MainPID");
-    echo(port, b"before\n");
+    echo(port, b"before\n", &log);
 
     let upgraded = systemd
         .command(env!("CARGO_BIN_EXE_echo_on"))
@@ -220,7 +228,7 @@ fn upgraded_under(systemd: &Systemd, backend: &'static str, runner: &str) {
         .to_owned();
     assert_ne!(new, old);
     systemd.wait_for("echo", "MainPID", |pid| pid == new);
-    echo(port, b"after\n");
+    echo(port, b"after\n", &log);
 
     // Past the watchdog's 2 s: the new process keeps it fed.
     std::thread::sleep(Duration::from_secs(3));
@@ -315,7 +323,75 @@ fn fd_store_across_a_crash(backend: &'static str, runner: &str) {
     assert_eq!(systemd.show("echo", "Result"), "success");
 }
 
+/// Socket activation by a real systemd: the socket unit listens where the configuration
+/// says, the first connection starts the service, whose server `app/echo` adopts the socket
+/// passed under its name (the very socket: its inode); an upgrade hands that same socket on;
+/// after a stop the socket still listens, and the next connection starts the service again.
+fn socket_activation_under_systemd(backend: &'static str) {
+    let systemd = Systemd::boot();
+    let site = dir();
+    let port = free_port();
+    systemd.install_as_is(
+        "echo.socket",
+        &format!(
+            "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=127.0.0.1:{port}\n\
+             FileDescriptorName=app/echo\n"
+        ),
+    );
+    let config = format!("[echo]\nbind = \"127.0.0.1:{port}\"\n");
+    let (path, log) = (site.path().join("echo.toml"), site.path().join("log"));
+    std::fs::write(&path, config).expect("config");
+    let unit = shipped_unit(&systemd, Path::new(env!("CARGO_BIN_EXE_echo_on")), &path);
+    systemd.install(
+        "echo.service",
+        &unit,
+        &format!(
+            "StandardOutput=append:{}\nStandardError=inherit\nEnvironment=GINKGO_TEST_BACKEND={backend}",
+            log.display()
+        ),
+    );
+    systemd.must(&["start", "echo.socket"]);
+    assert_eq!(systemd.show("echo.service", "ActiveState"), "inactive");
+    let inode = listener_inode(port);
+
+    // The first connection starts the service.
+    echo(port, b"activated\n", &log);
+    assert_eq!(systemd.show("echo.service", "ActiveState"), "active");
+    let first = systemd.show("echo.service", "MainPID");
+    assert!(
+        systemd.sockets_of(&first).contains(&inode),
+        "{}",
+        read(&log)
+    );
+    assert!(
+        read(&log).contains("listening on the socket handed over"),
+        "{}",
+        read(&log)
+    );
+
+    let upgraded = systemd
+        .command(env!("CARGO_BIN_EXE_echo_on"))
+        .env("GINKGO_TEST_BACKEND", backend)
+        .arg("-c")
+        .arg(&path)
+        .args(["-s", "rundir=/run/hello", "upgrade"])
+        .output()
+        .expect("run upgrade");
+    assert!(upgraded.status.success(), "{}", read(&log));
+    let second = systemd.wait_for("echo.service", "MainPID", |pid| pid != first && pid != "0");
+    echo(port, b"after the upgrade\n", &log);
+    assert!(systemd.sockets_of(&second).contains(&inode));
+    assert_eq!(listener_inode(port), inode, "systemd's socket, all along");
+
+    systemd.must(&["stop", "echo.service"]);
+    assert_eq!(systemd.show("echo.service", "Result"), "success");
+    echo(port, b"activated again\n", &log);
+    assert_eq!(systemd.show("echo.service", "ActiveState"), "active");
+    systemd.must(&["stop", "echo.service", "echo.socket"]);
+}
+
 ginkgo_tests::on_every_backend!(
+    socket_activation_under_systemd,
     upgrade_under_systemd,
     upgrade_under_systemd_253_or_later,
     prefork_upgrade_under_systemd,
