@@ -348,6 +348,21 @@ impl Notify {
     }
 }
 
+/// A connection to 127.0.0.1:`port` while no process serves it (its listening socket kept
+/// elsewhere: queued, not refused), with `SENT_WHILE_DOWN` sent on it; read the echo from it
+/// once a process serves again.
+pub fn send_while_down(port: u16) -> TcpStream {
+    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("queued, not refused");
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    waiting.write_all(SENT_WHILE_DOWN).expect("send");
+    waiting
+}
+
+/// What [`send_while_down`] sends.
+pub const SENT_WHILE_DOWN: &[u8; 23] = b"sent while nothing ran\n";
+
 /// systemd's file descriptor store, played by the test, for `daemon` (set up with
 /// `fd_store = true` and its echo server on `port`): once ready, it stores its listener under
 /// its service path; killed with SIGKILL, the listener lives on in the store, so a client that
@@ -388,13 +403,7 @@ pub fn fd_store_survives_a_crash<T>(
     assert!(!running.wait().success(), "killed");
     when_killed(ready);
 
-    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("queued, not refused");
-    waiting
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    waiting
-        .write_all(b"sent while nothing ran\n")
-        .expect("send");
+    let mut waiting = send_while_down(port);
 
     let mut command = Command::new(activate);
     command
@@ -421,7 +430,7 @@ pub fn fd_store_survives_a_crash<T>(
     waiting
         .read_exact(&mut echoed)
         .expect("the echo, from the restarted process");
-    assert_eq!(&echoed, b"sent while nothing ran\n");
+    assert_eq!(&echoed, SENT_WHILE_DOWN);
     restarted.signal(Signal::Term);
     assert_eq!(restarted.wait().code(), Some(0));
 }

@@ -15,7 +15,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ginkgo_tests::process::{dir, free_port, hello};
@@ -139,15 +139,16 @@ fn hello_unit_under_systemd_253_or_later() {
     hello_unit(&systemd);
 }
 
-/// The `echo_on` daemon on `backend` under the shipped unit's `[Service]` lines (its own
-/// program, configuration and log), with `service` added; started. The log's path.
-fn echo_unit(
+/// Installs the `echo_on` daemon on `backend` under the shipped unit's `[Service]` lines
+/// (its own program, configuration `config` and log), with `service` added. The paths of
+/// its configuration file and its log.
+fn install_echo(
     systemd: &Systemd,
     site: &Path,
     backend: &str,
     config: &str,
     service: &str,
-) -> std::path::PathBuf {
+) -> (PathBuf, PathBuf) {
     let (path, log) = (site.join("echo.toml"), site.join("log"));
     std::fs::write(&path, config).expect("config");
     let unit = shipped_unit(systemd, Path::new(env!("CARGO_BIN_EXE_echo_on")), &path);
@@ -159,6 +160,18 @@ fn echo_unit(
             log.display()
         ),
     );
+    (path, log)
+}
+
+/// [`install_echo`], started. The log's path.
+fn echo_unit(
+    systemd: &Systemd,
+    site: &Path,
+    backend: &str,
+    config: &str,
+    service: &str,
+) -> PathBuf {
+    let (_, log) = install_echo(systemd, site, backend, config, service);
     systemd.must(&["start", "echo.service"]);
     log
 }
@@ -297,20 +310,14 @@ fn fd_store_across_a_crash(backend: &'static str, runner: &str) {
 
     systemd.must(&["kill", "--signal=KILL", "echo.service"]);
     systemd.wait_for("echo", "MainPID", |pid| pid == "0");
-    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("queued, not refused");
-    waiting
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    waiting
-        .write_all(b"sent while nothing ran\n")
-        .expect("send");
+    let mut waiting = ginkgo_tests::daemon::send_while_down(port);
 
     let second = systemd.wait_for("echo", "MainPID", |pid| pid != "0");
     let mut echoed = [0u8; 23];
     waiting
         .read_exact(&mut echoed)
         .expect("the echo, from the restarted program");
-    assert_eq!(&echoed, b"sent while nothing ran\n");
+    assert_eq!(&echoed, ginkgo_tests::daemon::SENT_WHILE_DOWN);
     assert_eq!(systemd.show("echo", "NRestarts"), "1");
     assert_eq!(listener_inode(port), inode, "the same socket");
     assert!(systemd.sockets_of(&second).contains(&inode));
@@ -339,17 +346,7 @@ fn socket_activation_under_systemd(backend: &'static str) {
         ),
     );
     let config = format!("[echo]\nbind = \"127.0.0.1:{port}\"\n");
-    let (path, log) = (site.path().join("echo.toml"), site.path().join("log"));
-    std::fs::write(&path, config).expect("config");
-    let unit = shipped_unit(&systemd, Path::new(env!("CARGO_BIN_EXE_echo_on")), &path);
-    systemd.install(
-        "echo.service",
-        &unit,
-        &format!(
-            "StandardOutput=append:{}\nStandardError=inherit\nEnvironment=GINKGO_TEST_BACKEND={backend}",
-            log.display()
-        ),
-    );
+    let (path, log) = install_echo(&systemd, site.path(), backend, &config, "");
     systemd.must(&["start", "echo.socket"]);
     assert_eq!(systemd.show("echo.service", "ActiveState"), "inactive");
     let inode = listener_inode(port);
