@@ -234,6 +234,7 @@ impl<R: Runtime> Serving<'_, R> {
             Ok(fd) => fd,
             Err(err) => return fail(format!("cannot duplicate the control socket: {err}")),
         };
+        let mut passed = Vec::new();
         match handover {
             Some(handover) => {
                 // Until the old process commits, the socket files are its own, and it alone
@@ -244,7 +245,14 @@ impl<R: Runtime> Serving<'_, R> {
             }
             // The sockets systemd passed by name (a socket unit's, or its file descriptor
             // store's after a crash): each goes to the server whose path is its name.
-            None => handoff::inherit(notify::take_named()),
+            None => {
+                let named = notify::take_named();
+                passed = named
+                    .iter()
+                    .map(|(name, socket)| Passed::of(name, socket))
+                    .collect();
+                handoff::inherit(named);
+            }
         }
         let held = match pidfile.duplicate() {
             Ok(file) => Held {
@@ -293,7 +301,8 @@ impl<R: Runtime> Serving<'_, R> {
             handoff::release_serving();
             handoff::set_keep_socket_files(false);
         }
-        settle_untaken(upgraded);
+        let untaken = settle_untaken(upgraded);
+        report_unserved(&passed, &untaken);
         store_registered(&notifier);
 
         let running = self.announce(
@@ -706,17 +715,76 @@ async fn reload_services(tree: &ServiceHandle) -> Result<(), String> {
 
 /// Once the tree started: the sockets handed to this process that no service took. Those of an
 /// upgrade are closed; those systemd passed by name are left for [`ListenFds`](crate::ListenFds).
-pub(super) fn settle_untaken(upgraded: bool) {
+pub(super) fn settle_untaken(upgraded: bool) -> Vec<String> {
     let untaken = handoff::take_untaken();
+    let names = untaken.iter().map(|(path, _)| path.clone()).collect();
     if !upgraded {
         notify::give_back(untaken);
-        return;
+        return names;
     }
     for (path, socket) in untaken {
         drop(socket);
         tracing::info!(
             service = path,
             "closed a socket handed over that no service here serves"
+        );
+    }
+    names
+}
+
+/// A socket systemd passed under a service's path, as it was when passed.
+struct Passed {
+    name: String,
+    /// Device and inode: the same socket whichever descriptor holds it.
+    identity: Option<(u64, u64)>,
+    address: String,
+}
+
+impl Passed {
+    fn of(name: &str, socket: &OwnedFd) -> Self {
+        let address = match rustix::net::getsockname(socket) {
+            Ok(addr) => std::net::SocketAddr::try_from(addr.clone())
+                .map(|addr| addr.to_string())
+                .unwrap_or_else(|_| format!("{addr:?}")),
+            Err(err) => format!("(no address: {err})"),
+        };
+        Self {
+            name: name.to_owned(),
+            identity: identity(socket),
+            address,
+        }
+    }
+}
+
+fn identity(socket: &impl std::os::fd::AsFd) -> Option<(u64, u64)> {
+    let stat = rustix::fs::fstat(socket).ok()?;
+    Some((stat.st_dev, stat.st_ino))
+}
+
+/// Warns about each socket systemd passed that its server took and did not serve, because
+/// the configuration says another address: nothing in this process accepts on it, and if a
+/// socket unit holds it, connections to it wait (the unit's `ListenStream=` and the
+/// configuration disagree).
+fn report_unserved(passed: &[Passed], untaken: &[String]) {
+    if passed.is_empty() {
+        return;
+    }
+    let served: Vec<_> = handoff::registered()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, socket)| identity(socket))
+        .collect();
+    for socket in passed {
+        if untaken.contains(&socket.name) || socket.identity.is_some_and(|id| served.contains(&id))
+        {
+            continue;
+        }
+        tracing::warn!(
+            service = socket.name,
+            passed = %socket.address,
+            "systemd passed this server a socket it does not serve, as its configuration names \
+             another address: connections to the passed one are not accepted here (make the \
+             socket unit's ListenStream= and the configuration agree)"
         );
     }
 }

@@ -7,8 +7,8 @@
 //! also as a prefork master with two workers) and crashed (the listener waits in systemd's
 //! file descriptor store, and the restarted process serves a connection made while nothing
 //! ran; with prefork workers too), and socket-activated by a socket unit (started by the first
-//! connection, upgraded, and started again after a stop). The echo cases run on all four
-//! backends.
+//! connection, upgraded, and started again after a stop; on another address than the
+//! configuration's, the warning that names it). The echo cases run on all four backends.
 //!
 //! Built with the `systemd` feature, which `.ci/run` turns on: it needs root and systemd.
 #![cfg(feature = "systemd")]
@@ -387,7 +387,40 @@ fn socket_activation_under_systemd(backend: &'static str) {
     systemd.must(&["stop", "echo.service", "echo.socket"]);
 }
 
+/// A socket unit on another address than the configuration's: the server binds its
+/// configured address, and says in its log that the socket systemd passed it is not served
+/// (connections to it would wait).
+fn socket_unit_on_another_address_is_reported(backend: &'static str) {
+    let systemd = Systemd::boot();
+    let site = dir();
+    let (port, configured) = (free_port(), free_port());
+    systemd.install_as_is(
+        "echo.socket",
+        &format!(
+            "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=127.0.0.1:{port}\n\
+             FileDescriptorName=app/echo\n"
+        ),
+    );
+    let config = format!("[echo]\nbind = \"127.0.0.1:{configured}\"\n");
+    let (_, log) = install_echo(&systemd, site.path(), backend, &config, "");
+    systemd.must(&["start", "echo.socket"]);
+    // The first connection starts the service; nothing answers it.
+    let _waiting = TcpStream::connect(("127.0.0.1", port)).expect("queued by systemd");
+    wait_for_text(
+        &log,
+        "systemd passed this server a socket it does not serve",
+    );
+    assert!(
+        read(&log).contains(&format!("passed=127.0.0.1:{port}")),
+        "{}",
+        read(&log)
+    );
+    echo(configured, b"on the configured address\n", &log);
+    systemd.must(&["stop", "echo.service", "echo.socket"]);
+}
+
 ginkgo_tests::on_every_backend!(
+    socket_unit_on_another_address_is_reported,
     socket_activation_under_systemd,
     upgrade_under_systemd,
     upgrade_under_systemd_253_or_later,
