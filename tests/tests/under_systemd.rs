@@ -330,6 +330,19 @@ fn fd_store_across_a_crash(backend: &'static str, runner: &str) {
     assert_eq!(systemd.show("echo", "Result"), "success");
 }
 
+/// Installs `echo.socket`: a socket unit on 127.0.0.1:`port` that passes its socket as
+/// `app/echo`, the path of `echo_on`'s server, and starts `echo.service` on the first
+/// connection.
+fn install_echo_socket(systemd: &Systemd, port: u16) {
+    systemd.install_as_is(
+        "echo.socket",
+        &format!(
+            "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=127.0.0.1:{port}\n\
+             FileDescriptorName=app/echo\n"
+        ),
+    );
+}
+
 /// Socket activation by a real systemd: the socket unit listens where the configuration
 /// says, the first connection starts the service, whose server `app/echo` adopts the socket
 /// passed under its name (the very socket: its inode); an upgrade hands that same socket on;
@@ -338,13 +351,7 @@ fn socket_activation_under_systemd(backend: &'static str) {
     let systemd = Systemd::boot();
     let site = dir();
     let port = free_port();
-    systemd.install_as_is(
-        "echo.socket",
-        &format!(
-            "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=127.0.0.1:{port}\n\
-             FileDescriptorName=app/echo\n"
-        ),
-    );
+    install_echo_socket(&systemd, port);
     let config = format!("[echo]\nbind = \"127.0.0.1:{port}\"\n");
     let (path, log) = install_echo(&systemd, site.path(), backend, &config, "");
     systemd.must(&["start", "echo.socket"]);
@@ -394,13 +401,7 @@ fn socket_unit_on_another_address_is_reported(backend: &'static str) {
     let systemd = Systemd::boot();
     let site = dir();
     let (port, configured) = (free_port(), free_port());
-    systemd.install_as_is(
-        "echo.socket",
-        &format!(
-            "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=127.0.0.1:{port}\n\
-             FileDescriptorName=app/echo\n"
-        ),
-    );
+    install_echo_socket(&systemd, port);
     let config = format!("[echo]\nbind = \"127.0.0.1:{configured}\"\n");
     let (_, log) = install_echo(&systemd, site.path(), backend, &config, "");
     systemd.must(&["start", "echo.socket"]);

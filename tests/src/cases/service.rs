@@ -304,11 +304,7 @@ pub async fn task_failure_fails_service<R: Runtime>() {
         ctx.spawn("bystander", async move {
             timer.sleep(Duration::from_secs(3600)).await
         });
-        let me = ctx.handle();
-        ctx.spawn("crasher", async move {
-            me.wait_for(State::Ready).await;
-            panic!("crashed on purpose");
-        });
+        panic_once_ready(ctx, "crasher", "crashed on purpose");
     }));
     panicking.start().await.expect("start");
     reach::<R>(&panicking, State::Failed).await;
@@ -358,11 +354,7 @@ pub async fn failed_only_once_torn_down<R: Runtime>() {
                     owner.sleep(Duration::from_millis(200)).await;
                     done.fetch_add(1, Ordering::SeqCst);
                 });
-                let me = ctx.handle();
-                ctx.spawn("crasher", async move {
-                    me.wait_for(State::Ready).await;
-                    panic!("crashed on purpose");
-                });
+                panic_once_ready(ctx, "crasher", "crashed on purpose");
             }),
     );
     let transitions = root.subscribe();
@@ -408,11 +400,7 @@ fn flaky(name: &str, log: &Log, generation: &Generation, failures: usize) -> Pro
     let probe = Probe::new(name, log);
     if n <= failures {
         probe.after_start(|ctx| {
-            let me = ctx.handle();
-            ctx.spawn("flaky", async move {
-                me.wait_for(State::Ready).await;
-                panic!("flaky instance");
-            });
+            panic_once_ready(ctx, "flaky", "flaky instance");
         })
     } else {
         probe
@@ -795,11 +783,7 @@ pub async fn dynamic_children<R: Runtime>() {
 pub async fn subscriber_sees_transitions<R: Runtime>() {
     let log = Log::default();
     let root = tree::<R>(Probe::new("root", &log).after_start(|ctx| {
-        let me = ctx.handle();
-        ctx.spawn("dies", async move {
-            me.wait_for(State::Ready).await;
-            panic!("gone");
-        });
+        panic_once_ready(ctx, "dies", "gone");
     }));
     let transitions = root.subscribe();
     root.start().await.expect("start");
@@ -1175,4 +1159,14 @@ pub async fn stop_cancels_a_start_under_way<R: Runtime>() {
         assert!(tree.stop().await.is_clean());
         assert!(again.await.expect("the start task").is_err());
     }
+}
+
+/// Spawns task `name` in `ctx`'s service, which panics with `message` once the service is
+/// ready (a failure while running, not during the start).
+fn panic_once_ready(ctx: &Context, name: &'static str, message: &'static str) {
+    let me = ctx.handle();
+    ctx.spawn(name, async move {
+        me.wait_for(State::Ready).await;
+        panic!("{message}");
+    });
 }
