@@ -643,8 +643,8 @@ impl<R: Runtime> Serving<'_, R> {
         notifier.reloading();
         let outcome: Result<String, String> = async {
             let changed = self.config.reload().map_err(|err| {
-                tracing::error!(error = %err, "configuration rejected; the old one stays in force");
-                format!("configuration rejected; the old one stays in force:\n{err}")
+                tracing::error!(error = %err, "{REJECTED}");
+                format!("{REJECTED}:\n{err}")
             })?;
             tracing::info!(?changed, "configuration reloaded");
             if let Some(logs) = &self.logs
@@ -669,9 +669,7 @@ impl<R: Runtime> Serving<'_, R> {
             Err(err) => format!(
                 "{} ready; the last reload failed: {}",
                 tree.path(),
-                one_line(
-                    err.trim_start_matches("configuration rejected; the old one stays in force:")
-                )
+                one_line(err.trim_start_matches(REJECTED).trim_start_matches(':'))
             ),
         });
         outcome
@@ -743,9 +741,16 @@ struct Passed {
 impl Passed {
     fn of(name: &str, socket: &OwnedFd) -> Self {
         let address = match rustix::net::getsockname(socket) {
-            Ok(addr) => std::net::SocketAddr::try_from(addr.clone())
-                .map(|addr| addr.to_string())
-                .unwrap_or_else(|_| format!("{addr:?}")),
+            Ok(addr) => match std::net::SocketAddr::try_from(addr.clone()) {
+                Ok(inet) => inet.to_string(),
+                Err(_) => rustix::net::SocketAddrUnix::try_from(addr)
+                    .ok()
+                    .and_then(|unix| {
+                        unix.path()
+                            .map(|path| format!("unix:{}", path.to_string_lossy()))
+                    })
+                    .unwrap_or_else(|| "(an address of another kind)".to_owned()),
+            },
             Err(err) => format!("(no address: {err})"),
         };
         Self {
@@ -929,6 +934,9 @@ impl<R: Runtime> Running<R> {
         }
     }
 }
+
+/// What a reload says of a configuration it refused.
+const REJECTED: &str = "configuration rejected; the old one stays in force";
 
 /// `text` on one line of at most 200 characters, as a notify message's `STATUS=` needs.
 fn one_line(text: &str) -> String {
