@@ -28,7 +28,15 @@ pub fn run<R: Runtime, F: Future<Output = ()>>(name: &str, case: F) {
     let label = format!("{}::{name}", R::NAME);
     let watchdog = std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(CASE_LIMIT) {
-            eprintln!("conformance case {label} did not finish within {CASE_LIMIT:?}; aborting");
+            // Written to the stream itself, not with `eprintln!`: the test harness captures
+            // what the macros print, and the abort would lose it.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!(
+                    "conformance case {label} did not finish within {CASE_LIMIT:?}; aborting\n"
+                )
+                .as_bytes(),
+            );
             std::process::abort();
         }
     });
