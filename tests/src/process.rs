@@ -164,18 +164,24 @@ impl Running {
         panic!("no line with {needle:?}; saw:\n{}", seen.join("\n"));
     }
 
-    /// The lines of standard error read so far and not yet looked at, for failure messages.
-    pub fn lines_so_far(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
-    }
-
     /// Sends `signal` to the child.
     pub fn signal(&self, signal: Signal) {
         signal.send_to(self.child.id()).expect("send signal");
     }
 
     /// Waits (up to 20 s) for the child to exit.
-    pub fn wait(mut self) -> ExitStatus {
+    pub fn wait(self) -> ExitStatus {
+        self.wait_with_lines().0
+    }
+
+    /// Like [`Running::wait`], with the lines of standard error not yet looked at (for
+    /// failure messages).
+    pub fn wait_with_lines(mut self) -> (ExitStatus, Vec<String>) {
+        let status = self.exit_status();
+        (status, self.lines.try_iter().collect())
+    }
+
+    fn exit_status(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {

@@ -433,20 +433,13 @@ fn singleton_never_runs_twice_under_random_kills() {
                 } else {
                     old.signal(Signal::Term);
                     let started = Instant::now();
-                    let deadline = started + Duration::from_secs(20);
-                    let status = loop {
-                        if let Some(status) = old.child.try_wait().expect("wait") {
-                            break status;
-                        }
-                        assert!(Instant::now() < deadline, "p{target} did not exit");
-                        std::thread::sleep(Duration::from_millis(10));
-                    };
+                    let (status, said) = old.wait_with_lines();
                     assert!(
                         status.success(),
                         "p{target} did not stop cleanly ({status}, after {:?}); after {actions:?}, \
                          it said:\n{}",
                         started.elapsed(),
-                        old.lines_so_far().join("\n")
+                        said.join("\n")
                     );
                     actions.push(format!("stopped and restarted p{target}"));
                 }
