@@ -31,10 +31,13 @@ pub fn example_with(name: &str, features: &str) -> PathBuf {
         .expect("target/<profile>/deps/<test>");
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
     if !built.iter().any(|b| b == name) {
+        // `--workspace`: features resolve as in `cargo test --workspace`, which has built the
+        // example already. `-p ginkgo` alone resolves them differently (fewer features on tokio,
+        // hyper, serde, ...) and rebuilt most of the dependency tree: 100 s of CI.
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "-p", "ginkgo", "--example", name]);
-        if !features.is_empty() {
-            cargo.args(["--features", features]);
+        cargo.args(["build", "--quiet", "--workspace", "--example", name]);
+        for feature in features.split(',').filter(|f| !f.is_empty()) {
+            cargo.args(["--features", &format!("ginkgo/{feature}")]);
         }
         if profile_dir.ends_with("release") {
             cargo.arg("--release");
