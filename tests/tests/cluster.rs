@@ -359,9 +359,26 @@ fn holders(markers: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The pid of a live process running the singleton's child that `wanted` accepts, waiting up
+/// to 60 s for one (`what` names it in the failure).
+fn wait_for_holder(markers: &Path, wanted: impl Fn(u32) -> bool, what: &str) -> u32 {
+    let began = Instant::now();
+    loop {
+        if let Some(pid) = holders(markers).into_iter().find(|pid| wanted(*pid)) {
+            return pid;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "no {what} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Over 60 s of random kills (a server, or an instance with SIGKILL or SIGTERM, every 2 to 5
 /// s), three instances of a `Singleton` never run its child in two live processes at once, as
-/// seen from outside (marker files, polled every 5 ms); and the role keeps moving.
+/// seen from outside (marker files, polled every 5 ms); and when the holder is killed at the
+/// end, another process takes the role.
 #[test]
 fn singleton_never_runs_twice_under_random_kills() {
     let _alone = one_at_a_time();
@@ -451,6 +468,25 @@ fn singleton_never_runs_twice_under_random_kills() {
     if let Some(node) = down {
         cluster.restart(node);
     }
+    // The random kills may all have missed the holder (seed 0x58ab hit only p2, twice): kill
+    // it now, so that the role must move at least once, and see another process take it.
+    let holder = wait_for_holder(markers.path(), |_| true, "a holder at the end");
+    let index = probes
+        .iter()
+        .position(|p| p.as_ref().is_some_and(|p| p.child.id() == holder))
+        .expect("the holder is one of the probes");
+    let mut old = probes[index].take().expect("every probe runs here");
+    let _ = old.child.kill();
+    let _ = old.child.wait();
+    actions.push(format!("SIGKILLed the holder p{index}"));
+    probes[index] = Some(probe(
+        exe,
+        &cluster,
+        markers.path(),
+        index,
+        rundirs[index].path(),
+    ));
+    wait_for_holder(markers.path(), |pid| pid != holder, "a new holder");
     stop.store(true, Ordering::SeqCst);
     let (samples, holders_seen, violations) = watcher.join().expect("the watcher");
     for running in probes.into_iter().flatten() {

@@ -30,10 +30,14 @@ pub fn run<R: Runtime, F: Future<Output = ()>>(name: &str, case: F) {
         if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(CASE_LIMIT) {
             // Written to the stream itself, not with `eprintln!`: the test harness captures
             // what the macros print, and the abort would lose it.
+            // With every thread's state: a stall once hung two cases at once, and where the
+            // workers were blocked is what would tell why.
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
                 format!(
-                    "conformance case {label} did not finish within {CASE_LIMIT:?}; aborting\n"
+                    "conformance case {label} did not finish within {CASE_LIMIT:?}; aborting\n\
+                     the process's threads:\n{}",
+                    threads_report()
                 )
                 .as_bytes(),
             );
@@ -43,6 +47,42 @@ pub fn run<R: Runtime, F: Future<Output = ()>>(name: &str, case: F) {
     ginkgo_api::block_on::<R, _>(case);
     drop(done);
     let _ = watchdog.join();
+}
+
+/// One line per thread of this process: its id, name, scheduler state, the kernel function it
+/// sleeps in and the system call it is blocked in (number first), from `/proc/self/task`.
+pub fn threads_report() -> String {
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(path)
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_else(|err| format!("({err})"))
+    };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return "  (no /proc/self/task)\n".to_owned();
+    };
+    let mut lines: Vec<String> = tasks
+        .flatten()
+        .map(|task| {
+            let dir = task.path();
+            let stat = read(dir.join("stat"));
+            // The state follows the name, which is in parentheses and may hold spaces.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .unwrap_or("?")
+                .to_owned();
+            let syscall = read(dir.join("syscall"));
+            let syscall = syscall.split(' ').take(3).collect::<Vec<_>>().join(" ");
+            format!(
+                "  {} {:16} {state} wchan={} syscall={syscall}",
+                task.file_name().to_string_lossy(),
+                read(dir.join("comm")),
+                read(dir.join("wchan")),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n") + "\n"
 }
 
 /// Lifts the soft open-file limit to the hard limit: the 1,000-connection case needs about
@@ -124,5 +164,43 @@ pub async fn echo<R: Runtime>(mut conn: ginkgo_net::Connection<R>) -> std::io::R
             return Ok(());
         }
         conn.stream.write_all(&buf[..n]).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_threads_report_names_a_blocked_thread() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, up) = std::sync::mpsc::channel::<()>();
+        let blocked = std::thread::Builder::new()
+            .name("report-probe".into())
+            .spawn(move || {
+                started.send(()).unwrap();
+                let _ = wait.recv();
+            })
+            .unwrap();
+        up.recv().unwrap();
+        // Until it sleeps in the kernel, the thread may still be running.
+        let line = (0..200)
+            .find_map(|_| {
+                let report = super::threads_report();
+                let line = report
+                    .lines()
+                    .find(|l| l.contains("report-probe"))?
+                    .to_owned();
+                if line.contains(" S wchan=") {
+                    return Some(line);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            })
+            .expect("the blocked thread, sleeping, in the report");
+        // futex(2) is number 202 on x86-64 (other architectures number it differently).
+        if cfg!(target_arch = "x86_64") {
+            assert!(line.contains("syscall=202 "), "blocked in futex: {line}");
+        }
+        release.send(()).unwrap();
+        blocked.join().unwrap();
     }
 }
