@@ -360,19 +360,37 @@ fn holders(markers: &Path) -> Vec<u32> {
 }
 
 /// The pid of a live process running the singleton's child that `wanted` accepts, waiting up
-/// to 60 s for one (`what` names it in the failure).
-fn wait_for_holder(markers: &Path, wanted: impl Fn(u32) -> bool, what: &str) -> u32 {
+/// to 60 s for one.
+fn wait_for_holder(markers: &Path, wanted: impl Fn(u32) -> bool) -> Option<u32> {
     let began = Instant::now();
-    loop {
+    while began.elapsed() < Duration::from_secs(60) {
         if let Some(pid) = holders(markers).into_iter().find(|pid| wanted(*pid)) {
-            return pid;
+            return Some(pid);
         }
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "no {what} within 60 s"
-        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    None
+}
+
+/// Fails the chaos test saying `what` went wrong, after which actions, with what each probe
+/// said since it was ready (each is stopped first, so that all of it is there).
+fn fail_with_logs(what: &str, actions: &[String], probes: Vec<Option<Running>>) -> ! {
+    let mut said = String::new();
+    for (n, running) in probes.into_iter().enumerate() {
+        let Some(running) = running else { continue };
+        let pid = running.child.id();
+        running.signal(Signal::Term);
+        let (status, lines) = running.wait_with_lines();
+        said.push_str(&format!(
+            "--- p{n} (pid {pid}, {status}):\n{}\n",
+            lines.join("\n")
+        ));
+    }
+    panic!(
+        "{what}; after {} actions: {}\n{said}",
+        actions.len(),
+        actions.join("; ")
+    );
 }
 
 /// Over 60 s of random kills (a server, or an instance with SIGKILL or SIGTERM, every 2 to 5
@@ -470,7 +488,14 @@ fn singleton_never_runs_twice_under_random_kills() {
     }
     // The random kills may all have missed the holder (seed 0x58ab hit only p2, twice): kill
     // it now, so that the role must move at least once, and see another process take it.
-    let holder = wait_for_holder(markers.path(), |_| true, "a holder at the end");
+    let Some(holder) = wait_for_holder(markers.path(), |_| true) else {
+        stop.store(true, Ordering::SeqCst);
+        fail_with_logs(
+            "no process ran the child for 60 s at the end",
+            &actions,
+            probes,
+        );
+    };
     let index = probes
         .iter()
         .position(|p| p.as_ref().is_some_and(|p| p.child.id() == holder))
@@ -486,7 +511,14 @@ fn singleton_never_runs_twice_under_random_kills() {
         index,
         rundirs[index].path(),
     ));
-    wait_for_holder(markers.path(), |pid| pid != holder, "a new holder");
+    if wait_for_holder(markers.path(), |pid| pid != holder).is_none() {
+        stop.store(true, Ordering::SeqCst);
+        fail_with_logs(
+            "no other process took the role within 60 s",
+            &actions,
+            probes,
+        );
+    }
     stop.store(true, Ordering::SeqCst);
     let (samples, holders_seen, violations) = watcher.join().expect("the watcher");
     for running in probes.into_iter().flatten() {
