@@ -293,7 +293,7 @@ impl<R: Runtime> Leadership<R> {
                 .await?
             else {
                 // Gone in between, or a read from a replica that is behind.
-                contradictions += 1;
+                contradictions = contradictions.saturating_add(1);
                 continue;
             };
             let (revision, since) = match seen {
@@ -313,7 +313,9 @@ impl<R: Runtime> Leadership<R> {
                 {
                     Ok(()) => contradictions = 0,
                     // Renewed in between, or read from a replica that is behind.
-                    Err(LeaderError::Store(KvError::WrongRevision { .. })) => contradictions += 1,
+                    Err(LeaderError::Store(KvError::WrongRevision { .. })) => {
+                        contradictions = contradictions.saturating_add(1)
+                    }
                     Err(err) => return Err(err),
                 }
                 continue;
