@@ -392,14 +392,8 @@ impl<R: Runtime> LeaderWatch<R> {
                 self.last = Some(leader.clone());
                 return Ok(leader);
             }
-            let poll = self.leadership.poll();
-            let watch = &mut self.watch;
-            let closed = future::or(async { watch.next().await.is_none() }, async {
-                crate::time::sleep::<R>(poll).await;
-                false
-            })
-            .await;
-            if closed {
+            let until = Instant::now() + self.leadership.poll();
+            if wait::<R>(&mut self.watch, until).await {
                 return Err(KvError::Closed.into());
             }
         }
