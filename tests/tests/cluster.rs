@@ -57,6 +57,20 @@ fn client_survives_the_loss_of_its_server<R: Runtime>() {
             |n: u64| async move { Ok::<_, String>(n * 2) },
         ));
         responder.start().await.unwrap();
+        // The responder subscribed on node 1; node 0 learns of it over the route a moment
+        // later (a request before then finds no responders, as one CI run did).
+        let began = Instant::now();
+        while bus
+            .request_json::<_, u64>("double", &0u64, Duration::from_secs(1))
+            .await
+            .is_err()
+        {
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "the responder's subscription did not reach node 0 within 10 s"
+            );
+            ginkgo_api::time::sleep::<R>(Duration::from_millis(20)).await;
+        }
 
         let bucket = kv.bucket("acked", BucketOptions::default()).await.unwrap();
         let mut acknowledged = Vec::new();
