@@ -15,17 +15,31 @@ use crate::{Forwarding, Link};
 /// How many changes a watch buffers before new ones are dropped (and logged).
 const WATCH_LIMIT: usize = 65_536;
 
+/// The longest one call to the store may take before it fails. The client is made without a
+/// request timeout (the bus applies its own), and JetStream KV's reads are such requests
+/// (direct gets, answered by any replica): one whose reply was lost with a killed server
+/// waited forever. In a chaos test on a 3-node cluster, all three candidates of a `Singleton`
+/// once stood still so for over a minute. Twice JetStream's own API timeout (5 s), as a
+/// `create` makes up to three requests.
+const CALL_LIMIT: Duration = Duration::from_secs(10);
+
 pub(crate) struct NatsStore {
     pub(crate) link: Arc<Link>,
     pub(crate) replicas: usize,
+}
+
+/// A call to the store that did not return within [`CALL_LIMIT`].
+fn timed_out(what: &str) -> KvError {
+    KvError::Transport(format!("{what} did not return within {CALL_LIMIT:?}").into())
 }
 
 fn kv_error(err: impl std::error::Error + Send + Sync + 'static) -> KvError {
     KvError::Transport(Box::new(err))
 }
 
-/// Runs `call` with the client's JetStream context on the connection's runtime.
-async fn on_runtime<T, F, Fut>(link: &Link, call: F) -> Result<T, KvError>
+/// Runs `call` (`what`, for the error) with the client's JetStream context on the
+/// connection's runtime; it fails after [`CALL_LIMIT`].
+async fn on_runtime<T, F, Fut>(link: &Link, what: &'static str, call: F) -> Result<T, KvError>
 where
     T: Send + 'static,
     F: FnOnce(async_nats::jetstream::Context) -> Fut + Send + 'static,
@@ -36,7 +50,12 @@ where
     connected
         .runtime
         // The context is made on the runtime: it needs tokio to be there.
-        .spawn(async move { call(async_nats::jetstream::new(client)).await })
+        .spawn(async move {
+            let jetstream = async_nats::jetstream::new(client);
+            tokio::time::timeout(CALL_LIMIT, call(jetstream))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(what)))
+        })
         .await
         .map_err(|err| KvError::Transport(format!("the JetStream task failed: {err}").into()))?
 }
@@ -55,36 +74,41 @@ impl Store for NatsStore {
         let bucket = name.to_owned();
         let max_age = options.max_age.unwrap_or(Duration::ZERO);
         let replicas = self.replicas;
-        let store = on_runtime(&self.link, move |jetstream| async move {
-            let store = match jetstream.get_key_value(bucket.clone()).await {
-                Ok(store) => store,
-                Err(_) => jetstream
-                    .create_key_value(kv::Config {
-                        bucket: bucket.clone(),
-                        history: 1,
-                        max_age,
-                        num_replicas: replicas,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|err| {
-                        KvError::Transport(
-                            format!("cannot create the JetStream KV bucket {bucket}: {err}").into(),
-                        )
-                    })?,
-            };
-            let status = store.status().await.map_err(kv_error)?;
-            if status.max_age() != max_age {
-                return Err(KvError::Mismatch {
-                    bucket,
-                    reason: format!(
-                        "its max_age is {:?}, asked for {max_age:?} (zero: none)",
-                        status.max_age()
-                    ),
-                });
-            }
-            Ok(store)
-        })
+        let store = on_runtime(
+            &self.link,
+            "opening a bucket",
+            move |jetstream| async move {
+                let store = match jetstream.get_key_value(bucket.clone()).await {
+                    Ok(store) => store,
+                    Err(_) => jetstream
+                        .create_key_value(kv::Config {
+                            bucket: bucket.clone(),
+                            history: 1,
+                            max_age,
+                            num_replicas: replicas,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|err| {
+                            KvError::Transport(
+                                format!("cannot create the JetStream KV bucket {bucket}: {err}")
+                                    .into(),
+                            )
+                        })?,
+                };
+                let status = store.status().await.map_err(kv_error)?;
+                if status.max_age() != max_age {
+                    return Err(KvError::Mismatch {
+                        bucket,
+                        reason: format!(
+                            "its max_age is {:?}, asked for {max_age:?} (zero: none)",
+                            status.max_age()
+                        ),
+                    });
+                }
+                Ok(store)
+            },
+        )
         .await?;
         Ok(Arc::new(NatsBucket {
             link: self.link.clone(),
@@ -120,14 +144,14 @@ impl NatsBucket {
         }
     }
 
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, KvError>
+    async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, KvError>
     where
         T: Send + 'static,
         F: FnOnce(kv::Store) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, KvError>> + Send + 'static,
     {
         let store = self.store.clone();
-        on_runtime(&self.link, move |_| call(store)).await
+        on_runtime(&self.link, what, move |_| call(store)).await
     }
 }
 
@@ -135,7 +159,7 @@ impl NatsBucket {
 impl StoreBucket for NatsBucket {
     async fn get(&self, key: &str) -> Result<Option<Entry>, KvError> {
         let key = key.to_owned();
-        self.call(move |store| async move {
+        self.call("a KV get", move |store| async move {
             let entry = store.entry(key).await.map_err(kv_error)?;
             Ok(entry
                 .map(from_nats)
@@ -146,14 +170,16 @@ impl StoreBucket for NatsBucket {
 
     async fn put(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
         let key = key.to_owned();
-        self.call(move |store| async move { store.put(key, value).await.map_err(kv_error) })
-            .await
+        self.call("a KV put", move |store| async move {
+            store.put(key, value).await.map_err(kv_error)
+        })
+        .await
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
         let owned = key.to_owned();
         let bucket = self.store.name.clone();
-        self.call(move |store| async move {
+        self.call("a KV create", move |store| async move {
             match store.create(&owned, value).await {
                 Ok(revision) => Ok(revision),
                 Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -168,7 +194,7 @@ impl StoreBucket for NatsBucket {
     async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, KvError> {
         let owned = key.to_owned();
         let wrong = self.wrong_revision(key, revision);
-        self.call(move |store| async move {
+        self.call("a KV update", move |store| async move {
             match store.update(&owned, value, revision).await {
                 Ok(revision) => Ok(revision),
                 Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(wrong),
@@ -181,7 +207,7 @@ impl StoreBucket for NatsBucket {
     async fn delete(&self, key: &str, revision: Option<u64>) -> Result<(), KvError> {
         let owned = key.to_owned();
         let wrong = self.wrong_revision(key, revision.unwrap_or(0));
-        self.call(move |store| async move {
+        self.call("a KV delete", move |store| async move {
             let deleted = match revision {
                 Some(revision) => store.delete_expect_revision(&owned, Some(revision)).await,
                 None => store.delete(&owned).await,
@@ -202,13 +228,18 @@ impl StoreBucket for NatsBucket {
         let (started, ready) = async_channel::bounded(1);
         let store = self.store.clone();
         let forwarding = connected.runtime.spawn(async move {
-            let mut watch = match store.watch_with_history(&pattern).await {
+            let watching = tokio::time::timeout(CALL_LIMIT, store.watch_with_history(&pattern));
+            let watching = match watching.await {
+                Ok(watching) => watching.map_err(kv_error),
+                Err(_) => Err(timed_out("starting a KV watch")),
+            };
+            let mut watch = match watching {
                 Ok(watch) => {
                     let _ = started.send(Ok(())).await;
                     watch
                 }
                 Err(err) => {
-                    let _ = started.send(Err(kv_error(err))).await;
+                    let _ = started.send(Err(err)).await;
                     return;
                 }
             };
@@ -240,7 +271,7 @@ impl StoreBucket for NatsBucket {
     }
 
     async fn entries(&self) -> Result<Vec<Entry>, KvError> {
-        self.call(move |store| async move {
+        self.call("listing the KV entries", move |store| async move {
             let mut keys = store.keys().await.map_err(kv_error)?;
             let mut names = Vec::new();
             while let Some(key) = keys.next().await {

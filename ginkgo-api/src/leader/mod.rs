@@ -73,13 +73,6 @@ const KEY: &str = "leader";
 /// The shortest lease: below it, the store's round trips eat the term.
 pub const MIN_LEASE: Duration = Duration::from_millis(100);
 
-/// The longest a candidate waits for one call to the store while it campaigns: longer than
-/// a client's own request timeout (5 s for async-nats), so that it only cuts a call that would
-/// never return. In a chaos test on a 3-node NATS cluster, all three candidates once stopped
-/// in a call for over a minute after JetStream had said "no stream found"; cut, the campaign
-/// fails, and [`Singleton`] tries again.
-pub const STORE_CALL_LIMIT: Duration = Duration::from_secs(10);
-
 /// What can go wrong with leadership.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -93,13 +86,6 @@ pub enum LeaderError {
     },
     /// The store failed.
     Store(KvError),
-    /// A call to the store did not return within [`STORE_CALL_LIMIT`].
-    Timeout {
-        /// The role.
-        role: String,
-        /// What the call was for.
-        call: &'static str,
-    },
 }
 
 impl fmt::Display for LeaderError {
@@ -107,10 +93,6 @@ impl fmt::Display for LeaderError {
         match self {
             LeaderError::Invalid { role, reason } => write!(f, "leadership of {role:?}: {reason}"),
             LeaderError::Store(err) => write!(f, "leadership: {err}"),
-            LeaderError::Timeout { role, call } => write!(
-                f,
-                "leadership of {role:?}: {call} did not return within {STORE_CALL_LIMIT:?}"
-            ),
         }
     }
 }
@@ -119,7 +101,7 @@ impl std::error::Error for LeaderError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LeaderError::Store(err) => Some(err),
-            LeaderError::Invalid { .. } | LeaderError::Timeout { .. } => None,
+            LeaderError::Invalid { .. } => None,
         }
     }
 }
@@ -258,9 +240,7 @@ impl<R: Runtime> Leadership<R> {
     ///
     /// The store's error (a candidate that wants to keep trying calls again).
     pub async fn campaign(&self) -> Result<Term<R>, LeaderError> {
-        let mut watch = self
-            .bounded("opening a watch", self.bucket.watch(KEY))
-            .await?;
+        let mut watch = self.bucket.watch(KEY).await?;
         // The holder's revision, and when this candidate first saw the key at it.
         let mut seen: Option<(u64, Instant)> = None;
         // Answers in a row that contradict each other: the key exists, yet reads as gone, or
@@ -279,19 +259,12 @@ impl<R: Runtime> Leadership<R> {
                 }
             }
             let sent = Instant::now();
-            let created = self.bounded(
-                "creating the key",
-                self.bucket.create(KEY, self.candidate.clone()),
-            );
-            match created.await {
+            match self.bucket.create(KEY, self.candidate.clone()).await {
                 Ok(revision) => return Ok(Term::begin(self.clone(), revision, sent)),
-                Err(LeaderError::Store(KvError::Exists { .. })) => {}
-                Err(err) => return Err(err),
+                Err(KvError::Exists { .. }) => {}
+                Err(err) => return Err(err.into()),
             }
-            let Some(held) = self
-                .bounded("reading the key", self.bucket.get(KEY))
-                .await?
-            else {
+            let Some(held) = self.bucket.get(KEY).await? else {
                 // Gone in between, or a read from a replica that is behind.
                 contradictions = contradictions.saturating_add(1);
                 continue;
@@ -307,16 +280,13 @@ impl<R: Runtime> Leadership<R> {
                 // write before, so its term is over by its own clock. Expire the key now, at
                 // that revision only (a renewal in between keeps it), rather than wait for
                 // the store, which may take longer (NATS expires about 250 ms late).
-                match self
-                    .bounded("expiring the key", self.bucket.delete_if(KEY, revision))
-                    .await
-                {
+                match self.bucket.delete_if(KEY, revision).await {
                     Ok(()) => contradictions = 0,
                     // Renewed in between, or read from a replica that is behind.
-                    Err(LeaderError::Store(KvError::WrongRevision { .. })) => {
+                    Err(KvError::WrongRevision { .. }) => {
                         contradictions = contradictions.saturating_add(1)
                     }
-                    Err(err) => return Err(err),
+                    Err(err) => return Err(err.into()),
                 }
                 continue;
             }
@@ -326,21 +296,6 @@ impl<R: Runtime> Leadership<R> {
             if wait::<R>(&mut watch, expiry.min(Instant::now() + self.poll())).await {
                 return Err(KvError::Closed.into());
             }
-        }
-    }
-
-    /// `call` to the store, cut after [`STORE_CALL_LIMIT`].
-    async fn bounded<T>(
-        &self,
-        what: &'static str,
-        call: impl Future<Output = Result<T, KvError>>,
-    ) -> Result<T, LeaderError> {
-        match crate::time::timeout::<R, _>(STORE_CALL_LIMIT, call).await {
-            Ok(result) => result.map_err(LeaderError::Store),
-            Err(_) => Err(LeaderError::Timeout {
-                role: self.role.clone(),
-                call: what,
-            }),
         }
     }
 
