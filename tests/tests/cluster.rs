@@ -225,14 +225,26 @@ impl Instance {
 }
 
 /// Polls `check` every 100 ms until it gives `Some`, failing after `within`.
-fn within<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
+fn within<T>(within: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    poll_for(within, Duration::from_millis(100), check)
+        .unwrap_or_else(|| panic!("not within {within:?}: {what}"))
+}
+
+/// What `check` finds, asking every `every` for up to `limit`; `None` if it found nothing.
+fn poll_for<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(found) = check() {
-            return found;
+            return Some(found);
         }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
     }
 }
 
@@ -376,14 +388,9 @@ fn holders(markers: &Path) -> Vec<u32> {
 /// The pid of a live process running the singleton's child that `wanted` accepts, waiting up
 /// to 60 s for one.
 fn wait_for_holder(markers: &Path, wanted: impl Fn(u32) -> bool) -> Option<u32> {
-    let began = Instant::now();
-    while began.elapsed() < Duration::from_secs(60) {
-        if let Some(pid) = holders(markers).into_iter().find(|pid| wanted(*pid)) {
-            return Some(pid);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+    poll_for(Duration::from_secs(60), Duration::from_millis(20), || {
+        holders(markers).into_iter().find(|pid| wanted(*pid))
+    })
 }
 
 /// Fails the chaos test saying `what` went wrong, after which actions, with what each probe
