@@ -37,6 +37,18 @@ fn kv_error(err: impl std::error::Error + Send + Sync + 'static) -> KvError {
     KvError::Transport(Box::new(err))
 }
 
+/// Whether `get_key_value` failed because the bucket's stream does not exist.
+fn is_absent(err: &async_nats::jetstream::context::KeyValueError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind};
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<GetStreamError>())
+        .is_some_and(|lookup| {
+            matches!(lookup.kind(), GetStreamErrorKind::JetStream(answer)
+                if answer.error_code() == ErrorCode::STREAM_NOT_FOUND)
+        })
+}
+
 /// Runs `call` (`what`, for the error) with the client's JetStream context on the
 /// connection's runtime; it fails after [`CALL_LIMIT`].
 async fn on_runtime<T, F, Fut>(link: &Link, what: &'static str, call: F) -> Result<T, KvError>
@@ -80,6 +92,14 @@ impl Store for NatsStore {
             move |jetstream| async move {
                 let store = match jetstream.get_key_value(bucket.clone()).await {
                     Ok(store) => store,
+                    // Only a bucket the server says is absent is created: one it could not
+                    // look up (JetStream electing, say) is an error to try again later.
+                    Err(err) if !is_absent(&err) => {
+                        return Err(KvError::Transport(
+                            format!("cannot look up the JetStream KV bucket {bucket}: {err}")
+                                .into(),
+                        ));
+                    }
                     Err(_) => jetstream
                         .create_key_value(kv::Config {
                             bucket: bucket.clone(),

@@ -178,6 +178,8 @@ macro_rules! conformance_suite {
             leader::leader_singleton_runs_its_child_on_one_instance,
             leader::leader_singleton_refuses_a_lease_shorter_than_its_stop,
             leader::leader_renewal_with_a_lost_answer_keeps_the_term,
+            leader::leader_singleton_waits_for_a_store_that_does_not_answer_at_start,
+            leader::leader_singleton_fails_on_a_lease_the_role_was_not_made_with,
             // sync primitives
             sync::channel_across_tasks,
             sync::event_wakes_waiters,

@@ -5,9 +5,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Leadership, Term};
+use super::{LeaderError, Leadership, Term};
 use crate::Runtime;
-use crate::kv::Kv;
+use crate::kv::{Kv, KvError};
 use crate::service::{Context, Error, Restart, Service, ServiceHandle, async_trait};
 
 type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
@@ -17,7 +17,11 @@ type Factory<S> = Arc<dyn Fn() -> S + Send + Sync>;
 /// timeout) a stop timeout *before* the term would end unrenewed, so at most one instance
 /// runs the child at a time (see the [module docs](super) for exactly when).
 ///
-/// The Singleton itself is ready while it campaigns, leading or not. When it stops, it stops
+/// The Singleton itself is ready while it campaigns, leading or not. A store that does not
+/// answer at start (a cluster electing, a server restarting) does not fail the start: the
+/// Singleton opens the role's bucket in the background, trying every quarter lease, and
+/// campaigns once it answers. What trying again cannot fix (a lease the role's bucket was not
+/// made with) fails the start, or the Singleton if it is found later. When it stops, it stops
 /// the child first, then resigns so another instance takes over at once (waiting at most one
 /// lease for the store's answer: the lease ends the term by then anyway). The child is
 /// supervised by the Singleton (restarted if it fails, within the Singleton's restart
@@ -124,6 +128,51 @@ impl<R: Runtime, S: Service> Singleton<R, S> {
     }
 }
 
+/// What a Singleton needs to open its candidacy: at start, and again after a start that found
+/// the store unavailable.
+struct Opening {
+    ctx: Context,
+    kv: Kv,
+    role: String,
+    lease: Duration,
+    candidate: Option<String>,
+}
+
+impl Opening {
+    /// The candidacy for the role, with the candidate id if one is given.
+    async fn open<R: Runtime>(&self) -> Result<Leadership<R>, LeaderError> {
+        let leadership = Leadership::<R>::new(&self.kv, &self.role, self.lease).await?;
+        Ok(match &self.candidate {
+            Some(id) => leadership.with_candidate(id.clone()),
+            None => leadership,
+        })
+    }
+
+    /// Tries to open the candidacy every renewal tick until the store answers: `None` if the
+    /// service stops first. An error that trying again cannot fix is returned (and fails the
+    /// Singleton); store failures count as `campaign_errors`.
+    async fn retry<R: Runtime>(&self) -> Result<Option<Leadership<R>>, LeaderError> {
+        let shutdown = self.ctx.shutdown();
+        let errors = self.ctx.counter("campaign_errors");
+        self.ctx
+            .set_note(format!("waiting for the store to open {}", self.role));
+        loop {
+            if shutdown.run(self.ctx.sleep(self.lease / 4)).await.is_none() {
+                return Ok(None);
+            }
+            match shutdown.run(self.open::<R>()).await {
+                None => return Ok(None),
+                Some(Ok(leadership)) => return Ok(Some(leadership)),
+                Some(Err(LeaderError::Store(KvError::Transport(err)))) => {
+                    errors.inc();
+                    tracing::warn!(service = self.ctx.path(), role = %self.role, error = %err, "the store did not answer; trying again");
+                }
+                Some(Err(err)) => return Err(err),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl<R: Runtime, S: Service> Service for Singleton<R, S> {
     fn name(&self) -> &str {
@@ -140,19 +189,45 @@ impl<R: Runtime, S: Service> Service for Singleton<R, S> {
             )
             .into());
         }
-        let mut leadership = Leadership::<R>::new(&self.kv, &self.role, self.lease).await?;
-        if let Some(id) = &self.candidate {
-            leadership = leadership.with_candidate(id.clone());
-        }
-        tracing::info!(service = ctx.path(), role = %self.role, candidate = leadership.candidate(), "campaigning");
-        let campaign = Campaign {
+        // A store that does not answer now (a cluster electing, its servers restarting) is
+        // waited for in the background: the Singleton is ready, standing by. What waiting
+        // cannot fix (a role name, a lease the bucket was not made with) fails the start.
+        let opening = Opening {
             ctx: ctx.clone(),
-            leadership,
-            factory: self.factory.clone(),
-            leading: self.leading.clone(),
-            stop_timeout,
+            kv: self.kv.clone(),
+            role: self.role.clone(),
+            lease: self.lease,
+            candidate: self.candidate.clone(),
         };
-        ctx.spawn("campaign", campaign.run());
+        let opened = match opening.open::<R>().await {
+            Ok(leadership) => Some(leadership),
+            Err(LeaderError::Store(KvError::Transport(err))) => {
+                ctx.counter("campaign_errors").inc();
+                tracing::warn!(service = ctx.path(), role = %self.role, error = %err, "the store did not answer; campaigning once it does");
+                None
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let (factory, leading) = (self.factory.clone(), self.leading.clone());
+        ctx.spawn("campaign", async move {
+            let leadership = match opened {
+                Some(leadership) => leadership,
+                None => match opening.retry::<R>().await? {
+                    Some(leadership) => leadership,
+                    None => return Ok(()),
+                },
+            };
+            tracing::info!(service = opening.ctx.path(), role = %opening.role, candidate = leadership.candidate(), "campaigning");
+            let campaign = Campaign {
+                ctx: opening.ctx,
+                leadership,
+                factory,
+                leading,
+                stop_timeout,
+            };
+            campaign.run().await;
+            Ok::<(), LeaderError>(())
+        });
         Ok(())
     }
 

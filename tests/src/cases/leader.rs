@@ -41,3 +41,13 @@ pub async fn leader_singleton_refuses_a_lease_shorter_than_its_stop<R: Runtime>(
 pub async fn leader_renewal_with_a_lost_answer_keeps_the_term<R: Runtime>() {
     body::renewal_with_a_lost_answer_keeps_the_term::<R>(Kv::isolated()).await;
 }
+
+/// A store that does not answer at start is waited for; the child runs once it answers.
+pub async fn leader_singleton_waits_for_a_store_that_does_not_answer_at_start<R: Runtime>() {
+    body::singleton_waits_for_a_store_that_does_not_answer_at_start::<R>(Kv::isolated()).await;
+}
+
+/// A lease the role was not made with fails the Singleton, at start or once the store answers.
+pub async fn leader_singleton_fails_on_a_lease_the_role_was_not_made_with<R: Runtime>() {
+    body::singleton_fails_on_a_lease_the_role_was_not_made_with::<R>(Kv::isolated()).await;
+}

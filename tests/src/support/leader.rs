@@ -252,6 +252,122 @@ pub async fn singleton_refuses_a_lease_shorter_than_its_stop<R: Runtime>(kv: Kv)
     assert!(err.to_string().contains("2.5"), "{err}");
 }
 
+/// A store whose first `failures` bucket openings fail as a store that does not answer.
+struct Unanswered {
+    inner: Kv,
+    failures: AtomicUsize,
+}
+
+#[async_trait]
+impl ginkgo_api::kv::Store for Unanswered {
+    fn name(&self) -> &str {
+        "unanswered"
+    }
+
+    async fn bucket(
+        &self,
+        name: &str,
+        options: &ginkgo_api::kv::BucketOptions,
+    ) -> Result<Arc<dyn ginkgo_api::kv::StoreBucket>, ginkgo_api::kv::KvError> {
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(ginkgo_api::kv::KvError::Transport(
+                "opening a bucket did not return within 10s".into(),
+            ));
+        }
+        // A bucket whose lost answer is never armed: the inner store's, as it is.
+        Ok(Arc::new(LostAnswerBucket {
+            inner: self.inner.bucket(name, options.clone()).await?,
+            armed: Arc::default(),
+        }))
+    }
+}
+
+/// `kv` behind a store whose first `failures` bucket openings fail.
+fn unanswered(kv: Kv, failures: usize) -> Kv {
+    Kv::with_store(Arc::new(Unanswered {
+        inner: kv,
+        failures: AtomicUsize::new(failures),
+    }))
+}
+
+/// The counter `name` of the root of `tree`.
+fn counter(tree: &ginkgo_api::service::ServiceHandle, name: &str) -> u64 {
+    tree.snapshot()
+        .counters
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, v)| *v)
+}
+
+/// A store that does not answer at start does not fail a `Singleton`: it is ready at once,
+/// opens the role's bucket when the store answers, and runs its child; the failures count
+/// as `campaign_errors`.
+pub async fn singleton_waits_for_a_store_that_does_not_answer_at_start<R: Runtime>(kv: Kv) {
+    let counts = Counts::default();
+    let child = counts.clone();
+    let tree = ginkgo_api::service::tree::<R>(Singleton::<R, _>::new(
+        unanswered(kv, 2),
+        "patient",
+        LEASE,
+        move || child.child(),
+    ));
+    tree.start()
+        .await
+        .expect("a store that does not answer is waited for");
+    assert_eq!(
+        counts.starts.load(Ordering::SeqCst),
+        0,
+        "no bucket, no term"
+    );
+    eventually::<R>("the child runs", Duration::from_secs(10), || {
+        counts.running.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(counter(&tree, "campaign_errors"), 2);
+    assert!(tree.stop().await.is_clean());
+    assert_eq!(counts.running.load(Ordering::SeqCst), 0);
+}
+
+/// A lease the role's bucket was not made with fails a `Singleton`: at start, or when the
+/// store answers after a start that found it unavailable; it is never retried as if the
+/// store were down.
+pub async fn singleton_fails_on_a_lease_the_role_was_not_made_with<R: Runtime>(kv: Kv) {
+    Leadership::<R>::new(&kv, "other-lease", LEASE)
+        .await
+        .unwrap();
+    let singleton = |kv: Kv| {
+        let counts = Counts::default();
+        ginkgo_api::service::tree::<R>(Singleton::<R, _>::new(
+            kv,
+            "other-lease",
+            LEASE * 2,
+            move || counts.child(),
+        ))
+    };
+    let err = singleton(kv.clone())
+        .start()
+        .await
+        .expect_err("a lease the bucket was not made with");
+    assert!(err.to_string().contains("max_age"), "{err}");
+
+    let later = singleton(unanswered(kv, 1));
+    later.start().await.expect("the store did not answer yet");
+    let state = ginkgo_api::time::timeout::<R, _>(
+        Duration::from_secs(10),
+        later.wait_until(|state| state == ginkgo_api::service::State::Failed),
+    )
+    .await
+    .expect("the Singleton fails once the store answers");
+    assert_eq!(state, ginkgo_api::service::State::Failed);
+    let failure = later.snapshot().last_failure.unwrap_or_default();
+    assert!(failure.contains("max_age"), "{failure}");
+    later.stop().await;
+}
+
 /// A store whose next update is written and then reported as failed, once: what a renewal
 /// whose answer was lost (a timeout, a dropped connection) looks like.
 struct LostAnswer {
