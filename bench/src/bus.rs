@@ -34,7 +34,7 @@ pub(crate) struct Options {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
     pub(crate) runs: usize,
     /// Messages per publish run.
-    #[arg(long, value_name = "N", default_value_t = 50_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 50_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_MESSAGES as u64))]
     pub(crate) messages: usize,
     /// Round trips per request/reply run.
     #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
@@ -42,6 +42,9 @@ pub(crate) struct Options {
     #[command(flatten)]
     pub(crate) output: Output,
 }
+
+/// The most messages a publish run may send: the helpers' subscriber buffers that many.
+const MAX_MESSAGES: usize = 2_000_000;
 
 /// A `nats-server` on a free loopback port, killed when dropped.
 struct Server {
@@ -127,6 +130,9 @@ impl Helpers {
         let client = runtime
             .block_on(
                 async_nats::ConnectOptions::new()
+                    // Room for a whole run: a publisher faster than the counting task would
+                    // otherwise overflow the default 65,536 and lose messages (slow consumer).
+                    .subscription_capacity(MAX_MESSAGES)
                     // Messages dropped or a reconnection here would stall a publish run: say so.
                     .event_callback(|event| async move {
                         eprintln!("the helpers' connection: {event}");

@@ -37,12 +37,15 @@
 //! # }
 //! ```
 
+use std::future::Future as _;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_lite::StreamExt as _;
@@ -606,6 +609,27 @@ impl Transport for NatsTransport {
             .publish(subject.to_owned(), payload)
             .await
             .map_err(transport_error)
+    }
+
+    fn try_publish_payload(&self, subject: &str, payload: &Bytes) -> Option<Result<(), BusError>> {
+        let guard = self.link.client.load();
+        let Some(connected) = guard.as_deref() else {
+            return Some(Err(BusError::Closed));
+        };
+        // async-nats queues a publish in a bounded channel to its connection task, and its
+        // future is pending only while that channel is full. Polled once here, with a waker
+        // that does nothing: ready, the publish is queued; pending, it is dropped, and a
+        // `tokio::sync::mpsc::Sender::send` dropped while waiting has sent nothing (its
+        // documented cancel safety), so the caller's `publish_payload` sends it instead.
+        let publish = pin!(
+            connected
+                .client
+                .publish(subject.to_owned(), payload.clone())
+        );
+        match publish.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(published) => Some(published.map_err(transport_error)),
+            Poll::Pending => None,
+        }
     }
 
     async fn subscribe(

@@ -212,6 +212,84 @@ fn slow_consumer_is_counted_and_the_connection_survives() {
     });
 }
 
+/// Messages of the burst test: more bytes than the loopback socket and the client's queue
+/// to its connection task hold, so that publishes wait while the server reads nothing.
+const BURST: u32 = 20_000;
+const BURST_SIZE: usize = 1024;
+
+/// A publisher faster than the connection: while the server is paused (SIGSTOP) the client's
+/// queue fills and `publish` has to wait (the bus's immediate publish finds no room and falls
+/// back to waiting); once it resumes every message arrives, once and in order.
+fn publishes_held_up_by_a_full_queue_all_arrive_once<R: Runtime>() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let server = NatsServer::start();
+    ginkgo_tests::support::run::<R, _>("burst", async {
+        let (tree, bus) = connected::<R>(&server).await;
+        let mut burst = bus.subscribe("burst").await.unwrap();
+        // The subscription reaches the server before the pause.
+        answers_once::<R>(&bus, "before.the.pause", "yes").await;
+        server.pause();
+        let published = Arc::new(AtomicU32::new(0));
+        let publisher = {
+            let (bus, published) = (bus.clone(), published.clone());
+            ginkgo_api::spawn::<R, _>(async move {
+                for n in 0..BURST {
+                    let mut payload = vec![0; BURST_SIZE];
+                    payload[..4].copy_from_slice(&n.to_be_bytes());
+                    bus.publish("burst", payload).await.unwrap();
+                    published.store(n + 1, Ordering::Relaxed);
+                }
+            })
+        };
+        // Held up: the count stands still, short of the end, for 300 ms.
+        let mut last = u32::MAX;
+        let mut still_for = 0;
+        for _ in 0..100 {
+            ginkgo_api::time::sleep::<R>(Duration::from_millis(100)).await;
+            let now = published.load(Ordering::Relaxed);
+            still_for = if now == last { still_for + 1 } else { 0 };
+            last = now;
+            if still_for == 3 {
+                break;
+            }
+        }
+        assert!(
+            still_for == 3 && last < BURST,
+            "the publisher was not held up by the paused server ({last} of {BURST} published)"
+        );
+        server.resume();
+        ginkgo_api::time::timeout::<R, _>(Duration::from_secs(30), publisher)
+            .await
+            .expect("the publisher finishes once the server reads again")
+            .unwrap();
+        for n in 0..BURST {
+            let message = body::next::<R>(&mut burst).await;
+            assert_eq!(message.payload.len(), BURST_SIZE);
+            let got = u32::from_be_bytes(message.payload[..4].try_into().unwrap());
+            assert_eq!(
+                got, n,
+                "message {n} arrived as {got}: lost, doubled or out of order"
+            );
+        }
+        assert_eq!(burst.dropped(), 0);
+        drop(burst);
+        assert!(tree.stop().await.is_clean());
+    });
+}
+
+#[test]
+fn publishes_held_up_by_a_full_queue_all_arrive_once_on_tokio() {
+    publishes_held_up_by_a_full_queue_all_arrive_once::<ginkgo_backend_tokio::Tokio>();
+}
+
+/// On smol the client runs on the connection's private tokio runtime, and a publish is
+/// polled on a smol worker.
+#[test]
+fn publishes_held_up_by_a_full_queue_all_arrive_once_on_smol() {
+    publishes_held_up_by_a_full_queue_all_arrive_once::<ginkgo_backend_smol::Smol>();
+}
+
 /// A server nobody listens on: the start fails, naming the URL.
 #[test]
 fn unreachable_server_fails_the_start_naming_the_url() {

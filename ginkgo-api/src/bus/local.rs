@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
-use super::{BusError, Message, PENDING_LIMIT, Subscription, Transport, subject};
+use super::{BusError, Bytes, Message, PENDING_LIMIT, Subscription, Transport, subject};
 
 /// The process's shared hub, behind [`Bus::local`](super::Bus::local).
 pub(super) fn shared() -> Arc<LocalBus> {
@@ -172,6 +172,12 @@ impl Transport for LocalBus {
     async fn publish(&self, message: Message) -> Result<(), BusError> {
         self.deliver(&message);
         Ok(())
+    }
+
+    fn try_publish_payload(&self, subject: &str, payload: &Bytes) -> Option<Result<(), BusError>> {
+        // Delivering never waits: a full subscriber drops the message (a slow consumer).
+        self.deliver(&Message::new(subject, payload.clone()));
+        Some(Ok(()))
     }
 
     async fn subscribe(

@@ -251,6 +251,17 @@ pub trait Transport: Send + Sync + 'static {
         self.publish(Message::new(subject, payload)).await
     }
 
+    /// Publishes `payload` to `subject` (checked by the caller) if that needs no wait, as
+    /// [`publish_payload`](Self::publish_payload) would; `None`, having published nothing, if
+    /// it would have to wait. [`Bus::publish`] tries this first and awaits `publish_payload`
+    /// only on `None`: a transport whose publish is almost always ready at once (a client
+    /// that queues it in a buffer with room) spares each publish the boxed future an async
+    /// trait method costs. The default always says it would wait.
+    fn try_publish_payload(&self, subject: &str, payload: &Bytes) -> Option<Result<(), BusError>> {
+        let _ = (subject, payload);
+        None
+    }
+
     /// Subscribes to `subject` (checked by the caller), in the queue group `queue` if given.
     async fn subscribe(&self, subject: &str, queue: Option<&str>)
     -> Result<Subscription, BusError>;
@@ -386,9 +397,11 @@ impl<R: Runtime> Bus<R> {
     /// A bad subject, or the transport's error.
     pub async fn publish(&self, subject: &str, payload: impl Into<Bytes>) -> Result<(), BusError> {
         subject::check_subject(subject)?;
-        self.transport
-            .publish_payload(subject, payload.into())
-            .await
+        let payload = payload.into();
+        if let Some(published) = self.transport.try_publish_payload(subject, &payload) {
+            return published;
+        }
+        self.transport.publish_payload(subject, payload).await
     }
 
     /// Publishes `value` as JSON to `subject`.

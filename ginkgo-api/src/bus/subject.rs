@@ -29,25 +29,39 @@ pub fn check_subject(subject: &str) -> Result<(), BusError> {
 /// tokens. `false` sends the subject to the full check, which also accepts non-ASCII ones.
 #[inline]
 fn publishable(subject: &[u8]) -> bool {
-    // Every byte below 64 a subject may not hold (controls, space, `*`, `>`), as bits: one
-    // test for the digits and punctuation that share that range with them.
-    const REFUSED_LOW: u64 = ((1 << 33) - 1) | (1 << b'*') | (1 << b'>');
-    // The byte before the current one; a dot at first makes a leading dot an empty token.
-    let mut before = b'.';
+    // The byte before the current one, as its class; a dot at first makes a leading dot an
+    // empty token. Only `PLAIN` and `DOT` are ever kept, so a sum of 2 or more is either a
+    // refused byte or a dot after a dot: one test per byte.
+    let mut before = DOT;
     for &b in subject {
-        let bad = if b < 64 {
-            (REFUSED_LOW >> b) & 1 == 1 || (b == b'.' && before == b'.')
-        } else {
-            b >= 0x7f
-        };
-        if bad {
+        let class = CLASS[usize::from(b)];
+        if class + before >= 2 {
             return false;
         }
-        before = b;
+        before = class;
     }
     // Empty, or ending in a dot: an empty token.
-    before != b'.'
+    before == PLAIN
 }
+
+/// What [`publishable`] makes of a byte: part of a token, a dot, or one the fast test refuses
+/// (controls, space, `*`, `>`, and everything from DEL on, which the full check judges).
+const PLAIN: u8 = 0;
+const DOT: u8 = 1;
+const REFUSED: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut class = [REFUSED; 256];
+    let mut b = b'!';
+    while b < 0x7f {
+        class[b as usize] = match b {
+            b'.' => DOT,
+            b'*' | b'>' => REFUSED,
+            _ => PLAIN,
+        };
+        b += 1;
+    }
+    class
+};
 
 fn check(subject: &str, wildcards: bool) -> Result<(), BusError> {
     let invalid = |reason: &'static str| {
@@ -206,5 +220,17 @@ mod tests {
             );
         }
         assert!(subjects.len() > 60_000);
+        // And every byte on its own, and between two plain ones.
+        for b in 0..=u8::MAX {
+            for bytes in [vec![b], vec![b'a', b, b'a']] {
+                let full = std::str::from_utf8(&bytes).is_ok_and(|s| check(s, false).is_ok());
+                // Non-ASCII is the full check's alone.
+                if b.is_ascii() {
+                    assert_eq!(publishable(&bytes), full, "{bytes:?}");
+                } else {
+                    assert!(!publishable(&bytes), "{bytes:?}");
+                }
+            }
+        }
     }
 }
