@@ -213,8 +213,10 @@ fn slow_consumer_is_counted_and_the_connection_survives() {
 }
 
 /// Messages of the burst test: more bytes than the loopback socket and the client's queue
-/// to its connection task hold, so that publishes wait while the server reads nothing.
-const BURST: u32 = 20_000;
+/// to its connection task hold, so that publishes wait while the server reads nothing (50 MB
+/// against at most 38 MB here: TCP buffers of up to 4 MB to send and 32 MB to receive, and
+/// async-nats's queue of 2,048), and no more than a subscription buffers.
+const BURST: u32 = 50_000;
 const BURST_SIZE: usize = 1024;
 
 /// A publisher faster than the connection: while the server is paused (SIGSTOP) the client's
