@@ -390,6 +390,9 @@ fn discovery_interoperates_with_the_nats_service_api() {
             .await
             .unwrap();
         let _endpoint = service.endpoint("calc.add").await.unwrap();
+        // The service subscribed on another connection: its PONG says the server has the
+        // subscriptions before ginkgo's PING goes out (CI once listed none).
+        client.flush().await.unwrap();
         let found = Discovery::new(bus).list("calc").await.unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
