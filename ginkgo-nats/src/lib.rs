@@ -599,18 +599,6 @@ impl Transport for NatsTransport {
         published.map_err(transport_error)
     }
 
-    async fn publish_payload(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
-        let guard = self.link.client.load();
-        let Some(connected) = guard.as_deref() else {
-            return Err(BusError::Closed);
-        };
-        connected
-            .client
-            .publish(subject.to_owned(), payload)
-            .await
-            .map_err(transport_error)
-    }
-
     fn try_publish_payload(&self, subject: &str, payload: &Bytes) -> Option<Result<(), BusError>> {
         let guard = self.link.client.load();
         let Some(connected) = guard.as_deref() else {
@@ -620,7 +608,7 @@ impl Transport for NatsTransport {
         // future is pending only while that channel is full. Polled once here, with a waker
         // that does nothing: ready, the publish is queued; pending, it is dropped, and a
         // `tokio::sync::mpsc::Sender::send` dropped while waiting has sent nothing (its
-        // documented cancel safety), so the caller's `publish_payload` sends it instead.
+        // documented cancel safety), so the caller's `publish` sends it instead.
         let publish = pin!(
             connected
                 .client

@@ -246,17 +246,11 @@ pub trait Transport: Send + Sync + 'static {
     async fn publish(&self, message: Message) -> Result<(), BusError>;
 
     /// Publishes `payload` to `subject` (checked by the caller), without headers or a reply
-    /// subject: the common case, which a transport may serve without building a [`Message`].
-    async fn publish_payload(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
-        self.publish(Message::new(subject, payload)).await
-    }
-
-    /// Publishes `payload` to `subject` (checked by the caller) if that needs no wait, as
-    /// [`publish_payload`](Self::publish_payload) would; `None`, having published nothing, if
-    /// it would have to wait. [`Bus::publish`] tries this first and awaits `publish_payload`
-    /// only on `None`: a transport whose publish is almost always ready at once (a client
-    /// that queues it in a buffer with room) spares each publish the boxed future an async
-    /// trait method costs. The default always says it would wait.
+    /// subject, if that needs no wait; `None`, having published nothing, if it would have to
+    /// wait. [`Bus::publish`] tries this first and awaits [`publish`](Self::publish) only on
+    /// `None`: a transport whose publish is almost always ready at once (a client that queues
+    /// it in a buffer with room) spares each publish the boxed future an async trait method
+    /// costs. The default always says it would wait.
     fn try_publish_payload(&self, subject: &str, payload: &Bytes) -> Option<Result<(), BusError>> {
         let _ = (subject, payload);
         None
@@ -401,7 +395,7 @@ impl<R: Runtime> Bus<R> {
         if let Some(published) = self.transport.try_publish_payload(subject, &payload) {
             return published;
         }
-        self.transport.publish_payload(subject, payload).await
+        self.transport.publish(Message::new(subject, payload)).await
     }
 
     /// Publishes `value` as JSON to `subject`.
