@@ -67,6 +67,7 @@ macro_rules! conformance_suite {
             net::connect_closed_port_errors,
             net::tcp_addresses_and_nodelay,
             net::tcp_shutdown_write_gives_eof,
+            net::close_shuts_down_the_write_direction,
             net::listener_from_std,
             net::bind_in_use_errors,
             net::connect_by_host_name,

@@ -191,6 +191,47 @@ pub async fn tcp_shutdown_write_gives_eof<R: Runtime>() {
     assert_eq!(&reply, b"reply");
 }
 
+/// Closing a stream (`AsyncWriteExt::close`) shuts down its write direction, as the contract
+/// says: the peer reads to the end while the stream, still open, reads the reply. TCP, a
+/// write half, and a Unix-domain pair.
+pub async fn close_shuts_down_the_write_direction<R: Runtime>() {
+    let (mut client, mut server) = tcp_pair::<R>().await;
+    client.write_all(b"last words").await.expect("write");
+    client.close().await.expect("close");
+    let mut got = Vec::new();
+    timeout::<R, _>(LIMIT, server.read_to_end(&mut got))
+        .await
+        .expect("the peer sees the end of the stream")
+        .expect("read to eof");
+    assert_eq!(got, b"last words");
+    server.write_all(b"reply").await.expect("reply");
+    let mut reply = [0u8; 5];
+    client.read_exact(&mut reply).await.expect("read reply");
+    assert_eq!(&reply, b"reply");
+
+    let (client, mut server) = tcp_pair::<R>().await;
+    let (_read, mut write) = client.into_split();
+    write.write_all(b"half").await.expect("write");
+    write.close().await.expect("close the write half");
+    let mut got = Vec::new();
+    timeout::<R, _>(LIMIT, server.read_to_end(&mut got))
+        .await
+        .expect("the peer sees the end of the write half")
+        .expect("read to eof");
+    assert_eq!(got, b"half");
+    drop(write);
+
+    let (mut a, mut b) = UnixStream::<R>::pair().expect("pair");
+    a.write_all(b"unix").await.expect("write");
+    a.close().await.expect("close");
+    let mut got = Vec::new();
+    timeout::<R, _>(LIMIT, b.read_to_end(&mut got))
+        .await
+        .expect("the peer sees the end of the Unix stream")
+        .expect("read to eof");
+    assert_eq!(got, b"unix");
+}
+
 /// A listener bound with `std` (as socket activation hands it over) is adopted and serves.
 pub async fn listener_from_std<R: Runtime>() {
     let std_listener = std::net::TcpListener::bind(LOCALHOST).expect("std bind");
