@@ -27,6 +27,7 @@ macro_rules! http_suite {
             rt::timer_sleeps_and_resets,
             serve::h1_keep_alive,
             serve::h2_prior_knowledge,
+            serve::first_bytes_in_pieces_choose_the_protocol,
             serve::large_bodies_round_trip,
             serve::graceful_stop_finishes_in_flight,
             serve::graceful_stop_finishes_in_flight_h2,

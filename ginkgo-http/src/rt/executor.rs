@@ -12,10 +12,10 @@ use ginkgo_api::Runtime;
 /// ```
 /// # fn demo<R: ginkgo_api::Runtime>() {
 /// use ginkgo_http::rt::{Executor, Timer};
-/// use hyper_util::server::conn::auto;
+/// use hyper::server::conn::http2;
 ///
-/// let mut builder = auto::Builder::new(Executor::<R>::new());
-/// builder.http2().timer(Timer::<R>::new());
+/// let mut builder = http2::Builder::new(Executor::<R>::new());
+/// builder.timer(Timer::<R>::new());
 /// # }
 /// ```
 pub struct Executor<R>(PhantomData<fn() -> R>);

@@ -14,16 +14,19 @@ use ginkgo_api::net::handoff;
 use ginkgo_api::service::{Counter, Shutdown};
 use ginkgo_api::time::Sleep;
 use ginkgo_net::{Accepted, Stream};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
+use pin_project_lite::pin_project;
 
 use super::HttpService;
 use super::exec::OwnedExecutor;
 use super::service::Tracked;
+use crate::BoxError;
 use crate::rt::Io;
 
 /// What every connection of one server shares.
 pub(crate) struct Shared {
-    pub(crate) builder: auto::Builder<OwnedExecutor>,
+    pub(crate) http1: http1::Builder,
+    pub(crate) http2: http2::Builder<OwnedExecutor>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_body_size: usize,
@@ -67,7 +70,7 @@ pub(crate) async fn serve<R, S>(
         exchanges,
         shared.max_body_size,
     );
-    let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
+    let mut conn = pin!(Connection::new(io, service, shared.clone()));
     // An HTTP/2 connection idle for the idle timeout is shut down as the server's stop does:
     // its socket notes it at a read (in this task, just before the flag is looked at).
     let finished = futures_lite::future::or(async { Some(conn.as_mut().await) }, async {
@@ -109,6 +112,100 @@ pub(crate) async fn serve<R, S>(
     if let Err(err) = result {
         // Peers that vanish or time out are routine for a server: not worth a warning.
         tracing::debug!(%peer, error = %err, "HTTP connection ended with an error");
+    }
+}
+
+pin_project! {
+    /// hyper serving one connection: HTTP/1.1 (with upgrades) or HTTP/2, as its first bytes
+    /// tell. hyper-util's `auto` builder does the same, but keeps the first bytes in a layer
+    /// under the socket that every later read and write passes through; here the socket's own
+    /// adapter reads them ([`HeadDeadline::poll_sniff`]) and hands them to hyper again.
+    struct Connection<R: Runtime, S: HttpService> {
+        #[pin]
+        state: ConnectionState<R, S>,
+        shared: Arc<Shared>,
+    }
+}
+
+pin_project! {
+    #[project = ConnectionStateProj]
+    enum ConnectionState<R: Runtime, S: HttpService> {
+        /// Reading the first bytes; told to shut down (`stopped`), it closes the connection.
+        Sniffing {
+            // Taken when hyper is given them.
+            parts: Option<(Io<HeadDeadline<R>>, Tracked<S>)>,
+            stopped: bool,
+        },
+        Http1 {
+            #[pin]
+            conn: http1::UpgradeableConnection<Io<HeadDeadline<R>>, Tracked<S>>,
+        },
+        Http2 {
+            #[pin]
+            conn: http2::Connection<Io<HeadDeadline<R>>, Tracked<S>, OwnedExecutor>,
+        },
+    }
+}
+
+impl<R: Runtime, S: HttpService> Connection<R, S> {
+    fn new(io: Io<HeadDeadline<R>>, service: Tracked<S>, shared: Arc<Shared>) -> Self {
+        Self {
+            state: ConnectionState::Sniffing {
+                parts: Some((io, service)),
+                stopped: false,
+            },
+            shared,
+        }
+    }
+
+    /// Starts a graceful shutdown: in-flight requests finish, then the connection closes (at
+    /// once if it is idle or has not sent its first bytes yet).
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        match self.project().state.project() {
+            ConnectionStateProj::Sniffing { stopped, .. } => *stopped = true,
+            ConnectionStateProj::Http1 { conn } => conn.graceful_shutdown(),
+            ConnectionStateProj::Http2 { conn } => conn.graceful_shutdown(),
+        }
+    }
+}
+
+impl<R: Runtime, S: HttpService> Future for Connection<R, S> {
+    type Output = Result<(), BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                ConnectionStateProj::Http1 { conn } => return conn.poll(cx).map_err(Into::into),
+                ConnectionStateProj::Http2 { conn } => return conn.poll(cx).map_err(Into::into),
+                ConnectionStateProj::Sniffing { parts, stopped } => {
+                    let Some((io, _)) = parts else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    if *stopped {
+                        *parts = None;
+                        return Poll::Ready(Ok(()));
+                    }
+                    let read = std::task::ready!(io.get_mut().poll_sniff(cx));
+                    let Some((io, service)) = parts.take() else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    match read? {
+                        Protocol::Http2 => ConnectionState::Http2 {
+                            conn: this.shared.http2.serve_connection(io, service),
+                        },
+                        _ => ConnectionState::Http1 {
+                            conn: this
+                                .shared
+                                .http1
+                                .serve_connection(io, service)
+                                .with_upgrades(),
+                        },
+                    }
+                }
+            };
+            this.state.set(next);
+        }
     }
 }
 
@@ -280,6 +377,11 @@ struct HeadDeadline<R: Runtime> {
     going_away_since: Option<Instant>,
     /// Set once the connection lingers after refusing a body (its timer then keeps the end).
     lingering: bool,
+    /// The first bytes, read to tell the protocol ([`Self::poll_sniff`]); reads hand out
+    /// `first[first_read..first_len]` before they read the socket again.
+    first: [u8; H2_PREFACE.len()],
+    first_read: u8,
+    first_len: u8,
 }
 
 impl<R: Runtime> HeadDeadline<R> {
@@ -304,7 +406,33 @@ impl<R: Runtime> HeadDeadline<R> {
             head_since: None,
             going_away_since: None,
             lingering: false,
+            first: [0; H2_PREFACE.len()],
+            first_read: 0,
+            first_len: 0,
         }
+    }
+
+    /// Reads until the first bytes tell HTTP/2's preface from anything else (HTTP/1.1, or an
+    /// end of the stream), under the first head's deadline, as hyper-util's `auto` builder
+    /// does; what it read is read again by hyper. Out of line: once per connection.
+    #[inline(never)]
+    fn poll_sniff(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Protocol>> {
+        while let Protocol::Sniffing { matched } = self.protocol {
+            let mut chunk = [0; H2_PREFACE.len()];
+            let n = std::task::ready!(
+                Pin::new(&mut *self).poll_read(cx, &mut chunk[..H2_PREFACE.len() - matched])
+            )?;
+            // The read noted how far the preface matched (`sniff`); keep the bytes.
+            let Some(read) = chunk.get(..n) else {
+                return Poll::Ready(Err(io::Error::other("a read reported more than it read")));
+            };
+            self.first[matched..matched + n].copy_from_slice(read);
+            if !matches!(self.protocol, Protocol::Sniffing { .. }) {
+                // At most the preface's 24 bytes.
+                self.first_len = (matched + n) as u8;
+            }
+        }
+        Poll::Ready(Ok(self.protocol))
     }
 
     /// Takes note of bytes read while the protocol is not yet known.
@@ -460,12 +588,16 @@ impl<R: Runtime> HeadDeadline<R> {
 }
 
 impl<R: Runtime> AsyncRead for HeadDeadline<R> {
+    #[inline(always)]
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.first_read < this.first_len {
+            return Poll::Ready(Ok(this.read_first(buf)));
+        }
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
@@ -476,8 +608,31 @@ impl<R: Runtime> AsyncRead for HeadDeadline<R> {
                 }
                 Poll::Ready(Ok(n))
             }
-            Poll::Pending if this.missed_deadline(cx) => Poll::Ready(Err(this.timed_out())),
+            Poll::Pending => this.wait(cx),
             other => other,
+        }
+    }
+}
+
+impl<R: Runtime> HeadDeadline<R> {
+    /// Hands out what [`Self::poll_sniff`] read, once per connection.
+    #[cold]
+    fn read_first(&mut self, buf: &mut [u8]) -> usize {
+        let first = &self.first[usize::from(self.first_read)..usize::from(self.first_len)];
+        let n = first.len().min(buf.len());
+        buf[..n].copy_from_slice(&first[..n]);
+        self.first_read += n as u8;
+        n
+    }
+
+    /// A read that must wait: it fails if it missed its deadline. Out of line, so that a read
+    /// that brings bytes does not pay for the registers the deadline's arithmetic needs.
+    #[inline(never)]
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.missed_deadline(cx) {
+            Poll::Ready(Err(self.timed_out()))
+        } else {
+            Poll::Pending
         }
     }
 }

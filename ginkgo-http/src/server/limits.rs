@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
 
 /// The default of [`HttpServer::header_read_timeout`](crate::HttpServer::header_read_timeout):
 /// 30 s.
@@ -58,8 +58,7 @@ impl Limits {
     /// Gives hyper the limits it keeps itself: the head's size and header count, and HTTP/2's
     /// streams and header list. The timeouts are kept by each connection's socket and the
     /// body size by its service (`conn`).
-    pub(crate) fn apply<E>(&self, builder: &mut auto::Builder<E>) {
-        let mut http1 = builder.http1();
+    pub(crate) fn apply<E>(&self, http1: &mut http1::Builder, http2: &mut http2::Builder<E>) {
         // hyper refuses a head once its read buffer holds this much and the head has not ended.
         http1.max_buf_size(self.max_header_size);
         // Unset, hyper's parser uses a fixed array of 100; a count set, even 100, makes it
@@ -67,8 +66,7 @@ impl Limits {
         if self.max_headers != DEFAULT_MAX_HEADERS {
             http1.max_headers(self.max_headers);
         }
-        builder
-            .http2()
+        http2
             .max_concurrent_streams(self.h2_max_concurrent_streams)
             .max_header_list_size(u32::try_from(self.max_header_size).unwrap_or(u32::MAX));
     }

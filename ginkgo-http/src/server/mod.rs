@@ -15,7 +15,7 @@ use std::time::Duration;
 use ginkgo_api::Runtime;
 use ginkgo_api::service::{Context, Error, Options, Service, async_trait};
 use http::{Request, Response};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
 
 use ginkgo_net::{
     AcceptControl, AcceptLoop, BoundAddr, DEFAULT_MAX_CONNECTIONS, Listen, ListenOptions,
@@ -79,8 +79,9 @@ where
 ///   [`HttpServer::listen_options`]. [`HttpServer::address`] tells the bound address, which is
 ///   how to find port 0.
 /// - **Protocols**: HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (h2c) on the same
-///   port, told apart by the first bytes (hyper-util's `auto` builder). Upgrades (such as
-///   WebSocket) are supported.
+///   port, told apart by the first bytes (as hyper-util's `auto` builder does, but read by the
+///   connection's own socket adapter, so no rewinding layer sits under every later read and
+///   write). Upgrades (such as WebSocket) are supported.
 /// - **Limits**: see [below](#limits); each has a builder method and a default.
 /// - **Accepting**: ginkgo-net's [`AcceptLoop`], the one every server kind runs: at most
 ///   [`HttpServer::max_connections`] connections at once (10,000 by default; beyond it new
@@ -414,17 +415,19 @@ impl<R: Runtime, S> HttpServer<R, S> {
         self
     }
 
-    fn connection_builder(&self, ctx: &Context) -> auto::Builder<OwnedExecutor> {
-        let mut builder = auto::Builder::new(OwnedExecutor(ctx.clone()));
+    /// hyper's builders for this server's connections, HTTP/1.1 and HTTP/2.
+    fn connection_builders(
+        &self,
+        ctx: &Context,
+    ) -> (http1::Builder, http2::Builder<OwnedExecutor>) {
+        let mut http1 = http1::Builder::new();
         // The header read timeout is kept by each connection's socket (`conn::HeadDeadline`),
         // which costs a request less than hyper's own.
-        builder
-            .http1()
-            .keep_alive(self.keep_alive)
-            .header_read_timeout(None);
-        builder.http2().timer(Timer::<R>::new());
-        self.limits.apply(&mut builder);
-        builder
+        http1.keep_alive(self.keep_alive).header_read_timeout(None);
+        let mut http2 = http2::Builder::new(OwnedExecutor(ctx.clone()));
+        http2.timer(Timer::<R>::new());
+        self.limits.apply(&mut http1, &mut http2);
+        (http1, http2)
     }
 }
 
@@ -475,8 +478,10 @@ impl<R: Runtime, S: HttpService> Service for HttpServer<R, S> {
         let accept = AcceptLoop::new(listener, &self.address, ctx)
             .max_connections(self.max_connections)
             .control(self.control.clone());
+        let (http1, http2) = self.connection_builders(ctx);
         let shared = Arc::new(conn::Shared {
-            builder: self.connection_builder(ctx),
+            http1,
+            http2,
             header_read_timeout: self.limits.header_read_timeout,
             idle_timeout: self.limits.idle_timeout,
             max_body_size: self.limits.max_body_size,

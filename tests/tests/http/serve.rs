@@ -89,6 +89,74 @@ pub(crate) async fn h2_prior_knowledge<R: Runtime>() {
     assert!(within::<R, _>("stop", tree.stop()).await.is_clean());
 }
 
+/// The first bytes choose the protocol however they arrive: an HTTP/1.1 request whose first
+/// byte matches HTTP/2's preface, sent in pieces, is served whole (the bytes read to tell the
+/// protocol are read again); the preface in pieces gets HTTP/2's SETTINGS; a peer that sends
+/// part of the preface and closes, or nothing, costs the server nothing; and a connection that
+/// has sent nothing is closed at once by a stop.
+pub(crate) async fn first_bytes_in_pieces_choose_the_protocol<R: Runtime>() {
+    let echo = hello().route("/echo", post(|body: Bytes| async move { body }));
+    let (tree, addr) = start(HttpServer::<R, _>::new("127.0.0.1:0", echo)).await;
+    let pause = || ginkgo_api::time::sleep::<R>(Duration::from_millis(20));
+
+    let mut h1 = TcpStream::<R>::connect(addr).await.expect("connect");
+    for piece in [
+        &b"P"[..],
+        b"OST /echo HTTP/1.1\r\nHost: ginkgo.test\r\n",
+        b"Content-Length: 5\r\nConnection: close\r\n\r\nhello",
+    ] {
+        h1.write_all(piece).await.expect("write a piece");
+        pause().await;
+    }
+    let reply = String::from_utf8_lossy(&read_until_closed(&mut h1).await).into_owned();
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ") && reply.ends_with("\r\n\r\nhello"),
+        "the request in pieces got: {reply:?}"
+    );
+
+    let mut h2 = TcpStream::<R>::connect(addr).await.expect("connect");
+    for piece in [&b"PRI * HTTP/2.0\r\n"[..], b"\r\nSM", b"\r\n\r\n"] {
+        h2.write_all(piece)
+            .await
+            .expect("write a piece of the preface");
+        pause().await;
+    }
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .expect("write SETTINGS");
+    let mut frame = [0; 9];
+    within::<R, _>("the server's SETTINGS", h2.read_exact(&mut frame))
+        .await
+        .expect("read a frame header");
+    assert_eq!(frame[3], 4, "the first frame is not SETTINGS: {frame:?}");
+    // A raw HTTP/2 peer that never acknowledges SETTINGS would hold a graceful stop up.
+    drop(h2);
+
+    let mut partial = TcpStream::<R>::connect(addr).await.expect("connect");
+    partial.write_all(b"PRI * HT").await.expect("write");
+    partial.close().await.expect("close");
+    let answer = read_until_closed(&mut partial).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains(" 200 "),
+        "a partial preface was answered: {answer:?}"
+    );
+    drop(TcpStream::<R>::connect(addr).await.expect("connect"));
+
+    let mut silent = TcpStream::<R>::connect(addr).await.expect("connect");
+    ginkgo_api::time::sleep::<R>(Duration::from_millis(50)).await;
+    let began = Instant::now();
+    let report = within::<R, _>("stop", tree.stop()).await;
+    assert!(report.is_clean(), "stop report: {report}");
+    assert!(read_until_closed(&mut silent).await.is_empty());
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "a connection that sent nothing held the stop up for {:?}",
+        began.elapsed()
+    );
+    assert_eq!(counter(&tree.snapshot(), "requests"), 1);
+}
+
 /// A 1 MiB body goes up and comes back intact over HTTP/1.1 and HTTP/2, through many reads
 /// and writes of the I/O adapter.
 pub(crate) async fn large_bodies_round_trip<R: Runtime>() {
