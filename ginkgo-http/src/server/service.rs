@@ -115,7 +115,13 @@ impl<S: HttpService> Future for TrackedFuture<S> {
         let mut response = loop {
             match this.call.as_mut().project() {
                 CallProj::Service { future } => match ready!(future.poll(cx)) {
-                    Ok(response) => break response.map(|body| ResponseBody::Service { body }),
+                    // One move of the response: its exchange's end is put in below.
+                    Ok(response) => {
+                        break response.map(|body| TrackedBody {
+                            inner: ResponseBody::Service { body },
+                            _end: None,
+                        });
+                    }
                     Err(err) => return Poll::Ready(Err(err.into())),
                 },
                 CallProj::NotReady { service, request } => {
@@ -142,15 +148,19 @@ impl<S: HttpService> Future for TrackedFuture<S> {
                 close_after(&mut response);
             }
         }
-        Poll::Ready(Ok(response.map(|inner| TrackedBody { inner, _end: end })))
+        response.body_mut()._end = end;
+        Poll::Ready(Ok(response))
     }
 }
 
 /// The server's answer to a request whose `Content-Length` is over the body limit. An HTTP/1
 /// connection is closed after it: the body is not read, so the next request could not be.
 #[cold]
-fn payload_too_large<B>(version: Version) -> Response<ResponseBody<B>> {
-    let mut response = Response::new(ResponseBody::Empty);
+fn payload_too_large<B>(version: Version) -> Response<TrackedBody<B>> {
+    let mut response = Response::new(TrackedBody {
+        inner: ResponseBody::Empty,
+        _end: None,
+    });
     *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     if version < Version::HTTP_2 {
         response
