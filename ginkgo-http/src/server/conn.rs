@@ -419,9 +419,8 @@ impl<R: Runtime> HeadDeadline<R> {
     fn poll_sniff(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Protocol>> {
         while let Protocol::Sniffing { matched } = self.protocol {
             let mut chunk = [0; H2_PREFACE.len()];
-            let n = std::task::ready!(
-                Pin::new(&mut *self).poll_read(cx, &mut chunk[..H2_PREFACE.len() - matched])
-            )?;
+            let chunk = &mut chunk[..H2_PREFACE.len() - matched];
+            let n = std::task::ready!(Pin::new(&mut *self).poll_read(cx, chunk))?;
             // The read noted how far the preface matched (`sniff`); keep the bytes.
             let Some(read) = chunk.get(..n) else {
                 return Poll::Ready(Err(io::Error::other("a read reported more than it read")));

@@ -196,14 +196,7 @@ pub async fn tcp_shutdown_write_gives_eof<R: Runtime>() {
 /// write half, and a Unix-domain pair.
 pub async fn close_shuts_down_the_write_direction<R: Runtime>() {
     let (mut client, mut server) = tcp_pair::<R>().await;
-    client.write_all(b"last words").await.expect("write");
-    client.close().await.expect("close");
-    let mut got = Vec::new();
-    timeout::<R, _>(LIMIT, server.read_to_end(&mut got))
-        .await
-        .expect("the peer sees the end of the stream")
-        .expect("read to eof");
-    assert_eq!(got, b"last words");
+    write_and_close::<R>(&mut client, &mut server, b"last words", "TCP stream").await;
     server.write_all(b"reply").await.expect("reply");
     let mut reply = [0u8; 5];
     client.read_exact(&mut reply).await.expect("read reply");
@@ -211,25 +204,29 @@ pub async fn close_shuts_down_the_write_direction<R: Runtime>() {
 
     let (client, mut server) = tcp_pair::<R>().await;
     let (_read, mut write) = client.into_split();
-    write.write_all(b"half").await.expect("write");
-    write.close().await.expect("close the write half");
-    let mut got = Vec::new();
-    timeout::<R, _>(LIMIT, server.read_to_end(&mut got))
-        .await
-        .expect("the peer sees the end of the write half")
-        .expect("read to eof");
-    assert_eq!(got, b"half");
+    write_and_close::<R>(&mut write, &mut server, b"half", "TCP write half").await;
     drop(write);
 
     let (mut a, mut b) = UnixStream::<R>::pair().expect("pair");
-    a.write_all(b"unix").await.expect("write");
-    a.close().await.expect("close");
+    write_and_close::<R>(&mut a, &mut b, b"unix", "Unix stream").await;
+}
+
+/// Writes `data` to `stream` and closes it (keeping it), then checks that `peer` reads exactly
+/// `data` and the end of the stream.
+async fn write_and_close<R: Runtime>(
+    stream: &mut (impl futures_lite::AsyncWrite + Unpin),
+    peer: &mut (impl futures_lite::AsyncRead + Unpin),
+    data: &[u8],
+    what: &str,
+) {
+    stream.write_all(data).await.expect("write");
+    stream.close().await.expect("close");
     let mut got = Vec::new();
-    timeout::<R, _>(LIMIT, b.read_to_end(&mut got))
+    timeout::<R, _>(LIMIT, peer.read_to_end(&mut got))
         .await
-        .expect("the peer sees the end of the Unix stream")
+        .unwrap_or_else(|_| panic!("the peer never saw the end of the {what}"))
         .expect("read to eof");
-    assert_eq!(got, b"unix");
+    assert_eq!(got, data, "what the peer of the {what} read");
 }
 
 /// A listener bound with `std` (as socket activation hands it over) is adopted and serves.
