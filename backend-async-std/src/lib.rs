@@ -27,8 +27,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use ginkgo_api::Runtime;
-use ginkgo_api::forward_async_read;
 use ginkgo_api::runtime::{RawTcpListener, RawTcpStream, RawUnixListener, RawUnixStream};
+use ginkgo_api::{forward_async_read, forward_async_write};
 use ginkgo_backend_kit::native::{NativeAbort, NativeHandle, NativeRuntime};
 use ginkgo_backend_kit::{Signals, Sleep};
 
@@ -128,63 +128,14 @@ impl RawTcpListener for TcpListener {
     }
 }
 
-/// futures-io's `AsyncWrite` for a wrapper of an async-std stream (field `0`), whose close
-/// shuts down the write direction as the contract says. async-std's own `poll_close` only
-/// flushes (it is async-io's, which is generic over the I/O type): the peer would never see
-/// the end of the stream.
-macro_rules! write_shutting_down_on_close {
-    ($ty:ty) => {
-        impl ginkgo_api::io::AsyncWrite for $ty {
-            #[inline]
-            fn poll_write(
-                mut self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                ginkgo_api::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
-            }
-
-            #[inline]
-            fn poll_write_vectored(
-                mut self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> std::task::Poll<io::Result<usize>> {
-                ginkgo_api::io::AsyncWrite::poll_write_vectored(
-                    std::pin::Pin::new(&mut self.0),
-                    cx,
-                    bufs,
-                )
-            }
-
-            #[inline]
-            fn poll_flush(
-                mut self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                ginkgo_api::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
-            }
-
-            fn poll_close(
-                mut self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::ready!(ginkgo_api::io::AsyncWrite::poll_flush(
-                    std::pin::Pin::new(&mut self.0),
-                    cx
-                ))?;
-                std::task::Poll::Ready(self.0.shutdown(Shutdown::Write))
-            }
-        }
-    };
-}
-
 /// A TCP connection (`async_std::net::TcpStream`).
 #[derive(Debug)]
 pub struct TcpStream(async_std::net::TcpStream);
 
 forward_async_read!(TcpStream, 0);
-write_shutting_down_on_close!(TcpStream);
+// async-std's own close only flushes (it is async-io's, generic over the I/O type): the
+// peer would never see the end of the stream.
+forward_async_write!(TcpStream, 0, close: shutdown);
 
 /// The read half of a [`TcpStream`]: a second handle to the same socket.
 #[derive(Debug)]
@@ -196,7 +147,7 @@ forward_async_read!(TcpReadHalf, 0);
 #[derive(Debug)]
 pub struct TcpWriteHalf(async_std::net::TcpStream);
 
-write_shutting_down_on_close!(TcpWriteHalf);
+forward_async_write!(TcpWriteHalf, 0, close: shutdown);
 
 impl Drop for TcpWriteHalf {
     fn drop(&mut self) {
@@ -270,7 +221,7 @@ impl RawUnixListener for UnixListener {
 pub struct UnixStream(async_std::os::unix::net::UnixStream);
 
 forward_async_read!(UnixStream, 0);
-write_shutting_down_on_close!(UnixStream);
+forward_async_write!(UnixStream, 0, close: shutdown);
 
 impl RawUnixStream for UnixStream {
     async fn connect(path: &Path) -> io::Result<Self> {

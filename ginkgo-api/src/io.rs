@@ -114,9 +114,28 @@ macro_rules! forward_async_read {
 ///
 /// `forward_async_write!(MyStream, 0)` forwards to `self.0`;
 /// `forward_async_write!(impl<R: Runtime> Wrapper<R>, inner)` does it for a generic wrapper.
+/// `forward_async_write!(MyStream, 0, close: shutdown)` forwards all but `poll_close`, which
+/// flushes and then shuts down the write direction with the field's
+/// `shutdown(Shutdown::Write)`: for a socket type whose own close only flushes.
 #[macro_export]
 macro_rules! forward_async_write {
     (impl<$($param:ident: $bound:path),*> $ty:ty, $field:tt) => {
+        $crate::forward_async_write!(@impl [$($param: $bound),*] $ty, $field, forward);
+    };
+    (impl<$($param:ident: $bound:path),*> $ty:ty, $field:tt, close: shutdown) => {
+        $crate::forward_async_write!(@impl [$($param: $bound),*] $ty, $field, shutdown);
+    };
+    (@close forward, $self:ident, $cx:ident, $field:tt) => {
+        $crate::io::AsyncWrite::poll_close(::std::pin::Pin::new(&mut $self.$field), $cx)
+    };
+    (@close shutdown, $self:ident, $cx:ident, $field:tt) => {{
+        ::std::task::ready!($crate::io::AsyncWrite::poll_flush(
+            ::std::pin::Pin::new(&mut $self.$field),
+            $cx
+        ))?;
+        ::std::task::Poll::Ready($self.$field.shutdown(::std::net::Shutdown::Write))
+    }};
+    (@impl [$($param:ident: $bound:path),*] $ty:ty, $field:tt, $close:ident) => {
         impl<$($param: $bound),*> $crate::io::AsyncWrite for $ty {
             #[inline]
             fn poll_write(
@@ -153,9 +172,12 @@ macro_rules! forward_async_write {
                 mut self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
-                $crate::io::AsyncWrite::poll_close(::std::pin::Pin::new(&mut self.$field), cx)
+                $crate::forward_async_write!(@close $close, self, cx, $field)
             }
         }
+    };
+    ($ty:ty, $field:tt, close: shutdown) => {
+        $crate::forward_async_write!(impl<> $ty, $field, close: shutdown);
     };
     ($ty:ty, $field:tt) => {
         $crate::forward_async_write!(impl<> $ty, $field);

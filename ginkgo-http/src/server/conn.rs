@@ -130,11 +130,10 @@ pin_project! {
 pin_project! {
     #[project = ConnectionStateProj]
     enum ConnectionState<R: Runtime, S: HttpService> {
-        /// Reading the first bytes; told to shut down (`stopped`), it closes the connection.
+        /// Reading the first bytes.
         Sniffing {
-            // Taken when hyper is given them.
+            // Taken when hyper is given them; dropped (closing the connection) by a shutdown.
             parts: Option<(Io<HeadDeadline<R>>, Tracked<S>)>,
-            stopped: bool,
         },
         Http1 {
             #[pin]
@@ -152,7 +151,6 @@ impl<R: Runtime, S: HttpService> Connection<R, S> {
         Self {
             state: ConnectionState::Sniffing {
                 parts: Some((io, service)),
-                stopped: false,
             },
             shared,
         }
@@ -162,7 +160,7 @@ impl<R: Runtime, S: HttpService> Connection<R, S> {
     /// once if it is idle or has not sent its first bytes yet).
     fn graceful_shutdown(self: Pin<&mut Self>) {
         match self.project().state.project() {
-            ConnectionStateProj::Sniffing { stopped, .. } => *stopped = true,
+            ConnectionStateProj::Sniffing { parts } => *parts = None,
             ConnectionStateProj::Http1 { conn } => conn.graceful_shutdown(),
             ConnectionStateProj::Http2 { conn } => conn.graceful_shutdown(),
         }
@@ -178,14 +176,10 @@ impl<R: Runtime, S: HttpService> Future for Connection<R, S> {
             let next = match this.state.as_mut().project() {
                 ConnectionStateProj::Http1 { conn } => return conn.poll(cx).map_err(Into::into),
                 ConnectionStateProj::Http2 { conn } => return conn.poll(cx).map_err(Into::into),
-                ConnectionStateProj::Sniffing { parts, stopped } => {
+                ConnectionStateProj::Sniffing { parts } => {
                     let Some((io, _)) = parts else {
                         return Poll::Ready(Ok(()));
                     };
-                    if *stopped {
-                        *parts = None;
-                        return Poll::Ready(Ok(()));
-                    }
                     let read = std::task::ready!(io.get_mut().poll_sniff(cx));
                     let Some((io, service)) = parts.take() else {
                         return Poll::Ready(Ok(()));

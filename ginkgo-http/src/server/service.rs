@@ -117,10 +117,8 @@ impl<S: HttpService> Future for TrackedFuture<S> {
                 CallProj::Service { future } => match ready!(future.poll(cx)) {
                     // One move of the response: its exchange's end is put in below.
                     Ok(response) => {
-                        break response.map(|body| TrackedBody {
-                            inner: ResponseBody::Service { body },
-                            _end: None,
-                        });
+                        break response
+                            .map(|body| TrackedBody::new(ResponseBody::Service { body }));
                     }
                     Err(err) => return Poll::Ready(Err(err.into())),
                 },
@@ -157,10 +155,7 @@ impl<S: HttpService> Future for TrackedFuture<S> {
 /// connection is closed after it: the body is not read, so the next request could not be.
 #[cold]
 fn payload_too_large<B>(version: Version) -> Response<TrackedBody<B>> {
-    let mut response = Response::new(TrackedBody {
-        inner: ResponseBody::Empty,
-        _end: None,
-    });
+    let mut response = Response::new(TrackedBody::new(ResponseBody::Empty));
     *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     if version < Version::HTTP_2 {
         response
@@ -194,6 +189,13 @@ pin_project! {
     enum ResponseBody<B> {
         Service { #[pin] body: B },
         Empty,
+    }
+}
+
+impl<B> TrackedBody<B> {
+    /// A body whose exchange's end is put in once the response is known to be sent on.
+    fn new(inner: ResponseBody<B>) -> Self {
+        Self { inner, _end: None }
     }
 }
 
